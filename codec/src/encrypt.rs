@@ -1,0 +1,146 @@
+//! Building a kapsel file: a fresh file key, one HPKE stanza per recipient,
+//! the header, then the Cobblestone-256 payload keyed by the file key with
+//! the header bytes as context.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kapsel_format::{write, Header, Sender, Stanza, Suite, MAX_RECIPIENTS, WRAPPED_KEY_LEN};
+use p256::SecretKey;
+use rand_core::{OsRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::error::EncryptError;
+use crate::hpke::{self, Mode};
+use crate::keys::{Identity, Recipient};
+use crate::payload::{PayloadWriter, StreamError};
+use crate::{FILE_KEY_LEN, HPKE_INFO};
+
+/// Configures and starts the encryption of one file.
+#[derive(Debug)]
+pub struct Encryptor {
+    recipients: Vec<Recipient>,
+    sender: Option<Identity>,
+    created_at: Option<u64>,
+    serial: Option<u64>,
+    hide_recipients: bool,
+}
+
+impl Encryptor {
+    /// An encryptor to these recipients (duplicates are dropped).
+    pub fn new(recipients: impl IntoIterator<Item = Recipient>) -> Result<Self, EncryptError> {
+        let mut unique: Vec<Recipient> = Vec::new();
+        for r in recipients {
+            if !unique.contains(&r) {
+                unique.push(r);
+            }
+        }
+        if unique.is_empty() {
+            return Err(EncryptError::NoRecipients);
+        }
+        if unique.len() > usize::from(MAX_RECIPIENTS) {
+            return Err(EncryptError::TooManyRecipients {
+                count: unique.len(),
+                max: MAX_RECIPIENTS,
+            });
+        }
+        Ok(Encryptor {
+            recipients: unique,
+            sender: None,
+            created_at: None,
+            serial: None,
+            hide_recipients: false,
+        })
+    }
+
+    /// Names the sender: its public key goes into the header and every stanza
+    /// is sealed in HPKE auth mode with it.
+    pub fn sender(mut self, identity: Identity) -> Self {
+        self.sender = Some(identity);
+        self
+    }
+
+    /// Sets the creation time (Unix seconds); the default is now.
+    pub fn created_at(mut self, unix_seconds: u64) -> Self {
+        self.created_at = Some(unix_seconds);
+        self
+    }
+
+    /// Sets the serial number; the default is a random 64-bit number.
+    pub fn serial(mut self, serial: u64) -> Self {
+        self.serial = Some(serial);
+        self
+    }
+
+    /// Writes all-zero key hints, so the header does not reveal who can
+    /// decrypt (decryptors then try every stanza).
+    pub fn hide_recipients(mut self, hide: bool) -> Self {
+        self.hide_recipients = hide;
+        self
+    }
+
+    /// Builds the header for a fresh file key; returns its encoding and the key.
+    fn header(&self) -> Result<(Vec<u8>, Zeroizing<[u8; FILE_KEY_LEN]>), EncryptError> {
+        let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
+        OsRng.fill_bytes(&mut file_key[..]);
+        let sender_secret = self.sender.as_ref().map(Identity::secret_key);
+        let mode = if sender_secret.is_some() {
+            Mode::Auth
+        } else {
+            Mode::Base
+        };
+        let mut stanzas = Vec::with_capacity(self.recipients.len());
+        for recipient in &self.recipients {
+            let ephemeral = SecretKey::random(&mut OsRng);
+            let encapsulation = hpke::encap(recipient.public_key(), sender_secret, &ephemeral);
+            let mut ctx = hpke::Context::new(mode, &encapsulation.shared_secret, HPKE_INFO);
+            // A fresh context has sequence number 0: sealing cannot hit the limit.
+            #[allow(clippy::expect_used)]
+            let sealed = ctx.seal(b"", &file_key[..]).expect("first HPKE seal");
+            let mut wrapped_key = [0u8; WRAPPED_KEY_LEN];
+            wrapped_key.copy_from_slice(&sealed);
+            let hint = if self.hide_recipients {
+                [0u8; 4]
+            } else {
+                recipient.hint()
+            };
+            stanzas.push(Stanza::P256Hpke {
+                hint,
+                enc: kapsel_format::P256Point(encapsulation.enc),
+                wrapped_key,
+            });
+        }
+        let header = Header {
+            suite: Suite::P256HpkeCobblestone256,
+            created_at: self.created_at.unwrap_or_else(now_unix_seconds),
+            serial: self.serial.unwrap_or_else(|| OsRng.next_u64()),
+            sender: match &self.sender {
+                Some(identity) => Sender::P256(identity.to_recipient().to_wire()),
+                None => Sender::Anonymous,
+            },
+            stanzas,
+            extensions: Vec::new(),
+        };
+        Ok((write::header_to_vec(&header)?, file_key))
+    }
+
+    /// Writes the header and the payload prefix to `output` and returns the
+    /// writer for the plaintext. Call [`PayloadWriter::finish`] at the end.
+    pub fn wrap_output<W: Write>(self, mut output: W) -> Result<PayloadWriter<W>, EncryptError> {
+        let (header_bytes, file_key) = self.header()?;
+        output.write_all(&header_bytes)?;
+        PayloadWriter::new(output, &file_key[..], &header_bytes).map_err(|e| match e {
+            StreamError::Io(e) => EncryptError::Io(e),
+            // The file key is always FILE_KEY_LEN bytes, the only payload
+            // setup error; report it as I/O-free internal failure.
+            StreamError::Payload(p) => EncryptError::Io(std::io::Error::other(p)),
+        })
+    }
+}
+
+fn now_unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

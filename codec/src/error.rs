@@ -1,0 +1,125 @@
+//! Errors of the codec and the decoder outcome classes of SPEC.md.
+
+use std::io;
+
+use kapsel_format::{HeaderClass, HeaderError};
+
+use crate::payload::PayloadError;
+
+/// The decoder outcome classes of SPEC.md, section "Decoder outcomes".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The input does not start with the kapsel magic.
+    NotKapsel,
+    /// Unknown version, suite or critical extension.
+    Unsupported,
+    /// The header is truncated or not a valid encoding, or carries an invalid public key.
+    MalformedHeader,
+    /// No identity opened any stanza.
+    NoMatchingRecipient,
+    /// A stanza addressed to an identity did not open, or the key commitment
+    /// over the header did not match.
+    HeaderAuthFailed,
+    /// A chunk failed, or the payload was truncated or extended.
+    PayloadFailed,
+    /// Reading or writing failed for reasons outside the file.
+    Io,
+}
+
+/// Why a file could not be decrypted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecryptError {
+    /// The header was refused.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// A stanza's encapsulated key or the sender key is not a valid P-256 point.
+    #[error("malformed header: public key is not on the P-256 curve")]
+    InvalidPublicKey,
+    /// None of the given identities opened any stanza.
+    #[error("no identity matches any recipient")]
+    NoMatchingRecipient,
+    /// A stanza addressed to one of the identities did not open, or the key
+    /// commitment did not match: the header was modified.
+    #[error("header authentication failed")]
+    HeaderAuthFailed,
+    /// The payload failed.
+    #[error(transparent)]
+    Payload(PayloadError),
+    /// Reading failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl DecryptError {
+    /// The outcome class of this error.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            DecryptError::Header(h) => match h.class() {
+                HeaderClass::NotKapsel => Outcome::NotKapsel,
+                HeaderClass::Unsupported => Outcome::Unsupported,
+                HeaderClass::Malformed => Outcome::MalformedHeader,
+            },
+            DecryptError::InvalidPublicKey => Outcome::MalformedHeader,
+            DecryptError::NoMatchingRecipient => Outcome::NoMatchingRecipient,
+            DecryptError::HeaderAuthFailed => Outcome::HeaderAuthFailed,
+            DecryptError::Payload(PayloadError::CommitmentMismatch) => Outcome::HeaderAuthFailed,
+            DecryptError::Payload(_) => Outcome::PayloadFailed,
+            DecryptError::Io(e) => outcome_of_io_error(e),
+        }
+    }
+}
+
+impl From<PayloadError> for DecryptError {
+    fn from(e: PayloadError) -> Self {
+        match e {
+            PayloadError::CommitmentMismatch => DecryptError::HeaderAuthFailed,
+            other => DecryptError::Payload(other),
+        }
+    }
+}
+
+impl From<crate::payload::StreamError> for DecryptError {
+    fn from(e: crate::payload::StreamError) -> Self {
+        match e {
+            crate::payload::StreamError::Payload(p) => p.into(),
+            crate::payload::StreamError::Io(e) => DecryptError::Io(e),
+        }
+    }
+}
+
+/// The outcome class of an error returned by a decrypting reader's `read`:
+/// payload failures travel inside `io::Error` as a [`PayloadError`].
+pub fn outcome_of_io_error(e: &io::Error) -> Outcome {
+    payload_error_of(e).map_or(Outcome::Io, |p| DecryptError::from(p).outcome())
+}
+
+/// The payload failure inside an `io::Error`, if that is what it carries.
+pub fn payload_error_of(e: &io::Error) -> Option<PayloadError> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<PayloadError>())
+        .copied()
+}
+
+/// Why a file could not be encrypted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncryptError {
+    /// No recipient was given.
+    #[error("no recipients")]
+    NoRecipients,
+    /// More recipients than one header can carry.
+    #[error("too many recipients ({count}, at most {max})")]
+    TooManyRecipients {
+        /// The number given.
+        count: usize,
+        /// The limit.
+        max: u16,
+    },
+    /// The header would be invalid (for example a creation time out of range).
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// Writing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}

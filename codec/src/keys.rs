@@ -1,0 +1,192 @@
+//! Identities (P-256 private keys) and recipients (P-256 public keys), and
+//! their text encodings.
+//!
+//! - A recipient string is Bech32 (BIP 173) with human-readable part
+//!   `kapsel` over the 33-byte compressed SEC1 point, all lower case.
+//! - An identity string is Bech32 with human-readable part
+//!   `kapsel-secret-key-` over the 32-byte big-endian scalar, all upper case.
+//!
+//! Both carry Bech32's checksum, so a typo is caught. Secrets never appear in
+//! `Debug` output and are wiped on drop (`p256::SecretKey` zeroizes itself).
+
+use std::fmt;
+
+use bech32::primitives::decode::CheckedHrpstring;
+use bech32::{Bech32, Hrp};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::{PublicKey, SecretKey};
+use rand_core::OsRng;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use kapsel_format::{P256Point, KEY_HINT_LEN};
+
+/// Human-readable part of recipient strings.
+pub const RECIPIENT_HRP: &str = "kapsel";
+/// Human-readable part of identity strings (written upper case).
+pub const IDENTITY_HRP: &str = "kapsel-secret-key-";
+
+/// A key string could not be parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyParseError {
+    /// Not Bech32, a bad checksum, or mixed case.
+    #[error("invalid encoding or checksum")]
+    Encoding,
+    /// A Bech32 string for something else than expected.
+    #[error("wrong key type (expected {expected})")]
+    WrongType {
+        /// What was expected: "recipient" or "identity".
+        expected: &'static str,
+    },
+    /// The decoded bytes are not a valid P-256 key.
+    #[error("not a valid P-256 key")]
+    InvalidKey,
+}
+
+/// A P-256 private key that can unwrap file keys and sign as a sender.
+#[derive(Clone)]
+pub struct Identity {
+    secret: SecretKey,
+}
+
+/// A P-256 public key that file keys can be wrapped to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Recipient {
+    public: PublicKey,
+}
+
+impl Identity {
+    /// A new random identity from the operating system's generator.
+    pub fn generate() -> Self {
+        Identity {
+            secret: SecretKey::random(&mut OsRng),
+        }
+    }
+
+    /// Wraps an existing `p256` secret key.
+    pub fn from_secret_key(secret: SecretKey) -> Self {
+        Identity { secret }
+    }
+
+    /// The secret key, for composition inside this crate and for callers that
+    /// need to export it (PEM).
+    pub fn secret_key(&self) -> &SecretKey {
+        &self.secret
+    }
+
+    /// The matching recipient.
+    pub fn to_recipient(&self) -> Recipient {
+        Recipient {
+            public: self.secret.public_key(),
+        }
+    }
+
+    /// The identity string (`KAPSEL-SECRET-KEY-1...`). Handle with care.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        let bytes = Zeroizing::new(self.secret.to_bytes());
+        // The HRP constant is valid Bech32 and 32 bytes fit in a Bech32 string.
+        #[allow(clippy::expect_used)]
+        let s = bech32::encode::<Bech32>(Hrp::parse_unchecked(IDENTITY_HRP), &bytes[..])
+            .expect("identity fits in Bech32");
+        Zeroizing::new(s.to_uppercase())
+    }
+
+    /// Parses an identity string.
+    pub fn from_secret_string(s: &str) -> Result<Self, KeyParseError> {
+        let bytes = decode(s, IDENTITY_HRP, "identity")?;
+        let bytes = Zeroizing::new(bytes);
+        SecretKey::from_slice(&bytes)
+            .map(|secret| Identity { secret })
+            .map_err(|_| KeyParseError::InvalidKey)
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("recipient", &self.to_recipient().to_string())
+            .finish()
+    }
+}
+
+impl Recipient {
+    /// Wraps an existing `p256` public key.
+    pub fn from_public_key(public: PublicKey) -> Self {
+        Recipient { public }
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Parses a point as carried in a header; checks curve membership.
+    pub fn from_wire(point: &P256Point) -> Result<Self, KeyParseError> {
+        crate::hpke::deserialize_public_key(&point.0)
+            .map(|public| Recipient { public })
+            .map_err(|_| KeyParseError::InvalidKey)
+    }
+
+    /// The uncompressed point as carried in a header.
+    pub fn to_wire(&self) -> P256Point {
+        let mut p = [0u8; kapsel_format::P256_POINT_LEN];
+        p.copy_from_slice(self.public.to_encoded_point(false).as_bytes());
+        P256Point(p)
+    }
+
+    /// The 33-byte compressed SEC1 encoding.
+    pub fn to_compressed(&self) -> [u8; 33] {
+        let mut p = [0u8; 33];
+        p.copy_from_slice(self.public.to_encoded_point(true).as_bytes());
+        p
+    }
+
+    /// The stanza key hint: the first four bytes of SHA-256 of the
+    /// compressed point.
+    pub fn hint(&self) -> [u8; KEY_HINT_LEN] {
+        let digest = Sha256::digest(self.to_compressed());
+        let mut h = [0u8; KEY_HINT_LEN];
+        h.copy_from_slice(&digest[..KEY_HINT_LEN]);
+        h
+    }
+}
+
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The HRP constant is valid and 33 bytes fit in a Bech32 string.
+        #[allow(clippy::expect_used)]
+        let s =
+            bech32::encode::<Bech32>(Hrp::parse_unchecked(RECIPIENT_HRP), &self.to_compressed())
+                .expect("recipient fits in Bech32");
+        f.write_str(&s)
+    }
+}
+
+impl fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Recipient({self})")
+    }
+}
+
+impl std::str::FromStr for Recipient {
+    type Err = KeyParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = decode(s, RECIPIENT_HRP, "recipient")?;
+        if bytes.len() != 33 {
+            return Err(KeyParseError::InvalidKey);
+        }
+        PublicKey::from_sec1_bytes(&bytes)
+            .map(|public| Recipient { public })
+            .map_err(|_| KeyParseError::InvalidKey)
+    }
+}
+
+fn decode(s: &str, hrp: &str, expected: &'static str) -> Result<Vec<u8>, KeyParseError> {
+    let checked = CheckedHrpstring::new::<Bech32>(s.trim()).map_err(|_| KeyParseError::Encoding)?;
+    if !checked.hrp().as_str().eq_ignore_ascii_case(hrp) {
+        return Err(KeyParseError::WrongType { expected });
+    }
+    Ok(checked.byte_iter().collect())
+}

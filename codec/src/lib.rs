@@ -1,0 +1,29 @@
+//! The kapsel codec: HPKE key wrap ([`hpke`]), the Cobblestone-256 chunk
+//! primitive and streaming payload ([`payload`]), keys and their text forms
+//! ([`keys`]), and the file-level [`Encryptor`] and [`Decryptor`].
+//!
+//! A file is `header || salt || commitment || chunks`. The header (see
+//! `format-spec/SPEC.md`) carries one HPKE stanza per recipient, each sealing
+//! the same random 32-byte file key. The payload is Cobblestone-256 with the
+//! file key as input key and the header bytes as context, so the key
+//! commitment authenticates the whole header before any chunk is decrypted.
+#![forbid(unsafe_code)]
+
+pub mod aead;
+pub mod decrypt;
+pub mod encrypt;
+pub mod error;
+pub mod hpke;
+pub mod keys;
+pub mod payload;
+
+pub use decrypt::Decryptor;
+pub use encrypt::Encryptor;
+pub use error::{outcome_of_io_error, DecryptError, EncryptError, Outcome};
+pub use keys::{Identity, KeyParseError, Recipient};
+pub use payload::{PayloadReader, PayloadWriter};
+
+/// Length of the random per-file key.
+pub const FILE_KEY_LEN: usize = 32;
+/// HPKE `info` for every stanza of a v1 file.
+pub const HPKE_INFO: &[u8] = b"kapsel/v1 file key";
