@@ -1,1 +1,142 @@
-fn main() {}
+//! The `kapsel` command-line tool. Owns all terminal output, argument
+//! parsing and exit codes; the format and the cryptography live in
+//! `kapsel-format` and `kapsel-codec`.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod demo;
+mod error;
+mod files;
+mod inspect;
+mod keyfiles;
+mod time;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  I/O or other error
+  2  usage error
+  3  not a kapsel file, malformed header, or unsupported version
+  4  no identity matches any recipient
+  5  authentication failed: header, payload tag, truncated or trailing data";
+
+#[derive(Parser, Debug)]
+#[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 HPKE + Cobblestone-256)",
+    after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Make a new P-256 identity (private key)
+    #[command(after_help = concat!("Examples:\n  kapsel keygen -o me.key     # writes me.key (mode 0600), prints the recipient\n  kapsel keygen > me.key\n\n", "Exit codes: 0 success, 1 error (for example FILE exists), 2 usage error"))]
+    Keygen {
+        /// Write the identity to FILE (refuses to overwrite) and print its recipient
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print the recipient (public key) of each identity in FILE or standard input
+    #[command(after_help = "Examples:\n  kapsel pubkey me.key\n  kapsel keygen | kapsel pubkey")]
+    Pubkey {
+        /// Identity file (standard input if absent)
+        file: Option<PathBuf>,
+    },
+    /// Encrypt IN (or standard input) to one or more recipients
+    #[command(after_help = concat!("Examples:\n  kapsel encrypt -r kapsel1... -o secret.kap notes.txt\n  tar c dir | kapsel encrypt -R team.txt | ssh host 'cat > dir.tar.kap'\n\n",
+        "Exit codes:\n  0 success, 1 I/O error, 2 usage error (bad recipient, binary output to a terminal)"))]
+    Encrypt {
+        /// Recipient string (kapsel1...); repeatable
+        #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+        recipients: Vec<String>,
+        /// File of recipient strings, one per line, # comments; repeatable
+        #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+        recipient_files: Vec<PathBuf>,
+        /// Write zero key hints, so the file does not show who can read it
+        #[arg(long)]
+        hide_recipients: bool,
+        /// Output file (standard output if absent); written atomically
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Input file (standard input if absent or -)
+        input: Option<PathBuf>,
+    },
+    /// Decrypt IN (or standard input) with one or more identities
+    #[command(after_help = concat!("Examples:\n  kapsel decrypt -i me.key -o notes.txt secret.kap\n  ssh host 'cat dir.tar.kap' | kapsel decrypt -i me.key | tar x\n\n",
+        "With -o, output goes to a temporary file that replaces OUT only after the whole input\n",
+        "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
+        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error\n  2 usage error\n  3 not a kapsel file, malformed header, or unsupported version\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data"))]
+    Decrypt {
+        /// Identity file; repeatable, each is tried
+        #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+        identities: Vec<PathBuf>,
+        /// Output file (standard output if absent); replaced only on success
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Input file (standard input if absent or -)
+        input: Option<PathBuf>,
+    },
+    /// Show a file's header without decrypting it
+    #[command(
+        after_help = "Examples:\n  kapsel inspect secret.kap\n  kapsel inspect --json < secret.kap\n\nExit codes: 0 success, 1 I/O error, 3 not a kapsel file or malformed header"
+    )]
+    Inspect {
+        /// Print JSON for tools
+        #[arg(long)]
+        json: bool,
+        /// Input file (standard input if absent or -)
+        input: Option<PathBuf>,
+    },
+    /// Run the main job on a built-in sample: keygen, encrypt, inspect, decrypt, verify
+    Demo,
+}
+
+fn run(cli: Cli) -> Result<(), error::CliError> {
+    match cli.command {
+        Command::Keygen { output } => commands::keygen(output.as_deref()),
+        Command::Pubkey { file } => commands::pubkey(file.as_deref()),
+        Command::Encrypt {
+            recipients,
+            recipient_files,
+            hide_recipients,
+            output,
+            input,
+        } => commands::encrypt(commands::EncryptArgs {
+            recipients: &recipients,
+            recipient_files: &recipient_files,
+            hide_recipients,
+            output: output.as_deref(),
+            input: input.as_deref(),
+        }),
+        Command::Decrypt {
+            identities,
+            output,
+            input,
+        } => commands::decrypt(commands::DecryptArgs {
+            identity_files: &identities,
+            output: output.as_deref(),
+            input: input.as_deref(),
+        }),
+        Command::Inspect { json, input } => {
+            inspect::run(files::Input::open(input.as_deref())?, json)
+        }
+        Command::Demo => demo::run(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report();
+            ExitCode::from(e.exit as u8)
+        }
+    }
+}

@@ -73,6 +73,12 @@ impl<R: Read> Decryptor<R> {
         &self.header_bytes
     }
 
+    /// The undecrypted bytes after the header (salt, commitment, chunks),
+    /// for tools that only measure or copy them.
+    pub fn raw_payload(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
     /// Unwraps the file key with the first identity that opens a stanza,
     /// reads the salt and commitment, checks the commitment, and returns the
     /// plaintext reader.

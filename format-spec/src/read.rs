@@ -11,9 +11,9 @@ use nom::{Err, IResult, Needed};
 
 use crate::{
     Extension, Header, HeaderError, Malformation, P256Point, Sender, Stanza, Suite,
-    CHUNK_SIZE_LOG2, EXTENSION_CRITICAL, KEY_HINT_LEN, MAGIC, MAX_EXTENSIONS_LEN, MAX_HEADER_LEN,
-    MAX_RECIPIENTS, MAX_STANZA_BODY_LEN, MIN_HEADER_LEN, P256_POINT_LEN, P256_STANZA_BODY_LEN,
-    PREFIX_LEN, VERSION_1, WRAPPED_KEY_LEN,
+    CHUNK_SIZE_LOG2, EXTENSION_CRITICAL, KEY_HINT_LEN, MAGIC, MAX_CREATED_AT, MAX_EXTENSIONS_LEN,
+    MAX_HEADER_LEN, MAX_RECIPIENTS, MAX_STANZA_BODY_LEN, MIN_HEADER_LEN, P256_POINT_LEN,
+    P256_STANZA_BODY_LEN, PREFIX_LEN, VERSION_1, WRAPPED_KEY_LEN,
 };
 
 /// The parser's error type: a [`HeaderError`], so nom failures map to one
@@ -91,7 +91,9 @@ pub fn header(input: &[u8]) -> Res<'_, Header> {
         Err::Incomplete(_) => Err::Failure(Malformation::Overrun.into()),
         Err::Error(e) | Err::Failure(e) => Err::Failure(e),
     })?;
-    header.check().map_err(Err::Failure)?;
+    // The body parser applied every rule in byte order; `check` is the
+    // serializer's rule set and must agree.
+    debug_assert_eq!(header.check(), Ok(()));
     Ok((rest, header))
 }
 
@@ -107,6 +109,9 @@ pub fn header_exact(input: &[u8]) -> Result<Header, HeaderError> {
 
 fn header_body(suite: Suite, input: &[u8]) -> Res<'_, Header> {
     let (input, created_at) = be_u64(input)?;
+    if created_at > MAX_CREATED_AT {
+        return fail(Malformation::CreatedAt);
+    }
     let (input, serial) = be_u64(input)?;
     let (input, sender) = sender(input)?;
     let (input, count) = be_u16(input)?;
@@ -117,6 +122,9 @@ fn header_body(suite: Suite, input: &[u8]) -> Res<'_, Header> {
     let mut input = input;
     for _ in 0..count {
         let (rest, s) = stanza(input)?;
+        if stanzas.contains(&s) {
+            return fail(Malformation::DuplicateStanza);
+        }
         stanzas.push(s);
         input = rest;
     }

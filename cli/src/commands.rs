@@ -1,0 +1,177 @@
+//! `keygen`, `pubkey`, `encrypt` and `decrypt`.
+
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+
+use kapsel_codec::{Decryptor, Encryptor, Identity, Recipient};
+
+use crate::error::{foreign_format_hint, CliError};
+use crate::files::{create_private_file, Input, Output, IO_BUFFER};
+use crate::keyfiles;
+
+/// The text of a new identity file.
+pub fn identity_file_text(identity: &Identity, now: u64) -> String {
+    format!(
+        "# created: {}\n# recipient: {}\n{}\n",
+        crate::time::iso8601_utc(now),
+        identity.to_recipient(),
+        &*identity.to_secret_string()
+    )
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn keygen(output: Option<&Path>) -> Result<(), CliError> {
+    let identity = Identity::generate();
+    let text = identity_file_text(&identity, now());
+    match output {
+        Some(path) if path != Path::new("-") => {
+            let mut f = create_private_file(path)?;
+            f.write_all(text.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| CliError::io(format!("cannot write {}", path.display()), e))?;
+            println!("{}", identity.to_recipient());
+        }
+        _ => {
+            print!("{text}");
+        }
+    }
+    Ok(())
+}
+
+pub fn pubkey(input: Option<&Path>) -> Result<(), CliError> {
+    let mut text = String::new();
+    let source = match input {
+        Some(p) if p != Path::new("-") => {
+            return keyfiles::read_identity_file(p)
+                .map(|ids| ids.iter().for_each(|i| println!("{}", i.to_recipient())));
+        }
+        _ => "standard input",
+    };
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::io("cannot read standard input", e))?;
+    for identity in keyfiles::parse_identities(&text, source)? {
+        println!("{}", identity.to_recipient());
+    }
+    Ok(())
+}
+
+pub struct EncryptArgs<'a> {
+    pub recipients: &'a [String],
+    pub recipient_files: &'a [PathBuf],
+    pub hide_recipients: bool,
+    pub output: Option<&'a Path>,
+    pub input: Option<&'a Path>,
+}
+
+pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
+    let mut recipients: Vec<Recipient> = Vec::new();
+    for r in args.recipients {
+        recipients.push(keyfiles::parse_recipient(r)?);
+    }
+    for f in args.recipient_files {
+        recipients.extend(keyfiles::read_recipients_file(f)?);
+    }
+    if recipients.is_empty() {
+        return Err(CliError::usage("no recipients given")
+            .with_hint("pass -r RECIPIENT or -R FILE (kapsel keygen prints a recipient)"));
+    }
+    let encryptor = Encryptor::new(recipients)
+        .map_err(|e| CliError::usage(e.to_string()))?
+        .hide_recipients(args.hide_recipients);
+    let mut input = Input::open(args.input)?;
+    let mut output = Output::open(args.output, true)?;
+    let mut writer = encryptor
+        .wrap_output(&mut output)
+        .map_err(|e| CliError::other(format!("cannot write output: {e}")))?;
+    copy(&mut input.reader, &mut writer, &input.name)?;
+    writer
+        .finish()
+        .map_err(|e| CliError::io("cannot write output", e))?;
+    output.commit()
+}
+
+pub struct DecryptArgs<'a> {
+    pub identity_files: &'a [PathBuf],
+    pub output: Option<&'a Path>,
+    pub input: Option<&'a Path>,
+}
+
+pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
+    if args.identity_files.is_empty() {
+        return Err(CliError::usage("no identity given")
+            .with_hint("pass -i IDENTITY_FILE (made by kapsel keygen)"));
+    }
+    let mut identities = Vec::new();
+    for f in args.identity_files {
+        identities.extend(keyfiles::read_identity_file(f)?);
+    }
+    let mut input = Input::open(args.input)?;
+    // Keep the first bytes to recognise foreign formats in error hints.
+    let mut prefix = [0u8; 64];
+    let seen = read_up_to(&mut input.reader, &mut prefix)
+        .map_err(|e| CliError::io(format!("cannot read {}", input.name), e))?;
+    let reader = Cursor::new(&prefix[..seen]).chain(&mut input.reader);
+    let decryptor = Decryptor::new(reader).map_err(|e| {
+        let not_kapsel = e.outcome() == kapsel_codec::Outcome::NotKapsel;
+        let err = CliError::from(e);
+        match foreign_format_hint(&prefix[..seen]) {
+            Some(hint) if not_kapsel => err.with_hint(hint),
+            _ => err,
+        }
+    })?;
+    let mut plaintext = decryptor.decrypt(&identities)?;
+    // Output is opened only once the header authenticated: a file that does
+    // not open never creates even a temporary file.
+    let mut output = Output::open(args.output, false)?;
+    let mut buf = vec![0u8; IO_BUFFER];
+    loop {
+        let n = match plaintext.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(crate::error::from_decrypt_io(e)),
+        };
+        output
+            .write_all(&buf[..n])
+            .map_err(|e| CliError::io("cannot write output", e))?;
+    }
+    output.commit()
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Copies `reader` into `writer` in large pieces.
+fn copy(reader: &mut dyn Read, writer: &mut impl Write, name: &str) -> Result<u64, CliError> {
+    let mut buf = vec![0u8; IO_BUFFER];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CliError::io(format!("cannot read {name}"), e)),
+        };
+        writer
+            .write_all(&buf[..n])
+            .map_err(|e| CliError::io("cannot write output", e))?;
+        total += n as u64;
+    }
+}

@@ -1,0 +1,146 @@
+//! CLI errors: one message, an optional hint, and an exit code. All terminal
+//! output of errors goes through [`CliError::report`].
+
+use std::fmt;
+use std::io;
+
+use kapsel_codec::{DecryptError, Outcome};
+
+/// Documented exit codes (README, `kapsel --help`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// 1: I/O or other error.
+    Other = 1,
+    /// 2: usage error.
+    Usage = 2,
+    /// 3: not a kapsel file, malformed header, or unsupported version.
+    BadHeader = 3,
+    /// 4: no identity matches any recipient.
+    NoMatch = 4,
+    /// 5: authentication failed: header, payload tag, truncated or trailing data.
+    AuthFailed = 5,
+}
+
+/// An error the CLI reports and exits on.
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: Exit,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    pub fn new(exit: Exit, message: impl fmt::Display) -> Self {
+        CliError {
+            exit,
+            message: message.to_string(),
+            hint: None,
+        }
+    }
+
+    pub fn usage(message: impl fmt::Display) -> Self {
+        Self::new(Exit::Usage, message)
+    }
+
+    pub fn other(message: impl fmt::Display) -> Self {
+        Self::new(Exit::Other, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl fmt::Display) -> Self {
+        self.hint = Some(hint.to_string());
+        self
+    }
+
+    /// An I/O error on a named path.
+    pub fn io(context: impl fmt::Display, e: io::Error) -> Self {
+        Self::other(format!("{context}: {}", plain_io_message(&e)))
+    }
+
+    /// Prints `kapsel: error: ...` and, if any, `kapsel: hint: ...` to stderr.
+    pub fn report(&self) {
+        eprintln!("kapsel: error: {}", self.message);
+        if let Some(hint) = &self.hint {
+            eprintln!("kapsel: hint: {hint}");
+        }
+    }
+}
+
+/// `io::Error`'s message without the "(os error N)" suffix, lower case first.
+fn plain_io_message(e: &io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().collect::<String>() + c.as_str(),
+        None => s,
+    }
+}
+
+impl From<DecryptError> for CliError {
+    fn from(e: DecryptError) -> Self {
+        let outcome = e.outcome();
+        match e {
+            DecryptError::Io(io) => from_decrypt_io(io),
+            other => from_outcome(outcome, other.to_string()),
+        }
+    }
+}
+
+/// Classifies an error returned while reading decrypted plaintext.
+pub fn from_decrypt_io(e: io::Error) -> CliError {
+    match kapsel_codec::outcome_of_io_error(&e) {
+        Outcome::Io => CliError::io("read failed", e),
+        outcome => from_outcome(outcome, e.to_string()),
+    }
+}
+
+fn from_outcome(outcome: Outcome, message: String) -> CliError {
+    match outcome {
+        Outcome::NotKapsel => CliError::new(Exit::BadHeader, "input is not a kapsel file"),
+        Outcome::Unsupported | Outcome::MalformedHeader => CliError::new(Exit::BadHeader, message),
+        Outcome::NoMatchingRecipient => CliError::new(Exit::NoMatch, "no identity matches any recipient of this file")
+            .with_hint("check that you passed the identity the file was encrypted to (kapsel inspect lists the recipients' key hints)"),
+        Outcome::HeaderAuthFailed => CliError::new(Exit::AuthFailed, "header authentication failed: the file was modified")
+            .with_hint("the header or a recipient stanza was altered after encryption"),
+        Outcome::PayloadFailed => CliError::new(Exit::AuthFailed, format!("payload authentication failed: {message}"))
+            .with_hint("the file is truncated, corrupted, or has trailing data; output so far is not trustworthy"),
+        Outcome::Io => CliError::other(message),
+    }
+}
+
+/// Hints for inputs that look like another tool's files.
+pub fn foreign_format_hint(prefix: &[u8]) -> Option<&'static str> {
+    if prefix.starts_with(b"age-encryption.org/")
+        || prefix.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    {
+        Some("this looks like an age file: decrypt it with age or rage")
+    } else if prefix.starts_with(b"-----BEGIN PGP")
+        || prefix
+            .first()
+            .copied()
+            .is_some_and(looks_like_openpgp_packet)
+    {
+        Some("this looks like an OpenPGP file: decrypt it with gpg")
+    } else if prefix.starts_with(b"-----BEGIN") {
+        Some("this looks like a PEM file, not a kapsel file")
+    } else {
+        None
+    }
+}
+
+/// Whether `first` starts an OpenPGP packet that begins encrypted messages:
+/// public-key or symmetric-key session key (tags 1, 3), compressed (8), or
+/// encrypted data (18), in old or new packet format.
+fn looks_like_openpgp_packet(first: u8) -> bool {
+    let tag = if first & 0xC0 == 0xC0 {
+        first & 0x3F
+    } else if first & 0x80 != 0 {
+        (first >> 2) & 0x0F
+    } else {
+        return false;
+    };
+    matches!(tag, 1 | 3 | 8 | 18)
+}

@@ -1,0 +1,160 @@
+//! Inputs and outputs: stdin/stdout or named files, large buffers, and
+//! atomic output files (a temporary file in the target's directory, renamed
+//! over the target only when the caller commits it).
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::CliError;
+
+/// I/O buffer size: large pieces cost far less per byte than `io::copy`'s 8 KiB.
+pub const IO_BUFFER: usize = 1 << 20;
+
+/// An opened input.
+pub struct Input {
+    pub reader: Box<dyn Read>,
+    /// Length in bytes, when the input is a regular file.
+    pub len: Option<u64>,
+    pub name: String,
+}
+
+impl Input {
+    pub fn open(path: Option<&Path>) -> Result<Self, CliError> {
+        match path {
+            None => Ok(Input {
+                reader: Box::new(BufReader::with_capacity(IO_BUFFER, io::stdin())),
+                len: None,
+                name: "standard input".into(),
+            }),
+            Some(p) if p == Path::new("-") => Self::open(None),
+            Some(p) => {
+                let f = File::open(p)
+                    .map_err(|e| CliError::io(format!("cannot open {}", p.display()), e))?;
+                let meta = f
+                    .metadata()
+                    .map_err(|e| CliError::io(format!("cannot read {}", p.display()), e))?;
+                let len = meta.is_file().then_some(meta.len());
+                Ok(Input {
+                    reader: Box::new(BufReader::with_capacity(IO_BUFFER, f)),
+                    len,
+                    name: p.display().to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Where output goes.
+pub enum Output {
+    Stdout(BufWriter<io::Stdout>),
+    /// A temporary file beside `target`; renamed over it by [`Output::commit`].
+    Atomic {
+        file: BufWriter<tempfile::NamedTempFile>,
+        target: PathBuf,
+    },
+}
+
+impl Output {
+    /// Opens the output. `binary` output refuses a terminal on stdout.
+    pub fn open(path: Option<&Path>, binary: bool) -> Result<Self, CliError> {
+        match path {
+            None => {
+                if binary && io::stdout().is_terminal() {
+                    return Err(CliError::usage("refusing to write binary output to a terminal")
+                        .with_hint("redirect the output to a file, or use -o FILE (or --armor when encrypting)"));
+                }
+                Ok(Output::Stdout(BufWriter::with_capacity(
+                    IO_BUFFER,
+                    io::stdout(),
+                )))
+            }
+            Some(p) if p == Path::new("-") => Self::open(None, binary),
+            Some(p) => {
+                let dir = match p.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let tmp = tempfile::Builder::new()
+                    .prefix(&format!(".{name}."))
+                    .suffix(".kapsel-partial")
+                    .tempfile_in(&dir)
+                    .map_err(|e| {
+                        CliError::io(format!("cannot create a file in {}", dir.display()), e)
+                    })?;
+                Ok(Output::Atomic {
+                    file: BufWriter::with_capacity(IO_BUFFER, tmp),
+                    target: p.to_path_buf(),
+                })
+            }
+        }
+    }
+
+    /// Flushes and, for a file, renames the temporary file over the target.
+    /// Dropping an uncommitted `Output` removes the temporary file.
+    pub fn commit(self) -> Result<(), CliError> {
+        match self {
+            Output::Stdout(mut w) => w
+                .flush()
+                .map_err(|e| CliError::io("cannot write to standard output", e)),
+            Output::Atomic { file, target } => {
+                let tmp = file.into_inner().map_err(|e| {
+                    CliError::io(format!("cannot write {}", target.display()), e.into_error())
+                })?;
+                tmp.as_file()
+                    .sync_all()
+                    .map_err(|e| CliError::io(format!("cannot write {}", target.display()), e))?;
+                tmp.persist(&target).map_err(|e| {
+                    CliError::io(format!("cannot rename into {}", target.display()), e.error)
+                })?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write(buf),
+            Output::Atomic { file, .. } => file.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.write_all(buf),
+            Output::Atomic { file, .. } => file.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.flush(),
+            Output::Atomic { file, .. } => file.flush(),
+        }
+    }
+}
+
+/// Writes a new file readable only by its owner; refuses to overwrite.
+pub fn create_private_file(path: &Path) -> Result<File, CliError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            CliError::other(format!("{} already exists", path.display()))
+                .with_hint("refusing to overwrite an identity file; choose another name")
+        } else {
+            CliError::io(format!("cannot create {}", path.display()), e)
+        }
+    })
+}

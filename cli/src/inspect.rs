@@ -1,0 +1,180 @@
+//! `kapsel inspect`: the header of a file, without any key.
+
+use std::io::Read;
+
+use kapsel_codec::aead::TAG_LEN;
+use kapsel_codec::payload::{ENCRYPTED_CHUNK_SIZE, PAYLOAD_HEADER_LEN};
+use kapsel_codec::{Decryptor, Recipient};
+use kapsel_format::{Header, Sender, Stanza, CHUNK_SIZE};
+use serde_json::json;
+
+use crate::error::CliError;
+use crate::time::iso8601_utc;
+
+/// Payload figures derived from the payload's ciphertext length.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PayloadSize {
+    /// Plaintext bytes and chunk count.
+    Valid { plaintext: u64, chunks: u64 },
+    /// No valid kapsel payload has this length.
+    Invalid,
+}
+
+/// Plaintext length and chunk count for `ciphertext_len` payload bytes
+/// (salt and commitment included).
+pub fn payload_size(ciphertext_len: u64) -> PayloadSize {
+    let Some(chunk_bytes) = ciphertext_len.checked_sub(PAYLOAD_HEADER_LEN as u64) else {
+        return PayloadSize::Invalid;
+    };
+    let full = chunk_bytes / ENCRYPTED_CHUNK_SIZE as u64;
+    let last = chunk_bytes % ENCRYPTED_CHUNK_SIZE as u64;
+    if last < TAG_LEN as u64 {
+        return PayloadSize::Invalid;
+    }
+    PayloadSize::Valid {
+        plaintext: full * CHUNK_SIZE as u64 + last - TAG_LEN as u64,
+        chunks: full + 1,
+    }
+}
+
+fn sender_string(header: &Header) -> Option<String> {
+    match &header.sender {
+        Sender::Anonymous => None,
+        Sender::P256(p) => Some(
+            Recipient::from_wire(p)
+                .map(|r| r.to_string())
+                .unwrap_or_else(|_| "invalid key".into()),
+        ),
+    }
+}
+
+fn stanza_hint(stanza: &Stanza) -> Option<String> {
+    match stanza {
+        Stanza::P256Hpke { hint, .. } if *hint != [0; 4] => Some(hex::encode(hint)),
+        _ => None,
+    }
+}
+
+/// Runs `inspect` on an opened input.
+pub fn run(mut input: crate::files::Input, as_json: bool) -> Result<(), CliError> {
+    let name = input.name.clone();
+    let mut decryptor = Decryptor::new(&mut input.reader).map_err(CliError::from)?;
+    let header = decryptor.header().clone();
+    let header_len = decryptor.header_bytes().len() as u64;
+    let payload_len = match input.len {
+        Some(total) => total.checked_sub(header_len),
+        None => {
+            // A pipe: count the rest to report the size.
+            let mut rest = std::io::sink();
+            Some(
+                std::io::copy(&mut DecryptorInner(&mut decryptor), &mut rest)
+                    .map_err(|e| CliError::io(format!("cannot read {name}"), e))?,
+            )
+        }
+    };
+    let size = payload_len.map(payload_size);
+    if as_json {
+        let (plaintext, chunks) = match size {
+            Some(PayloadSize::Valid { plaintext, chunks }) => (json!(plaintext), json!(chunks)),
+            _ => (json!(null), json!(null)),
+        };
+        let value = json!({
+            "format": "kapsel",
+            "version": kapsel_format::VERSION_1,
+            "suite": { "id": header.suite.id(), "name": header.suite.name() },
+            "created_at": header.created_at,
+            "created_at_utc": iso8601_utc(header.created_at),
+            "serial": header.serial,
+            "sender": sender_string(&header),
+            "recipients": header.stanzas.iter().map(|s| json!({ "type": s.kind(), "hint": stanza_hint(s) })).collect::<Vec<_>>(),
+            "chunk_size": CHUNK_SIZE,
+            "header_len": header_len,
+            "payload_len": payload_len,
+            "plaintext_len": plaintext,
+            "chunks": chunks,
+            "payload_length_valid": !matches!(size, Some(PayloadSize::Invalid)),
+        });
+        println!("{value:#}");
+        return Ok(());
+    }
+    println!("format:      kapsel v{}", kapsel_format::VERSION_1);
+    println!(
+        "suite:       0x{:04x} {}",
+        header.suite.id(),
+        header.suite.name()
+    );
+    println!(
+        "created:     {} ({})",
+        iso8601_utc(header.created_at),
+        header.created_at
+    );
+    println!("serial:      {}", header.serial);
+    match sender_string(&header) {
+        None => println!("sender:      anonymous"),
+        Some(s) => println!("sender:      {s} (claimed; see SPEC.md section 9)"),
+    }
+    println!("recipients:  {}", header.stanzas.len());
+    for (i, stanza) in header.stanzas.iter().enumerate() {
+        match (stanza, stanza_hint(stanza)) {
+            (Stanza::P256Hpke { .. }, Some(hint)) => {
+                println!("  {:>3}: P-256 HPKE, key hint {hint}", i + 1)
+            }
+            (Stanza::P256Hpke { .. }, None) => println!("  {:>3}: P-256 HPKE, hidden", i + 1),
+            (other, _) => println!("  {:>3}: unknown stanza type 0x{:04x}", i + 1, other.kind()),
+        }
+    }
+    println!("chunk size:  {CHUNK_SIZE} bytes");
+    println!("header:      {header_len} bytes");
+    match size {
+        Some(PayloadSize::Valid { plaintext, chunks }) => println!(
+            "payload:     {plaintext} bytes of plaintext in {chunks} chunk{}",
+            if chunks == 1 { "" } else { "s" }
+        ),
+        Some(PayloadSize::Invalid) => {
+            println!("payload:     invalid length (truncated or extended)")
+        }
+        None => println!("payload:     unknown size"),
+    }
+    Ok(())
+}
+
+/// Reads the raw bytes after the header (for counting a pipe's payload).
+struct DecryptorInner<'a, R: Read>(&'a mut Decryptor<R>);
+
+impl<R: Read> Read for DecryptorInner<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.raw_payload().read(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{payload_size, PayloadSize};
+
+    #[test]
+    fn payload_size_follows_the_chunking() {
+        assert_eq!(
+            payload_size(56 + 16),
+            PayloadSize::Valid {
+                plaintext: 0,
+                chunks: 1
+            }
+        );
+        assert_eq!(
+            payload_size(56 + 16400 + 16),
+            PayloadSize::Valid {
+                plaintext: 16384,
+                chunks: 2
+            }
+        );
+        assert_eq!(
+            payload_size(56 + 16400 + 17),
+            PayloadSize::Valid {
+                plaintext: 16385,
+                chunks: 2
+            }
+        );
+        assert_eq!(payload_size(56 + 16400), PayloadSize::Invalid);
+        assert_eq!(payload_size(55), PayloadSize::Invalid);
+    }
+}

@@ -1,0 +1,95 @@
+//! Reading identities and recipients given on the command line.
+
+use std::path::Path;
+
+use kapsel_codec::{Identity, Recipient};
+
+use crate::error::CliError;
+
+/// Parses the identities in an identity file's text (comments and blank
+/// lines skipped).
+pub fn parse_identities(text: &str, source: &str) -> Result<Vec<Identity>, CliError> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let identity = Identity::from_secret_string(line).map_err(|e| {
+            let err = CliError::usage(format!("{source}:{}: invalid identity: {e}", n + 1));
+            if line.starts_with("kapsel1") {
+                err.with_hint("this is a recipient (public key); decrypting needs the identity file made by kapsel keygen")
+            } else if line.starts_with("-----BEGIN") {
+                err.with_hint("PEM keys are not yet accepted; use an identity made by kapsel keygen")
+            } else {
+                err
+            }
+        })?;
+        out.push(identity);
+    }
+    if out.is_empty() {
+        return Err(CliError::usage(format!("{source}: no identity found")));
+    }
+    Ok(out)
+}
+
+/// Reads an identity file.
+pub fn read_identity_file(path: &Path) -> Result<Vec<Identity>, CliError> {
+    warn_if_readable_by_others(path);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::io(format!("cannot read identity file {}", path.display()), e))?;
+    parse_identities(&text, &path.display().to_string())
+}
+
+/// Parses one recipient string given with `-r`.
+pub fn parse_recipient(s: &str) -> Result<Recipient, CliError> {
+    s.parse::<Recipient>().map_err(|e| {
+        let err = CliError::usage(format!("invalid recipient {s:?}: {e}"));
+        if s.starts_with("KAPSEL-SECRET-KEY-") {
+            err.with_hint("this is an identity (private key); encrypt to its recipient, printed by kapsel pubkey")
+        } else if s.starts_with("age1") {
+            err.with_hint("this is an age recipient; kapsel recipients start with kapsel1")
+        } else if s.starts_with("-----BEGIN") {
+            err.with_hint("to use a PEM public key, pass the file with -R")
+        } else {
+            err
+        }
+    })
+}
+
+/// Reads a recipients file: one recipient string per line, `#` comments.
+pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::io(format!("cannot read recipients file {}", path.display()), e))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        out.push(parse_recipient(line).map_err(|e| CliError {
+            message: format!("{}:{}: {}", path.display(), n + 1, e.message),
+            ..e
+        })?);
+    }
+    if out.is_empty() {
+        return Err(CliError::usage(format!(
+            "{}: no recipient found",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            eprintln!("kapsel: warning: identity file {} is accessible by other users (run chmod 600 on it)", path.display());
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
