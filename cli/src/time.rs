@@ -37,7 +37,7 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601_utc(1_796_013_680), "2026-11-30T02:41:20Z");
+        assert_eq!(iso8601_utc(1_796_006_480), "2026-11-30T02:41:20Z");
         assert_eq!(
             iso8601_utc(kapsel_format::MAX_CREATED_AT),
             "9999-12-31T23:59:59Z"

@@ -270,7 +270,12 @@ impl Context {
         }
     }
 
-    fn next_nonce(&mut self) -> Result<[u8; NONCE_LEN], HpkeError> {
+    /// `ComputeNonce(seq)`, or `MessageLimit` if `seq` could not be incremented
+    /// after use.
+    fn current_nonce(&self) -> Result<[u8; NONCE_LEN], HpkeError> {
+        if self.seq == u64::MAX {
+            return Err(HpkeError::MessageLimit);
+        }
         let mut nonce = self.base_nonce;
         for (n, s) in nonce[NONCE_LEN - 8..]
             .iter_mut()
@@ -278,22 +283,23 @@ impl Context {
         {
             *n ^= s;
         }
-        self.seq = self.seq.checked_add(1).ok_or(HpkeError::MessageLimit)?;
         Ok(nonce)
     }
 
     /// `ContextS.Seal(aad, pt)`: returns `ct || tag`.
     pub fn seal(&mut self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HpkeError> {
-        let nonce = self.next_nonce()?;
+        let nonce = self.current_nonce()?;
         let mut out = Vec::with_capacity(plaintext.len() + TAG_LEN);
         out.extend_from_slice(plaintext);
         let tag = self.aead.seal_in_place(nonce, aad, &mut out);
         out.extend_from_slice(&tag);
+        self.seq += 1;
         Ok(out)
     }
 
     /// `ContextR.Open(aad, ct)` into `out`, which must be `ct.len() - 16` bytes.
-    /// `out` is wiped if the tag does not verify.
+    /// `out` is wiped if the tag does not verify. As in RFC 9180, section 5.2,
+    /// the sequence number advances only when the open succeeds.
     pub fn open_into(
         &mut self,
         aad: &[u8],
@@ -303,7 +309,7 @@ impl Context {
         if ciphertext.len() < TAG_LEN || out.len() != ciphertext.len() - TAG_LEN {
             return Err(HpkeError::OpenFailed);
         }
-        let nonce = self.next_nonce()?;
+        let nonce = self.current_nonce()?;
         let (body, tag) = ciphertext.split_at(ciphertext.len() - TAG_LEN);
         let mut t = [0u8; TAG_LEN];
         t.copy_from_slice(tag);
@@ -312,6 +318,7 @@ impl Context {
             out.zeroize();
             return Err(HpkeError::OpenFailed);
         }
+        self.seq += 1;
         Ok(())
     }
 

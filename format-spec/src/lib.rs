@@ -354,7 +354,9 @@ impl Header {
             );
         }
         let len = self.encoded_len();
-        if len > MAX_HEADER_LEN as usize {
+        // A few small unknown stanzas can make a header shorter than the
+        // parser's lower bound on `header_len`.
+        if len < MIN_HEADER_LEN as usize || len > MAX_HEADER_LEN as usize {
             return Err(Malformation::HeaderLength(u32::try_from(len).unwrap_or(u32::MAX)).into());
         }
         Ok(())

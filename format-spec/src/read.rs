@@ -208,15 +208,16 @@ fn extensions(input: &[u8]) -> Res<'_, Vec<Extension>> {
     let (input, mut area) = take(len)(input)?;
     let mut out = Vec::new();
     while !area.is_empty() {
+        // The type is judged before its length: first problem in byte order.
         let (rest, kind) = be_u16(area)?;
-        let (rest, value_len) = be_u16(rest)?;
-        let (rest, value) = take(value_len)(rest)?;
         if out.last().is_some_and(|e: &Extension| e.kind >= kind) {
             return fail(Malformation::ExtensionOrder);
         }
         if kind & EXTENSION_CRITICAL != 0 {
             return fail(HeaderError::UnsupportedExtension { kind });
         }
+        let (rest, value_len) = be_u16(rest)?;
+        let (rest, value) = take(value_len)(rest)?;
         out.push(Extension {
             kind,
             value: value.to_vec(),
