@@ -1,0 +1,314 @@
+//! Runs the real `kapsel` binary over real pipes and files.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn kapsel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kapsel"))
+}
+
+/// Runs `kapsel args...` with `stdin` piped in.
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = kapsel()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kapsel");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("stdin writer");
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+struct Keys {
+    dir: tempfile::TempDir,
+}
+
+impl Keys {
+    fn new() -> Self {
+        Keys {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Makes identity `name` and returns (identity path, recipient string).
+    fn identity(&self, name: &str) -> (String, String) {
+        let path = self.path(name);
+        let out = run(&["keygen", "-o", path.to_str().unwrap()], b"");
+        assert!(out.status.success(), "keygen: {}", stderr(&out));
+        let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        (path.to_str().unwrap().to_string(), recipient)
+    }
+}
+
+fn sample(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 253) as u8 ^ (i >> 11) as u8)
+        .collect()
+}
+
+#[test]
+fn demo_runs_the_main_job_and_succeeds() {
+    let out = run(&["demo"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("matches the sample"));
+    assert!(text.contains("refused (header authentication failed)"));
+    assert!(text.trim_end().ends_with("ok"));
+}
+
+#[test]
+fn keygen_writes_a_private_file_and_refuses_to_overwrite() {
+    let keys = Keys::new();
+    let (path, recipient) = keys.identity("me.key");
+    assert!(recipient.starts_with("kapsel1"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let before = fs::read(&path).unwrap();
+    let again = run(&["keygen", "-o", &path], b"");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).starts_with("kapsel: error: "));
+    assert_eq!(fs::read(&path).unwrap(), before);
+    let pubkey = run(&["pubkey", &path], b"");
+    assert_eq!(String::from_utf8(pubkey.stdout).unwrap().trim(), recipient);
+}
+
+#[test]
+fn pipe_round_trip_with_several_recipients() {
+    let keys = Keys::new();
+    let (a, ra) = keys.identity("a.key");
+    let (b, rb) = keys.identity("b.key");
+    let (c, _) = keys.identity("c.key");
+    let plaintext = sample(100_000);
+    let enc = run(&["encrypt", "-r", &ra, "-r", &rb], &plaintext);
+    assert!(enc.status.success(), "{}", stderr(&enc));
+    for id in [&a, &b] {
+        let dec = run(&["decrypt", "-i", id], &enc.stdout);
+        assert!(dec.status.success(), "{}", stderr(&dec));
+        assert_eq!(dec.stdout, plaintext);
+    }
+    let stranger = run(&["decrypt", "-i", &c], &enc.stdout);
+    assert_eq!(stranger.status.code(), Some(4));
+    assert!(stranger.stdout.is_empty());
+    assert!(stderr(&stranger).contains("kapsel: error: no identity matches"));
+    // Several identities: the one that matches is found.
+    let both = run(&["decrypt", "-i", &c, "-i", &b], &enc.stdout);
+    assert!(both.status.success());
+}
+
+#[test]
+fn files_and_recipients_file_round_trip() {
+    let keys = Keys::new();
+    let (a, ra) = keys.identity("a.key");
+    let list = keys.path("team.txt");
+    fs::write(&list, format!("# the team\n\n{ra}\n")).unwrap();
+    let input = keys.path("in.bin");
+    fs::write(&input, sample(40_000)).unwrap();
+    let enc_path = keys.path("out.kap");
+    let out_path = keys.path("back.bin");
+    let enc = run(
+        &[
+            "encrypt",
+            "-R",
+            list.to_str().unwrap(),
+            "-o",
+            enc_path.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(enc.status.success(), "{}", stderr(&enc));
+    let dec = run(
+        &[
+            "decrypt",
+            "-i",
+            &a,
+            "-o",
+            out_path.to_str().unwrap(),
+            enc_path.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(dec.status.success(), "{}", stderr(&dec));
+    assert_eq!(fs::read(&out_path).unwrap(), fs::read(&input).unwrap());
+    assert_no_partial_files(keys.dir.path());
+}
+
+fn assert_no_partial_files(dir: &Path) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            !name.ends_with(".kapsel-partial"),
+            "leftover temporary file {name}"
+        );
+    }
+}
+
+#[test]
+fn failed_decrypt_leaves_existing_output_untouched() {
+    let keys = Keys::new();
+    let (a, ra) = keys.identity("a.key");
+    let enc = run(&["encrypt", "-r", &ra], &sample(50_000));
+    let target = keys.path("precious.txt");
+    fs::write(&target, b"do not lose me").unwrap();
+    // Truncated inside the last chunk: earlier chunks verify, the file fails.
+    let mut truncated = enc.stdout.clone();
+    truncated.truncate(truncated.len() - 10);
+    let dec = run(
+        &["decrypt", "-i", &a, "-o", target.to_str().unwrap()],
+        &truncated,
+    );
+    assert_eq!(dec.status.code(), Some(5), "{}", stderr(&dec));
+    assert_eq!(fs::read(&target).unwrap(), b"do not lose me");
+    assert_no_partial_files(keys.dir.path());
+    // A new target is not created either.
+    let fresh = keys.path("fresh.txt");
+    let dec = run(
+        &["decrypt", "-i", &a, "-o", fresh.to_str().unwrap()],
+        &truncated,
+    );
+    assert_eq!(dec.status.code(), Some(5));
+    assert!(!fresh.exists());
+    assert_no_partial_files(keys.dir.path());
+}
+
+#[test]
+fn exit_codes_name_each_failure_class() {
+    let keys = Keys::new();
+    let (a, ra) = keys.identity("a.key");
+    let file = run(&["encrypt", "-r", &ra], &sample(20_000)).stdout;
+
+    let random: Vec<u8> = (0..500u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let out = run(&["decrypt", "-i", &a], &random);
+    assert_eq!(out.status.code(), Some(3), "random bytes: {}", stderr(&out));
+
+    let out = run(
+        &["decrypt", "-i", &a],
+        b"age-encryption.org/v1\n-> X25519 abc\n",
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("kapsel: hint: this looks like an age file"));
+
+    let mut v2 = file.clone();
+    v2[8] = 2;
+    let out = run(&["decrypt", "-i", &a], &v2);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("unsupported format version 2"));
+
+    let out = run(&["decrypt", "-i", &a], &file[..100]);
+    assert_eq!(out.status.code(), Some(3), "truncated header");
+
+    let mut tampered = file.clone();
+    tampered[25] ^= 0x40; // serial number
+    let out = run(&["decrypt", "-i", &a], &tampered);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(
+        out.stdout.is_empty(),
+        "no plaintext before the header authenticated"
+    );
+
+    let mut bad_chunk = file.clone();
+    let last = bad_chunk.len() - 1;
+    bad_chunk[last] ^= 1;
+    let out = run(&["decrypt", "-i", &a], &bad_chunk);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(
+        out.stdout.len(),
+        16384,
+        "only the verified first chunk was released"
+    );
+
+    let mut trailing = file.clone();
+    trailing.extend_from_slice(b"junk");
+    assert_eq!(
+        run(&["decrypt", "-i", &a], &trailing).status.code(),
+        Some(5)
+    );
+
+    assert_eq!(
+        run(&["encrypt"], b"x").status.code(),
+        Some(2),
+        "no recipient"
+    );
+    assert_eq!(
+        run(&["encrypt", "-r", "kapsel1notakey"], b"x")
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(run(&["frobnicate"], b"").status.code(), Some(2));
+}
+
+#[test]
+fn recipient_and_identity_mixups_get_hints() {
+    let keys = Keys::new();
+    let (a, ra) = keys.identity("a.key");
+    let secret = fs::read_to_string(&a)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("KAPSEL-SECRET-KEY-"))
+        .unwrap()
+        .to_string();
+    let out = run(&["encrypt", "-r", &secret], b"x");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("kapsel: hint: this is an identity"));
+    let wrong = keys.path("wrong.key");
+    fs::write(&wrong, format!("{ra}\n")).unwrap();
+    let out = run(&["decrypt", "-i", wrong.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("kapsel: hint: this is a recipient"));
+}
+
+#[test]
+fn inspect_shows_the_header_without_a_key() {
+    let keys = Keys::new();
+    let (_, ra) = keys.identity("a.key");
+    let (_, rb) = keys.identity("b.key");
+    let file = run(&["encrypt", "-r", &ra, "-r", &rb], &sample(40_000)).stdout;
+    let out = run(&["inspect"], &file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "format:      kapsel v1",
+        "sender:      anonymous",
+        "recipients:  2",
+        "chunk size:  16384",
+        "40000 bytes of plaintext in 3 chunks",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let json = run(&["inspect", "--json"], &file);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["recipients"].as_array().unwrap().len(), 2);
+    assert_eq!(v["plaintext_len"], 40000);
+    assert!(v["created_at_utc"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        run(&["inspect"], b"not kapsel at all").status.code(),
+        Some(3)
+    );
+}
