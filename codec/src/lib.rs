@@ -7,6 +7,25 @@
 //! the same random 32-byte file key. The payload is Cobblestone-256 with the
 //! file key as input key and the header bytes as context, so the key
 //! commitment authenticates the whole header before any chunk is decrypted.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use kapsel_codec::{Decryptor, Encryptor, Identity};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let alice = Identity::generate();
+//! let mut writer = Encryptor::new([alice.to_recipient()])?.wrap_output(Vec::new())?;
+//! writer.write_all(b"hello")?;
+//! let file = writer.finish()?;
+//!
+//! let mut plaintext = Vec::new();
+//! Decryptor::new(&file[..])?                        // reads exactly the header
+//!     .decrypt(std::slice::from_ref(&alice))?       // unwraps the key, checks the commitment
+//!     .read_to_end(&mut plaintext)?;                // releases only verified chunks
+//! assert_eq!(plaintext, b"hello");
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod aead;
