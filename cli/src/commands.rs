@@ -1,13 +1,19 @@
 //! `keygen`, `pubkey`, `encrypt` and `decrypt`.
 
-use std::io::{Cursor, Read, Write};
+use std::io::{BufReader, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
+use kapsel_codec::armor::{self, ArmoredReader, ArmoredWriter};
 use kapsel_codec::{Decryptor, Encryptor, Identity, Recipient};
+
+/// How many leading bytes decrypt looks at to detect armor (whitespace may
+/// precede the BEGIN line).
+const ARMOR_DETECTION_WINDOW: usize = 1024;
 
 use crate::error::{foreign_format_hint, CliError};
 use crate::files::{create_private_file, Input, Output, IO_BUFFER};
 use crate::keyfiles;
+use crate::progress::ProgressReader;
 
 /// The text of a new identity file.
 pub fn identity_file_text(identity: &Identity, now: u64) -> String {
@@ -62,10 +68,35 @@ pub fn pubkey(input: Option<&Path>) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `export`: the keys of an identity file as PEM, public (SPKI) by default,
+/// private (PKCS#8) with `private`.
+pub fn export(input: Option<&Path>, private: bool) -> Result<(), CliError> {
+    let identities = match input {
+        Some(p) if p != Path::new("-") => keyfiles::read_identity_file(p)?,
+        _ => {
+            let mut text = zeroize::Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| CliError::io("cannot read standard input", e))?;
+            keyfiles::parse_identities(&text, "standard input")?
+        }
+    };
+    for identity in &identities {
+        if private {
+            print!("{}", &*identity.to_pkcs8_pem());
+        } else {
+            print!("{}", identity.to_recipient().to_spki_pem());
+        }
+    }
+    Ok(())
+}
+
 pub struct EncryptArgs<'a> {
     pub recipients: &'a [String],
     pub recipient_files: &'a [PathBuf],
     pub hide_recipients: bool,
+    pub armor: bool,
+    pub progress: bool,
     pub output: Option<&'a Path>,
     pub input: Option<&'a Path>,
 }
@@ -85,20 +116,38 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
     let encryptor = Encryptor::new(recipients)
         .map_err(|e| CliError::usage(e.to_string()))?
         .hide_recipients(args.hide_recipients);
-    let mut input = Input::open(args.input)?;
-    let mut output = Output::open(args.output, true)?;
-    let mut writer = encryptor
-        .wrap_output(&mut output)
-        .map_err(|e| CliError::other(format!("cannot write output: {e}")))?;
-    copy(&mut input.reader, &mut writer, &input.name)?;
-    writer
-        .finish()
-        .map_err(|e| CliError::io("cannot write output", e))?;
+    let input = Input::open(args.input)?;
+    let mut input = Input {
+        reader: Box::new(ProgressReader::new(
+            input.reader,
+            "encrypting",
+            input.len,
+            args.progress,
+        )),
+        ..input
+    };
+    let mut output = Output::open(args.output, !args.armor)?;
+    let write_err = |e| CliError::io("cannot write output", e);
+    let header_err = |e| CliError::other(format!("cannot write output: {e}"));
+    if args.armor {
+        let armored = ArmoredWriter::new(&mut output).map_err(write_err)?;
+        let mut writer = encryptor.wrap_output(armored).map_err(header_err)?;
+        copy(&mut input.reader, &mut writer, &input.name)?;
+        writer
+            .finish()
+            .and_then(ArmoredWriter::finish)
+            .map_err(write_err)?;
+    } else {
+        let mut writer = encryptor.wrap_output(&mut output).map_err(header_err)?;
+        copy(&mut input.reader, &mut writer, &input.name)?;
+        writer.finish().map_err(write_err)?;
+    }
     output.commit()
 }
 
 pub struct DecryptArgs<'a> {
     pub identity_files: &'a [PathBuf],
+    pub progress: bool,
     pub output: Option<&'a Path>,
     pub input: Option<&'a Path>,
 }
@@ -112,17 +161,32 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     for f in args.identity_files {
         identities.extend(keyfiles::read_identity_file(f)?);
     }
-    let mut input = Input::open(args.input)?;
-    // Keep the first bytes to recognise foreign formats in error hints.
-    let mut prefix = [0u8; 64];
+    let input = Input::open(args.input)?;
+    let mut input = Input {
+        reader: Box::new(ProgressReader::new(
+            input.reader,
+            "decrypting",
+            input.len,
+            args.progress,
+        )),
+        ..input
+    };
+    // Keep the first bytes to detect armor and to recognise foreign formats.
+    let mut prefix = vec![0u8; ARMOR_DETECTION_WINDOW];
     let seen = read_up_to(&mut input.reader, &mut prefix)
         .map_err(|e| CliError::io(format!("cannot read {}", input.name), e))?;
-    let reader = Cursor::new(&prefix[..seen]).chain(&mut input.reader);
+    let raw = Cursor::new(&prefix[..seen]).chain(&mut input.reader);
+    let armored = armor::is_armored(&prefix[..seen]);
+    let reader: Box<dyn Read + '_> = if armored {
+        Box::new(ArmoredReader::new(BufReader::with_capacity(IO_BUFFER, raw)))
+    } else {
+        Box::new(raw)
+    };
     let decryptor = Decryptor::new(reader).map_err(|e| {
         let not_kapsel = e.outcome() == kapsel_codec::Outcome::NotKapsel;
         let err = CliError::from(e);
         match foreign_format_hint(&prefix[..seen]) {
-            Some(hint) if not_kapsel => err.with_hint(hint),
+            Some(hint) if not_kapsel && !armored => err.with_hint(hint),
             _ => err,
         }
     })?;

@@ -107,6 +107,8 @@ fn from_outcome(outcome: Outcome, message: String) -> CliError {
             .with_hint("the header or a recipient stanza was altered after encryption"),
         Outcome::PayloadFailed => CliError::new(Exit::AuthFailed, format!("payload authentication failed: {message}"))
             .with_hint("the file is truncated, corrupted, or has trailing data; output so far is not trustworthy"),
+        Outcome::ArmorFailed => CliError::new(Exit::BadHeader, message)
+            .with_hint("the ASCII armor is damaged: lines must be 64 Base64 characters between the BEGIN and END lines"),
         Outcome::Io => CliError::other(message),
     }
 }

@@ -19,8 +19,6 @@ pub fn parse_identities(text: &str, source: &str) -> Result<Vec<Identity>, CliEr
             let err = CliError::usage(format!("{source}:{}: invalid identity: {e}", n + 1));
             if line.starts_with("kapsel1") {
                 err.with_hint("this is a recipient (public key); decrypting needs the identity file made by kapsel keygen")
-            } else if line.starts_with("-----BEGIN") {
-                err.with_hint("PEM keys are not yet accepted; use an identity made by kapsel keygen")
             } else {
                 err
             }
@@ -33,11 +31,26 @@ pub fn parse_identities(text: &str, source: &str) -> Result<Vec<Identity>, CliEr
     Ok(out)
 }
 
-/// Reads an identity file.
+/// Reads an identity file: kapsel identity strings, or one P-256 private
+/// key in PKCS#8 or SEC1 PEM.
 pub fn read_identity_file(path: &Path) -> Result<Vec<Identity>, CliError> {
     warn_if_readable_by_others(path);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::io(format!("cannot read identity file {}", path.display()), e))?;
+    let text =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            CliError::io(format!("cannot read identity file {}", path.display()), e)
+        })?);
+    if text.contains("-----BEGIN") {
+        if text.contains("-----BEGIN PUBLIC KEY-----") {
+            return Err(CliError::usage(format!(
+                "{}: is a public key, not an identity",
+                path.display()
+            ))
+            .with_hint("decrypting needs the private key; a PUBLIC KEY file is for encrypt -R"));
+        }
+        return Identity::from_pem(&text)
+            .map(|i| vec![i])
+            .map_err(|e| CliError::usage(format!("{}: {e}", path.display())));
+    }
     parse_identities(&text, &path.display().to_string())
 }
 
@@ -57,11 +70,26 @@ pub fn parse_recipient(s: &str) -> Result<Recipient, CliError> {
     })
 }
 
-/// Reads a recipients file: one recipient string per line, `#` comments.
+/// Reads a recipients file: one recipient string per line with `#`
+/// comments, or P-256 public keys in SPKI PEM (`openssl pkey -pubout`).
 pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::io(format!("cannot read recipients file {}", path.display()), e))?;
     let mut out = Vec::new();
+    if text.contains("-----BEGIN") {
+        let blocks = kapsel_codec::keys::pem_blocks(&text, "PUBLIC KEY");
+        if blocks.is_empty() {
+            return Err(CliError::usage(format!("{}: no PUBLIC KEY block", path.display()))
+                .with_hint("this looks like a private key: give its public key (kapsel export, or openssl pkey -pubout)"));
+        }
+        for block in blocks {
+            out.push(
+                Recipient::from_pem(&block)
+                    .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?,
+            );
+        }
+        return Ok(out);
+    }
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {

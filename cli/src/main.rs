@@ -9,6 +9,7 @@ mod error;
 mod files;
 mod inspect;
 mod keyfiles;
+mod progress;
 mod time;
 
 use std::path::PathBuf;
@@ -29,6 +30,9 @@ Exit codes:
 #[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 HPKE + Cobblestone-256)",
     after_help = EXIT_CODES)]
 struct Cli {
+    /// No progress line on stderr (it is shown only on a terminal anyway)
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +52,17 @@ enum Command {
         /// Identity file (standard input if absent)
         file: Option<PathBuf>,
     },
+    /// Print the keys of an identity file as PEM (public SPKI, or private PKCS#8)
+    #[command(
+        after_help = "Examples:\n  kapsel export me.key > me.pub.pem            # for openssl and for encrypt -R\n  kapsel export --private me.key > me.pem      # PKCS#8, readable by openssl pkey"
+    )]
+    Export {
+        /// Print the private key (PKCS#8 PEM) instead of the public key
+        #[arg(long)]
+        private: bool,
+        /// Identity file (standard input if absent)
+        file: Option<PathBuf>,
+    },
     /// Encrypt IN (or standard input) to one or more recipients
     #[command(after_help = concat!("Examples:\n  kapsel encrypt -r kapsel1... -o secret.kap notes.txt\n  tar c dir | kapsel encrypt -R team.txt | ssh host 'cat > dir.tar.kap'\n\n",
         "Exit codes:\n  0 success, 1 I/O error, 2 usage error (bad recipient, binary output to a terminal)"))]
@@ -58,6 +73,9 @@ enum Command {
         /// File of recipient strings, one per line, # comments; repeatable
         #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
         recipient_files: Vec<PathBuf>,
+        /// Write PEM-style ASCII armor (Base64) instead of binary
+        #[arg(short, long)]
+        armor: bool,
         /// Write zero key hints, so the file does not show who can read it
         #[arg(long)]
         hide_recipients: bool,
@@ -98,19 +116,24 @@ enum Command {
 }
 
 fn run(cli: Cli) -> Result<(), error::CliError> {
+    let progress = !cli.quiet;
     match cli.command {
         Command::Keygen { output } => commands::keygen(output.as_deref()),
         Command::Pubkey { file } => commands::pubkey(file.as_deref()),
+        Command::Export { private, file } => commands::export(file.as_deref(), private),
         Command::Encrypt {
             recipients,
             recipient_files,
             hide_recipients,
+            armor,
             output,
             input,
         } => commands::encrypt(commands::EncryptArgs {
             recipients: &recipients,
             recipient_files: &recipient_files,
             hide_recipients,
+            armor,
+            progress,
             output: output.as_deref(),
             input: input.as_deref(),
         }),
@@ -120,6 +143,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             input,
         } => commands::decrypt(commands::DecryptArgs {
             identity_files: &identities,
+            progress,
             output: output.as_deref(),
             input: input.as_deref(),
         }),

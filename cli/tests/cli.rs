@@ -312,3 +312,223 @@ fn inspect_shows_the_header_without_a_key() {
         Some(3)
     );
 }
+
+#[test]
+fn armor_round_trips_and_is_detected_by_itself() {
+    let keys = Keys::new();
+    let (a, ra) = keys.identity("a.key");
+    let plaintext = sample(30_000);
+    let enc = run(&["encrypt", "--armor", "-r", &ra], &plaintext);
+    assert!(enc.status.success(), "{}", stderr(&enc));
+    let text = String::from_utf8(enc.stdout.clone()).expect("armor is ASCII");
+    assert!(text.starts_with("-----BEGIN KAPSEL ENCRYPTED FILE-----\n"));
+    assert!(text.ends_with("-----END KAPSEL ENCRYPTED FILE-----\n"));
+    assert!(text
+        .lines()
+        .all(|l| l.len() <= 64 || l.starts_with("-----")));
+    let dec = run(&["decrypt", "-i", &a], &enc.stdout);
+    assert!(dec.status.success(), "{}", stderr(&dec));
+    assert_eq!(dec.stdout, plaintext);
+    // CRLF line endings and surrounding whitespace are accepted.
+    let crlf = format!("\r\n  {}\r\n", text.replace('\n', "\r\n"));
+    assert_eq!(
+        run(&["decrypt", "-i", &a], crlf.as_bytes()).stdout,
+        plaintext
+    );
+    // A damaged armor line is an armor failure (exit 3), with no output.
+    let damaged = text.replacen("\n", "\nA", 2);
+    let out = run(&["decrypt", "-i", &a], damaged.as_bytes());
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("armor"));
+    assert!(out.stdout.is_empty());
+    let garbage_after = format!("{text}trailing words\n");
+    assert_eq!(
+        run(&["decrypt", "-i", &a], garbage_after.as_bytes())
+            .status
+            .code(),
+        Some(3)
+    );
+}
+
+fn openssl(args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .expect("the openssl binary is needed for interop tests");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+#[test]
+fn openssl_made_keys_work_as_identities_and_recipients() {
+    let keys = Keys::new();
+    let p = |n: &str| keys.path(n).to_str().unwrap().to_string();
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &p("pkcs8.pem"),
+    ]);
+    openssl(&[
+        "ecparam",
+        "-genkey",
+        "-name",
+        "prime256v1",
+        "-out",
+        &p("sec1.pem"),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        &p("pkcs8.pem"),
+        "-pubout",
+        "-out",
+        &p("pkcs8.pub"),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        &p("sec1.pem"),
+        "-pubout",
+        "-out",
+        &p("sec1.pub"),
+    ]);
+    assert!(fs::read_to_string(p("sec1.pem"))
+        .unwrap()
+        .contains("EC PRIVATE KEY"));
+    let both = format!(
+        "{}{}",
+        fs::read_to_string(p("pkcs8.pub")).unwrap(),
+        fs::read_to_string(p("sec1.pub")).unwrap()
+    );
+    fs::write(p("both.pub"), both).unwrap();
+    let plaintext = sample(20_000);
+    let enc = run(&["encrypt", "-R", &p("both.pub")], &plaintext);
+    assert!(enc.status.success(), "{}", stderr(&enc));
+    for id in ["pkcs8.pem", "sec1.pem"] {
+        let dec = run(&["decrypt", "-i", &p(id)], &enc.stdout);
+        assert!(dec.status.success(), "{id}: {}", stderr(&dec));
+        assert_eq!(dec.stdout, plaintext);
+    }
+    // pubkey agrees between the PEM identity and the SPKI file.
+    let (a, ra) = keys.identity("a.key");
+    let exported = run(&["export", &a], b"");
+    fs::write(p("a.pub.pem"), &exported.stdout).unwrap();
+    let text = Command::new("openssl")
+        .args(["pkey", "-pubin", "-in", &p("a.pub.pem"), "-noout", "-text"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("prime256v1")
+            || String::from_utf8_lossy(&text.stdout).contains("P-256")
+    );
+    let private = run(&["export", "--private", &a], b"");
+    fs::write(p("a.pem"), &private.stdout).unwrap();
+    let enc = run(&["encrypt", "-R", &p("a.pub.pem")], b"via pem");
+    assert_eq!(
+        run(&["decrypt", "-i", &p("a.pem")], &enc.stdout).stdout,
+        b"via pem"
+    );
+    let enc = run(&["encrypt", "-r", &ra], b"via string");
+    assert_eq!(
+        run(&["decrypt", "-i", &p("a.pem")], &enc.stdout).stdout,
+        b"via string"
+    );
+    // A private key where a recipient is expected gets a hint.
+    let out = run(&["encrypt", "-R", &p("pkcs8.pem")], b"x");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("kapsel: hint: this looks like a private key"));
+}
+
+/// Runs a shell command line under a pseudo-terminal with `script`; returns
+/// the terminal transcript and the exit status.
+fn under_pty(command_line: &str) -> (String, Option<i32>) {
+    let out = Command::new("script")
+        .args(["-qec", command_line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn progress_shows_on_a_terminal_and_not_when_quiet_or_piped() {
+    let keys = Keys::new();
+    let (_, ra) = keys.identity("a.key");
+    let input = keys.path("in.bin");
+    fs::write(&input, sample(3_000_000)).unwrap();
+    let bin = env!("CARGO_BIN_EXE_kapsel");
+    let line = |extra: &str, out: &str| {
+        format!(
+            "KAPSEL_PROGRESS_DELAY_MS=0 {bin} {extra} encrypt -r {ra} -o {} {}",
+            keys.path(out).display(),
+            input.display()
+        )
+    };
+    let (tty, code) = under_pty(&line("", "o1.kap"));
+    assert_eq!(code, Some(0), "{tty}");
+    assert!(
+        tty.contains("kapsel: encrypting"),
+        "no progress on a terminal: {tty:?}"
+    );
+    assert!(tty.contains("MiB/s") || tty.contains("KiB/s"), "{tty:?}");
+    let (tty, code) = under_pty(&line("-q", "o2.kap"));
+    assert_eq!(code, Some(0));
+    assert!(
+        !tty.contains("kapsel: encrypting"),
+        "progress despite --quiet: {tty:?}"
+    );
+    // Not a terminal: silent.
+    let out = kapsel()
+        .env("KAPSEL_PROGRESS_DELAY_MS", "0")
+        .args([
+            "encrypt",
+            "-r",
+            &ra,
+            "-o",
+            keys.path("o3.kap").to_str().unwrap(),
+            input.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn refuses_binary_output_to_a_terminal() {
+    let keys = Keys::new();
+    let (_, ra) = keys.identity("a.key");
+    let input = keys.path("in.txt");
+    fs::write(&input, b"hello").unwrap();
+    let bin = env!("CARGO_BIN_EXE_kapsel");
+    let (tty, code) = under_pty(&format!("{bin} encrypt -r {ra} {}", input.display()));
+    assert_eq!(code, Some(2), "{tty}");
+    assert!(tty.contains("kapsel: error: refusing to write binary output to a terminal"));
+    let (tty, code) = under_pty(&format!(
+        "{bin} encrypt --armor -r {ra} {}",
+        input.display()
+    ));
+    assert_eq!(code, Some(0), "{tty}");
+    assert!(tty.contains("-----BEGIN KAPSEL ENCRYPTED FILE-----"));
+}
+
+#[test]
+fn foreign_inputs_get_a_hint() {
+    let keys = Keys::new();
+    let (a, _) = keys.identity("a.key");
+    let gpg = [
+        0x85u8, 0x01, 0x0c, 0x03, 0xaa, 0xbb, 0xcc, 0xdd, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let out = run(&["decrypt", "-i", &a], &gpg);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("OpenPGP"), "{}", stderr(&out));
+    let out = run(&["decrypt", "-i", &a], b"");
+    assert_eq!(out.status.code(), Some(3), "empty input");
+}

@@ -22,6 +22,8 @@ pub enum Outcome {
     HeaderAuthFailed,
     /// A chunk failed, or the payload was truncated or extended.
     PayloadFailed,
+    /// ASCII armor around the file is malformed.
+    ArmorFailed,
     /// Reading or writing failed for reasons outside the file.
     Io,
 }
@@ -91,6 +93,11 @@ impl From<crate::payload::StreamError> for DecryptError {
 /// The outcome class of an error returned by a decrypting reader's `read`:
 /// payload failures travel inside `io::Error` as a [`PayloadError`].
 pub fn outcome_of_io_error(e: &io::Error) -> Outcome {
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<crate::armor::ArmorError>())
+    {
+        return Outcome::ArmorFailed;
+    }
     payload_error_of(e).map_or(Outcome::Io, |p| DecryptError::from(p).outcome())
 }
 

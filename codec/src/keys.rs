@@ -42,6 +42,12 @@ pub enum KeyParseError {
     /// The decoded bytes are not a valid P-256 key.
     #[error("not a valid P-256 key")]
     InvalidKey,
+    /// PEM that holds no key of the expected kind, a key on another curve, or an encrypted key.
+    #[error("no usable P-256 key in PEM ({reason})")]
+    Pem {
+        /// What was wrong.
+        reason: &'static str,
+    },
 }
 
 /// A P-256 private key that can unwrap file keys and sign as a sender.
@@ -100,6 +106,93 @@ impl Identity {
             .map(|secret| Identity { secret })
             .map_err(|_| KeyParseError::InvalidKey)
     }
+}
+
+impl Identity {
+    /// Parses a P-256 private key in PEM: PKCS#8 (`PRIVATE KEY`, as made by
+    /// `openssl genpkey`) or SEC1 (`EC PRIVATE KEY`, as made by `openssl
+    /// ecparam -genkey`, whose `EC PARAMETERS` block is skipped).
+    pub fn from_pem(text: &str) -> Result<Self, KeyParseError> {
+        use p256::pkcs8::DecodePrivateKey;
+        if let Some(block) = pem_block(text, "PRIVATE KEY") {
+            return SecretKey::from_pkcs8_pem(&block)
+                .map(Identity::from_secret_key)
+                .map_err(|_| KeyParseError::Pem {
+                    reason: "PKCS#8 key is not a P-256 EC key",
+                });
+        }
+        if let Some(block) = pem_block(text, "EC PRIVATE KEY") {
+            return SecretKey::from_sec1_pem(&block)
+                .map(Identity::from_secret_key)
+                .map_err(|_| KeyParseError::Pem {
+                    reason: "SEC1 key is not a P-256 key",
+                });
+        }
+        if pem_block(text, "ENCRYPTED PRIVATE KEY").is_some() {
+            return Err(KeyParseError::Pem {
+                reason:
+                    "encrypted private keys are not supported; decrypt it with openssl pkey first",
+            });
+        }
+        Err(KeyParseError::Pem {
+            reason: "no PRIVATE KEY or EC PRIVATE KEY block",
+        })
+    }
+
+    /// The private key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
+        use p256::pkcs8::{EncodePrivateKey, LineEnding};
+        // Encoding a valid P-256 key as PKCS#8 cannot fail.
+        #[allow(clippy::expect_used)]
+        self.secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("PKCS#8 encoding of a P-256 key")
+    }
+}
+
+impl Recipient {
+    /// Parses a P-256 public key in SubjectPublicKeyInfo PEM (`PUBLIC KEY`,
+    /// as made by `openssl pkey -pubout`).
+    pub fn from_pem(text: &str) -> Result<Self, KeyParseError> {
+        use p256::pkcs8::DecodePublicKey;
+        let block = pem_block(text, "PUBLIC KEY").ok_or(KeyParseError::Pem {
+            reason: "no PUBLIC KEY block",
+        })?;
+        PublicKey::from_public_key_pem(&block)
+            .map(Recipient::from_public_key)
+            .map_err(|_| KeyParseError::Pem {
+                reason: "public key is not a P-256 EC key",
+            })
+    }
+
+    /// The public key as SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub fn to_spki_pem(&self) -> String {
+        use p256::pkcs8::{EncodePublicKey, LineEnding};
+        // Encoding a valid P-256 point as SPKI cannot fail.
+        #[allow(clippy::expect_used)]
+        self.public
+            .to_public_key_pem(LineEnding::LF)
+            .expect("SPKI encoding of a P-256 key")
+    }
+}
+
+/// Every PEM block labelled `label` in `text`, in order.
+pub fn pem_blocks(text: &str, label: &str) -> Vec<Zeroizing<String>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(&begin) {
+        let after = &rest[start..];
+        let Some(stop) = after.find(&end) else { break };
+        out.push(Zeroizing::new(format!("{}\n", &after[..stop + end.len()])));
+        rest = &after[stop + end.len()..];
+    }
+    out
+}
+
+fn pem_block(text: &str, label: &str) -> Option<Zeroizing<String>> {
+    pem_blocks(text, label).into_iter().next()
 }
 
 impl fmt::Debug for Identity {

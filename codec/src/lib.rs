@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aead;
+pub mod armor;
 pub mod decrypt;
 pub mod encrypt;
 pub mod error;
