@@ -43,6 +43,9 @@ pub enum ArmorError {
     /// Lines end sometimes in LF and sometimes in CRLF, or a lone CR.
     #[error("armor: inconsistent line endings")]
     LineEnding,
+    /// The END line follows the BEGIN line directly.
+    #[error("armor: no data between BEGIN and END")]
+    EmptyBody,
     /// The input ended before the END line.
     #[error("armor: missing END line")]
     MissingEnd,
@@ -164,6 +167,8 @@ pub struct ArmoredReader<R: BufRead> {
     pos: usize,
     /// The previous body line was shorter than 64 characters: only END may follow.
     short_line_seen: bool,
+    /// At least one body line was read.
+    any_body: bool,
 }
 
 impl<R: BufRead> ArmoredReader<R> {
@@ -177,6 +182,7 @@ impl<R: BufRead> ArmoredReader<R> {
             decoded: Vec::with_capacity(BYTES_PER_LINE),
             pos: 0,
             short_line_seen: false,
+            any_body: false,
         }
     }
 
@@ -250,6 +256,9 @@ impl<R: BufRead> ArmoredReader<R> {
                     return Err(ArmorError::MissingEnd.into());
                 }
                 if self.line == END.as_bytes() {
+                    if !self.any_body {
+                        return Err(ArmorError::EmptyBody.into());
+                    }
                     self.finish_trailer()?;
                     self.state = State::Done;
                     return Ok(());
@@ -264,6 +273,7 @@ impl<R: BufRead> ArmoredReader<R> {
                     // with padding must be followed by END.
                     self.short_line_seen = true;
                 }
+                self.any_body = true;
                 self.decoded.clear();
                 STANDARD
                     .decode_vec(&self.line, &mut self.decoded)
@@ -395,6 +405,7 @@ mod tests {
             ),
             (good.replace(END, ""), ArmorError::LineLength),
             (good.trim_end().to_string(), ArmorError::MissingEnd),
+            (format!("{BEGIN}\n{END}\n"), ArmorError::EmptyBody),
         ];
         for (text, want) in cases {
             assert_eq!(dearmor(text.as_bytes()), Err(want), "{text:?}");
