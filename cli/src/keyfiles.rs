@@ -11,7 +11,7 @@ use crate::error::CliError;
 pub fn parse_identities(text: &str, source: &str) -> Result<Vec<Identity>, CliError> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
+        let line = line.trim_matches([' ', '\t']);
         if line.is_empty() || line.starts_with('#') {
             continue;
         }

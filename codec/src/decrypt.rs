@@ -133,10 +133,12 @@ fn unwrap_file_key(
     }
     let mut addressed_to_us = false;
     for identity in identities {
+        // A zero hint means "hidden" and never matches, even for the one key
+        // in 2^32 whose real hint is zero.
         let own_hint = identity.to_recipient().hint();
-        let (mut ordered, others): (Vec<_>, Vec<_>) = candidates
-            .iter()
-            .partition(|(hint, _, _)| **hint == own_hint);
+        let is_ours = |hint: &[u8; 4]| *hint != [0u8; 4] && *hint == own_hint;
+        let (mut ordered, others): (Vec<_>, Vec<_>) =
+            candidates.iter().partition(|(hint, _, _)| is_ours(hint));
         addressed_to_us |= !ordered.is_empty();
         ordered.extend(others);
         for (_, enc, wrapped_key) in ordered {

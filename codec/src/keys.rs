@@ -100,7 +100,7 @@ impl Identity {
 
     /// Parses an identity string.
     pub fn from_secret_string(s: &str) -> Result<Self, KeyParseError> {
-        let bytes = decode(s, IDENTITY_HRP, "identity")?;
+        let bytes = decode(s, IDENTITY_HRP, 32, "identity")?;
         let bytes = Zeroizing::new(bytes);
         SecretKey::from_slice(&bytes)
             .map(|secret| Identity { secret })
@@ -266,20 +266,33 @@ impl std::str::FromStr for Recipient {
     type Err = KeyParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = decode(s, RECIPIENT_HRP, "recipient")?;
-        if bytes.len() != 33 {
-            return Err(KeyParseError::InvalidKey);
-        }
+        let bytes = decode(s, RECIPIENT_HRP, 33, "recipient")?;
         PublicKey::from_sec1_bytes(&bytes)
             .map(|public| Recipient { public })
             .map_err(|_| KeyParseError::InvalidKey)
     }
 }
 
-fn decode(s: &str, hrp: &str, expected: &'static str) -> Result<Vec<u8>, KeyParseError> {
+/// Decodes a Bech32 (BIP 173) string with human-readable part `hrp` and
+/// payload length `len`: checksum, case, padding bits and length all checked.
+fn decode(
+    s: &str,
+    hrp: &str,
+    len: usize,
+    expected: &'static str,
+) -> Result<Vec<u8>, KeyParseError> {
     let checked = CheckedHrpstring::new::<Bech32>(s.trim()).map_err(|_| KeyParseError::Encoding)?;
     if !checked.hrp().as_str().eq_ignore_ascii_case(hrp) {
         return Err(KeyParseError::WrongType { expected });
     }
-    Ok(checked.byte_iter().collect())
+    // BIP 173's rule for the 5-to-8-bit regrouping: at most 4 leftover bits,
+    // all zero. (The crate names it after segwit, but no version symbol is involved.)
+    checked
+        .validate_segwit_padding()
+        .map_err(|_| KeyParseError::Encoding)?;
+    let bytes: Vec<u8> = checked.byte_iter().collect();
+    if bytes.len() != len {
+        return Err(KeyParseError::InvalidKey);
+    }
+    Ok(bytes)
 }

@@ -198,3 +198,48 @@ fn debug_output_never_contains_secret_bytes() {
     assert!(!dbg.contains(&secret[..]));
     assert!(!dbg.contains(&hex_secret));
 }
+
+#[test]
+fn key_strings_must_have_exact_length_and_zero_padding() {
+    use bech32::{Bech32, Hrp};
+    let short_secret =
+        bech32::encode::<Bech32>(Hrp::parse("kapsel-secret-key-").unwrap(), &[0x11u8; 31]).unwrap();
+    assert!(
+        Identity::from_secret_string(&short_secret.to_uppercase()).is_err(),
+        "31-byte scalar accepted"
+    );
+    let long_recipient =
+        bech32::encode::<Bech32>(Hrp::parse("kapsel").unwrap(), &[0x02u8; 34]).unwrap();
+    assert!(long_recipient.parse::<kapsel_codec::Recipient>().is_err());
+    // Upper case is the same recipient; mixed case is refused.
+    let r = Identity::generate().to_recipient();
+    let s = r.to_string();
+    assert_eq!(
+        s.to_uppercase().parse::<kapsel_codec::Recipient>().unwrap(),
+        r
+    );
+    let mut mixed = s.clone();
+    mixed.replace_range(0..1, "K");
+    assert!(mixed.parse::<kapsel_codec::Recipient>().is_err());
+    // Non-zero padding bits: 33 bytes use 264 bits in 53 symbols (265 bits),
+    // so the last symbol carries one padding bit. Setting it must be refused
+    // even with a valid checksum.
+    let hrp = Hrp::parse("kapsel").unwrap();
+    let fes: Vec<bech32::Fe32> = {
+        use bech32::primitives::iter::ByteIterExt;
+        let mut v: Vec<bech32::Fe32> = r.to_compressed().iter().copied().bytes_to_fes().collect();
+        let last = v.len() - 1;
+        v[last] = bech32::Fe32::try_from(v[last].to_u8() | 1).unwrap();
+        v
+    };
+    use bech32::primitives::iter::Fe32IterExt;
+    let padded: String = fes
+        .into_iter()
+        .with_checksum::<Bech32>(&hrp)
+        .chars()
+        .collect();
+    assert!(
+        padded.parse::<kapsel_codec::Recipient>().is_err(),
+        "non-zero padding accepted"
+    );
+}
