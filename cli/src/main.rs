@@ -24,7 +24,8 @@ Exit codes:
   2  usage error
   3  not a kapsel file, malformed header, or unsupported version
   4  no identity matches any recipient
-  5  authentication failed: header, payload tag, truncated or trailing data";
+  5  authentication failed: header, payload tag, truncated or trailing data
+  6  refused by replay or freshness policy (reserved)";
 
 #[derive(Parser, Debug)]
 #[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 HPKE + Cobblestone-256)",
@@ -112,6 +113,9 @@ enum Command {
         input: Option<PathBuf>,
     },
     /// Run the main job on a built-in sample: keygen, encrypt, inspect, decrypt, verify
+    #[command(
+        after_help = "Examples:\n  kapsel demo        # prints each step and ok; exit 0 when all worked"
+    )]
     Demo,
 }
 

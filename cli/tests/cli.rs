@@ -532,3 +532,36 @@ fn foreign_inputs_get_a_hint() {
     let out = run(&["decrypt", "-i", &a], b"");
     assert_eq!(out.status.code(), Some(3), "empty input");
 }
+
+#[test]
+fn io_errors_exit_1_with_one_line() {
+    let keys = Keys::new();
+    let (a, ra) = keys.identity("a.key");
+    let missing = keys.path("does-not-exist.kap");
+    let out = run(&["decrypt", "-i", &a, missing.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("kapsel: error: cannot open "), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"));
+    let out = run(
+        &["encrypt", "-r", &ra, "-o", "/nonexistent-dir/x.kap"],
+        b"x",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let out = run(&["decrypt", "-i", missing.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1), "missing identity file");
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    for cmd in [
+        "keygen", "pubkey", "export", "encrypt", "decrypt", "inspect",
+    ] {
+        let out = run(&[cmd, "--help"], b"");
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Examples:"), "{cmd} --help has no examples");
+    }
+    let top = String::from_utf8(run(&["--help"], b"").stdout).unwrap();
+    assert!(top.contains("Exit codes:") && top.contains("4  no identity matches"));
+}
