@@ -256,6 +256,14 @@ impl<W: Write> PayloadWriter<W> {
         }
     }
 
+    /// The inner writer and the cipher, for a caller (the parallel path)
+    /// that seals the chunks itself. Valid only before anything was written:
+    /// bytes buffered for an unfinished chunk would be lost.
+    pub fn into_parts(self) -> (W, ChunkCipher) {
+        debug_assert!(self.buf.is_empty() && self.index == 0);
+        (self.inner, self.cipher)
+    }
+
     fn flush_full_chunk(&mut self) -> io::Result<()> {
         debug_assert_eq!(self.buf.len(), CHUNK_SIZE);
         let tag = self
@@ -355,6 +363,14 @@ impl<R: Read> PayloadReader<R> {
             index: 0,
             state: ReadState::Chunks,
         }
+    }
+
+    /// The inner reader, positioned at the first chunk, and the verified
+    /// cipher, for a caller (the parallel path) that opens the chunks itself.
+    /// Valid only before the first read.
+    pub fn into_parts(self) -> (R, ChunkCipher) {
+        debug_assert!(self.index == 0 && self.start == self.end);
+        (self.inner, self.cipher)
     }
 
     /// Reads and opens the next chunk into the buffer.
