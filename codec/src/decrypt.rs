@@ -18,7 +18,11 @@ use zeroize::Zeroizing;
 use crate::error::DecryptError;
 use crate::hpke::{self, Mode};
 use crate::keys::Identity;
-use crate::payload::{read_full, PayloadReader};
+use crate::payload::{
+    read_full, ChunkCipher, PayloadError, PayloadReader, COMMITMENT_LEN, PAYLOAD_HEADER_LEN,
+    SALT_LEN,
+};
+use crate::sender::VerifyingReader;
 use crate::{FILE_KEY_LEN, HPKE_INFO};
 
 /// A file whose header has been read and parsed, not yet decrypted.
@@ -79,35 +83,46 @@ impl<R: Read> Decryptor<R> {
         &mut self.inner
     }
 
+    /// The sender key the header names, if any (claimed until the signature
+    /// at the end of the file verified).
+    pub fn sender(&self) -> Option<crate::Recipient> {
+        match &self.header.sender {
+            Sender::Anonymous => None,
+            Sender::P256(p) => crate::Recipient::from_wire(p).ok(),
+        }
+    }
+
     /// Unwraps the file key with the first identity that opens a stanza,
     /// reads the salt and commitment, checks the commitment, and returns the
-    /// plaintext reader.
-    pub fn decrypt(mut self, identities: &[Identity]) -> Result<PayloadReader<R>, DecryptError> {
-        let file_key = unwrap_file_key(&self.header, identities)?;
-        let mut prefix = [0u8; crate::payload::PAYLOAD_HEADER_LEN];
-        if read_full(&mut self.inner, &mut prefix)? < prefix.len() {
-            return Err(crate::payload::PayloadError::Truncated.into());
+    /// plaintext reader. For a file with a sender, the reader reports the end
+    /// of the plaintext (and releases the final chunk) only after the
+    /// sender's signature verified.
+    pub fn decrypt(self, identities: &[Identity]) -> Result<PlaintextReader<R>, DecryptError> {
+        let (file_key, sender) = unwrap_file_key(&self.header, identities)?;
+        let mut input = VerifyingReader::new(self.inner, &self.header_bytes, sender.as_ref());
+        let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
+        if read_full(&mut input, &mut prefix)? < prefix.len() {
+            return Err(PayloadError::Truncated.into());
         }
-        let mut salt = [0u8; crate::payload::SALT_LEN];
-        salt.copy_from_slice(&prefix[..crate::payload::SALT_LEN]);
-        let mut commitment = [0u8; crate::payload::COMMITMENT_LEN];
-        commitment.copy_from_slice(&prefix[crate::payload::SALT_LEN..]);
-        let cipher = crate::payload::ChunkCipher::for_decryption(
-            &file_key[..],
-            &self.header_bytes,
-            &salt,
-            &commitment,
-        )?;
-        Ok(PayloadReader::from_parts(self.inner, cipher))
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(&prefix[..SALT_LEN]);
+        let mut commitment = [0u8; COMMITMENT_LEN];
+        commitment.copy_from_slice(&prefix[SALT_LEN..]);
+        let cipher =
+            ChunkCipher::for_decryption(&file_key[..], &self.header_bytes, &salt, &commitment)?;
+        Ok(PayloadReader::from_parts(input, cipher))
     }
 }
+
+/// The plaintext reader [`Decryptor::decrypt`] returns.
+pub type PlaintextReader<R> = PayloadReader<VerifyingReader<R>>;
 
 /// Validates every public key in the header, then tries, for each identity,
 /// the stanzas whose hint matches it first and all others after.
 fn unwrap_file_key(
     header: &Header,
     identities: &[Identity],
-) -> Result<Zeroizing<[u8; FILE_KEY_LEN]>, DecryptError> {
+) -> Result<(Zeroizing<[u8; FILE_KEY_LEN]>, Option<PublicKey>), DecryptError> {
     let sender: Option<PublicKey> = match &header.sender {
         Sender::Anonymous => None,
         Sender::P256(p) => {
@@ -151,7 +166,7 @@ fn unwrap_file_key(
                 .open_into(b"", &wrapped_key[..], &mut file_key[..])
                 .is_ok()
             {
-                return Ok(file_key);
+                return Ok((file_key, sender));
             }
         }
     }

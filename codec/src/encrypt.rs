@@ -2,7 +2,7 @@
 //! the header, then the Cobblestone-256 payload keyed by the file key with
 //! the header bytes as context.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kapsel_format::{write, Header, Sender, Stanza, Suite, MAX_RECIPIENTS, WRAPPED_KEY_LEN};
@@ -13,7 +13,8 @@ use zeroize::Zeroizing;
 use crate::error::EncryptError;
 use crate::hpke::{self, Mode};
 use crate::keys::{Identity, Recipient};
-use crate::payload::{PayloadWriter, StreamError};
+use crate::payload::{ChunkCipher, PayloadWriter, StreamError};
+use crate::sender::SigningWriter;
 use crate::{FILE_KEY_LEN, HPKE_INFO};
 
 /// Configures and starts the encryption of one file.
@@ -53,8 +54,9 @@ impl Encryptor {
         })
     }
 
-    /// Names the sender: its public key goes into the header and every stanza
-    /// is sealed in HPKE auth mode with it.
+    /// Names the sender: its public key goes into the header, every stanza
+    /// is sealed in HPKE auth mode with it, and the file ends with its ECDSA
+    /// signature over everything before (SPEC.md section 8).
     pub fn sender(mut self, identity: Identity) -> Self {
         self.sender = Some(identity);
         self
@@ -125,16 +127,53 @@ impl Encryptor {
     }
 
     /// Writes the header and the payload prefix to `output` and returns the
-    /// writer for the plaintext. Call [`PayloadWriter::finish`] at the end.
-    pub fn wrap_output<W: Write>(self, mut output: W) -> Result<PayloadWriter<W>, EncryptError> {
+    /// writer for the plaintext. Call [`FileWriter::finish`] at the end.
+    pub fn wrap_output<W: Write>(self, output: W) -> Result<FileWriter<W>, EncryptError> {
         let (header_bytes, file_key) = self.header()?;
+        let mut output = SigningWriter::new(output, self.sender.as_ref().map(Identity::secret_key));
         output.write_all(&header_bytes)?;
-        PayloadWriter::new(output, &file_key[..], &header_bytes).map_err(|e| match e {
-            StreamError::Io(e) => EncryptError::Io(e),
-            // The file key is always FILE_KEY_LEN bytes, the only payload
-            // setup error; report it as I/O-free internal failure.
-            StreamError::Payload(p) => EncryptError::Io(std::io::Error::other(p)),
-        })
+        let payload =
+            PayloadWriter::new(output, &file_key[..], &header_bytes).map_err(|e| match e {
+                StreamError::Io(e) => EncryptError::Io(e),
+                // The file key always has FILE_KEY_LEN bytes, so payload setup
+                // cannot fail for any other reason; report it without panicking.
+                StreamError::Payload(p) => EncryptError::Io(io::Error::other(p)),
+            })?;
+        Ok(FileWriter { payload })
+    }
+}
+
+/// The plaintext side of a file being written: encrypts what is written,
+/// and on [`FileWriter::finish`] writes the final chunk and, for a named
+/// sender, the signature.
+#[derive(Debug)]
+pub struct FileWriter<W: Write> {
+    payload: PayloadWriter<SigningWriter<W>>,
+}
+
+impl<W: Write> FileWriter<W> {
+    /// Seals the final chunk, appends the sender signature if any, flushes,
+    /// and returns the output.
+    pub fn finish(self) -> io::Result<W> {
+        self.payload.finish()?.finish()
+    }
+
+    /// The signing output (positioned after the salt and commitment) and the
+    /// chunk cipher, for a caller that seals the chunks itself (the parallel
+    /// path). It must write the chunks to the output, then call
+    /// [`SigningWriter::finish`]. Valid only before anything was written.
+    pub fn into_parts(self) -> (SigningWriter<W>, ChunkCipher) {
+        self.payload.into_parts()
+    }
+}
+
+impl<W: Write> Write for FileWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.payload.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.payload.flush()
     }
 }
 

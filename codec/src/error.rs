@@ -24,6 +24,8 @@ pub enum Outcome {
     PayloadFailed,
     /// ASCII armor around the file is malformed.
     ArmorFailed,
+    /// The sender's signature at the end of the file did not verify.
+    SenderAuthFailed,
     /// Reading or writing failed for reasons outside the file.
     Io,
 }
@@ -97,6 +99,15 @@ pub fn outcome_of_io_error(e: &io::Error) -> Outcome {
         .is_some_and(|inner| inner.is::<crate::armor::ArmorError>())
     {
         return Outcome::ArmorFailed;
+    }
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::sender::SignatureError>())
+    {
+        // A file too short to hold its signature is a truncated file.
+        Some(crate::sender::SignatureError::Missing) => return Outcome::PayloadFailed,
+        Some(_) => return Outcome::SenderAuthFailed,
+        None => {}
     }
     payload_error_of(e).map_or(Outcome::Io, |p| DecryptError::from(p).outcome())
 }

@@ -36,9 +36,10 @@ pub mod error;
 pub mod hpke;
 pub mod keys;
 pub mod payload;
+pub mod sender;
 
-pub use decrypt::Decryptor;
-pub use encrypt::Encryptor;
+pub use decrypt::{Decryptor, PlaintextReader};
+pub use encrypt::{Encryptor, FileWriter};
 pub use error::{outcome_of_io_error, DecryptError, EncryptError, Outcome};
 pub use keys::{Identity, KeyParseError, Recipient};
 pub use payload::{PayloadReader, PayloadWriter};
