@@ -96,6 +96,8 @@ pub struct EncryptArgs<'a> {
     pub recipient_files: &'a [PathBuf],
     pub hide_recipients: bool,
     pub armor: bool,
+    pub sign_as: Option<&'a Path>,
+    pub serial_db: Option<&'a Path>,
     pub progress: bool,
     pub output: Option<&'a Path>,
     pub input: Option<&'a Path>,
@@ -113,9 +115,20 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
         return Err(CliError::usage("no recipients given")
             .with_hint("pass -r RECIPIENT or -R FILE (kapsel keygen prints a recipient)"));
     }
-    let encryptor = Encryptor::new(recipients)
+    let mut encryptor = Encryptor::new(recipients)
         .map_err(|e| CliError::usage(e.to_string()))?
         .hide_recipients(args.hide_recipients);
+    if let Some(path) = args.sign_as {
+        let identity = keyfiles::read_identity_file(path)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| CliError::usage(format!("{}: no identity", path.display())))?;
+        let store_path = crate::policy::serial_db_path(args.serial_db.map(Path::to_path_buf))?;
+        let serial = kapsel_cli::serials::SerialStore::open(&store_path)
+            .and_then(|mut store| store.issue(&identity.to_recipient().to_wire().0))
+            .map_err(|e| CliError::other(format!("serial store {}: {e}", store_path.display())))?;
+        encryptor = encryptor.sender(identity).serial(serial);
+    }
     let input = Input::open(args.input)?;
     let mut input = Input {
         reader: Box::new(ProgressReader::new(
@@ -146,6 +159,9 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
 }
 
 pub struct DecryptArgs<'a> {
+    pub policy: crate::policy::Policy,
+    /// `verify`: check everything, keep no plaintext.
+    pub discard_output: bool,
     pub identity_files: &'a [PathBuf],
     pub progress: bool,
     pub output: Option<&'a Path>,
@@ -190,14 +206,55 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
             _ => err,
         }
     })?;
-    let mut plaintext = decryptor.decrypt(&identities)?;
+    let header = decryptor.header().clone();
+    let header_bytes = decryptor.header_bytes().to_vec();
+    let sender = decryptor.sender();
+    // Unwrap the file key and check the commitment: from here on the header
+    // is authentic (up to insiders, until the sender signature verified).
+    let plaintext = decryptor.decrypt(&identities)?;
+    let now = now();
+    args.policy.check_header(&header, sender.as_ref(), now)?;
+    // The message counts as accepted from here, before any plaintext leaves
+    // (SPEC.md section 9): the reservation is confirmed on success and
+    // withdrawn on failure.
+    let mut reservation = args.policy.reserve(&header, &header_bytes, now)?;
     // Output is opened only once the header authenticated: a file that does
     // not open never creates even a temporary file.
-    let mut output = Output::open(args.output, false)?;
+    let output = if args.discard_output {
+        Ok(Output::Discard)
+    } else {
+        Output::open(args.output, false)
+    };
+    let result = output.and_then(|mut output| {
+        copy_plaintext(plaintext, &mut output)?;
+        output.commit()
+    });
+    match (result, reservation.take()) {
+        (Ok(()), Some((mut ledger, r))) => {
+            // The output is in place; a failure to confirm leaves the
+            // reservation, which counts as accepted.
+            if let Err(e) = ledger.confirm(r) {
+                eprintln!("kapsel: warning: {e}");
+            }
+            Ok(())
+        }
+        (Ok(()), None) => Ok(()),
+        (Err(e), Some((mut ledger, r))) => {
+            if let Err(w) = ledger.withdraw(r) {
+                eprintln!("kapsel: warning: {w}");
+            }
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// Writes verified plaintext to `output` until the end of the file.
+fn copy_plaintext(mut plaintext: impl Read, output: &mut Output) -> Result<(), CliError> {
     let mut buf = vec![0u8; IO_BUFFER];
     loop {
         let n = match plaintext.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(crate::error::from_decrypt_io(e)),
@@ -206,7 +263,6 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
             .write_all(&buf[..n])
             .map_err(|e| CliError::io("cannot write output", e))?;
     }
-    output.commit()
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {

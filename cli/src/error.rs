@@ -19,6 +19,8 @@ pub enum Exit {
     NoMatch = 4,
     /// 5: authentication failed: header, payload tag, truncated or trailing data.
     AuthFailed = 5,
+    /// 6: refused by replay, freshness or sender policy.
+    Refused = 6,
 }
 
 /// An error the CLI reports and exits on.

@@ -48,6 +48,8 @@ impl Input {
 /// Where output goes.
 pub enum Output {
     Stdout(BufWriter<io::Stdout>),
+    /// Nothing is kept (`verify`).
+    Discard,
     /// A temporary file beside `target`; renamed over it by [`Output::commit`].
     Atomic {
         file: BufWriter<tempfile::NamedTempFile>,
@@ -101,6 +103,7 @@ impl Output {
             Output::Stdout(mut w) => w
                 .flush()
                 .map_err(|e| CliError::io("cannot write to standard output", e)),
+            Output::Discard => Ok(()),
             Output::Atomic { file, target } => {
                 let tmp = file.into_inner().map_err(|e| {
                     CliError::io(format!("cannot write {}", target.display()), e.into_error())
@@ -121,6 +124,7 @@ impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Output::Stdout(w) => w.write(buf),
+            Output::Discard => Ok(buf.len()),
             Output::Atomic { file, .. } => file.write(buf),
         }
     }
@@ -128,6 +132,7 @@ impl Write for Output {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.write_all(buf),
+            Output::Discard => Ok(()),
             Output::Atomic { file, .. } => file.write_all(buf),
         }
     }
@@ -135,6 +140,7 @@ impl Write for Output {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Output::Stdout(w) => w.flush(),
+            Output::Discard => Ok(()),
             Output::Atomic { file, .. } => file.flush(),
         }
     }

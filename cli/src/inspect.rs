@@ -111,7 +111,7 @@ pub fn run(mut input: crate::files::Input, as_json: bool) -> Result<(), CliError
     println!("serial:      {}", header.serial);
     match sender_string(&header) {
         None => println!("sender:      anonymous"),
-        Some(s) => println!("sender:      {s} (claimed; see SPEC.md section 9)"),
+        Some(s) => println!("sender:      {s} (signed; checked by decrypt and verify)"),
     }
     println!("recipients:  {}", header.stanzas.len());
     for (i, stanza) in header.stanzas.iter().enumerate() {

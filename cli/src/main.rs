@@ -9,6 +9,7 @@ mod error;
 mod files;
 mod inspect;
 mod keyfiles;
+mod policy;
 mod progress;
 mod time;
 
@@ -24,8 +25,9 @@ Exit codes:
   2  usage error
   3  not a kapsel file, malformed header, or unsupported version
   4  no identity matches any recipient
-  5  authentication failed: header, payload tag, truncated or trailing data
-  6  refused by replay or freshness policy (reserved)";
+  5  authentication failed: header, payload tag, truncated or trailing data,
+     or an invalid sender signature
+  6  refused by policy: replay, too old, from the future, or not from the expected sender";
 
 #[derive(Parser, Debug)]
 #[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 HPKE + Cobblestone-256)",
@@ -77,6 +79,12 @@ enum Command {
         /// Write PEM-style ASCII armor (Base64) instead of binary
         #[arg(short, long)]
         armor: bool,
+        /// Sign as the sender in IDENTITY: receivers can verify who made the file
+        #[arg(long, value_name = "IDENTITY")]
+        sign_as: Option<PathBuf>,
+        /// Serial store for --sign-as (also $KAPSEL_SERIAL_DB; default <state dir>/serials.db)
+        #[arg(long, value_name = "PATH")]
+        serial_db: Option<PathBuf>,
         /// Write zero key hints, so the file does not show who can read it
         #[arg(long)]
         hide_recipients: bool,
@@ -98,6 +106,23 @@ enum Command {
         /// Output file (standard output if absent); replaced only on success
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Replay ledger: refuse messages already accepted (also $KAPSEL_REPLAY_DB; "default" = <state dir>/replay.db)
+        #[arg(long, value_name = "PATH")]
+        replay_db: Option<PathBuf>,
+        /// Input file (standard input if absent or -)
+        input: Option<PathBuf>,
+    },
+    /// Check a file completely (header, sender signature, every chunk) without writing plaintext
+    #[command(after_help = concat!("Examples:\n  kapsel verify -i me.key backup.kap\n  kapsel verify -i me.key --expect-sender kapsel1... --max-age 1d report.kap\n\n",
+        "Nothing is recorded in a replay ledger. Exit codes are those of decrypt."))]
+    Verify {
+        /// Identity file; repeatable, each is tried
+        #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+        identities: Vec<PathBuf>,
+        #[command(flatten)]
+        policy: PolicyArgs,
         /// Input file (standard input if absent or -)
         input: Option<PathBuf>,
     },
@@ -119,6 +144,37 @@ enum Command {
     Demo,
 }
 
+/// Receiver policy flags shared by `decrypt` and `verify`.
+#[derive(clap::Args, Debug)]
+struct PolicyArgs {
+    /// Refuse files created longer ago than DURATION (90s, 15m, 12h, 7d, 2w)
+    #[arg(long, value_name = "DURATION")]
+    max_age: Option<String>,
+    /// With --max-age or a replay ledger: allowed clock skew for files from the future
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    max_skew: String,
+    /// Refuse files not signed by this sender (recipient string); repeatable
+    #[arg(long, value_name = "RECIPIENT")]
+    expect_sender: Vec<String>,
+}
+
+impl PolicyArgs {
+    fn into_policy(self, replay_db: Option<PathBuf>) -> Result<policy::Policy, error::CliError> {
+        let duration =
+            |s: &str| kapsel_cli::duration::parse_seconds(s).map_err(error::CliError::usage);
+        Ok(policy::Policy {
+            replay_db,
+            max_age: self.max_age.as_deref().map(duration).transpose()?,
+            max_skew: duration(&self.max_skew)?,
+            expect_senders: self
+                .expect_sender
+                .iter()
+                .map(|s| keyfiles::parse_recipient(s))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 fn run(cli: Cli) -> Result<(), error::CliError> {
     let progress = !cli.quiet;
     match cli.command {
@@ -130,6 +186,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             recipient_files,
             hide_recipients,
             armor,
+            sign_as,
+            serial_db,
             output,
             input,
         } => commands::encrypt(commands::EncryptArgs {
@@ -137,6 +195,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             recipient_files: &recipient_files,
             hide_recipients,
             armor,
+            sign_as: sign_as.as_deref(),
+            serial_db: serial_db.as_deref(),
             progress,
             output: output.as_deref(),
             input: input.as_deref(),
@@ -144,11 +204,27 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         Command::Decrypt {
             identities,
             output,
+            policy,
+            replay_db,
             input,
         } => commands::decrypt(commands::DecryptArgs {
+            policy: policy.into_policy(policy::replay_db_path(replay_db)?)?,
+            discard_output: false,
             identity_files: &identities,
             progress,
             output: output.as_deref(),
+            input: input.as_deref(),
+        }),
+        Command::Verify {
+            identities,
+            policy,
+            input,
+        } => commands::decrypt(commands::DecryptArgs {
+            policy: policy.into_policy(None)?,
+            discard_output: true,
+            identity_files: &identities,
+            progress,
+            output: None,
             input: input.as_deref(),
         }),
         Command::Inspect { json, input } => {
