@@ -35,6 +35,7 @@ pub mod encrypt;
 pub mod error;
 pub mod hpke;
 pub mod keys;
+pub mod parallel;
 pub mod payload;
 pub mod sender;
 
