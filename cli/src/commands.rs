@@ -98,6 +98,8 @@ pub struct EncryptArgs<'a> {
     pub armor: bool,
     pub sign_as: Option<&'a Path>,
     pub serial_db: Option<&'a Path>,
+    /// Payload worker threads (0: all cores; 1: sequential).
+    pub threads: usize,
     pub progress: bool,
     pub output: Option<&'a Path>,
     pub input: Option<&'a Path>,
@@ -144,16 +146,18 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
     let header_err = |e| CliError::other(format!("cannot write output: {e}"));
     if args.armor {
         let armored = ArmoredWriter::new(&mut output).map_err(write_err)?;
-        let mut writer = encryptor.wrap_output(armored).map_err(header_err)?;
-        copy(&mut input.reader, &mut writer, &input.name)?;
-        writer
+        let writer = encryptor.wrap_output(armored).map_err(header_err)?;
+        let (sink, cipher) = writer.into_parts();
+        copy(&mut input.reader, sink, cipher, args.threads, &input.name)?
             .finish()
             .and_then(ArmoredWriter::finish)
             .map_err(write_err)?;
     } else {
-        let mut writer = encryptor.wrap_output(&mut output).map_err(header_err)?;
-        copy(&mut input.reader, &mut writer, &input.name)?;
-        writer.finish().map_err(write_err)?;
+        let writer = encryptor.wrap_output(&mut output).map_err(header_err)?;
+        let (sink, cipher) = writer.into_parts();
+        copy(&mut input.reader, sink, cipher, args.threads, &input.name)?
+            .finish()
+            .map_err(write_err)?;
     }
     output.commit()
 }
@@ -162,6 +166,8 @@ pub struct DecryptArgs<'a> {
     pub policy: crate::policy::Policy,
     /// `verify`: check everything, keep no plaintext.
     pub discard_output: bool,
+    /// Payload worker threads (0: all cores; 1: sequential).
+    pub threads: usize,
     pub identity_files: &'a [PathBuf],
     pub progress: bool,
     pub output: Option<&'a Path>,
@@ -226,7 +232,7 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
         Output::open(args.output, false)
     };
     let result = output.and_then(|mut output| {
-        copy_plaintext(plaintext, &mut output)?;
+        copy_plaintext(plaintext, &mut output, args.threads)?;
         output.commit()
     });
     match (result, reservation.take()) {
@@ -249,19 +255,33 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     }
 }
 
-/// Writes verified plaintext to `output` until the end of the file.
-fn copy_plaintext(mut plaintext: impl Read, output: &mut Output) -> Result<(), CliError> {
-    let mut buf = vec![0u8; IO_BUFFER];
-    loop {
-        let n = match plaintext.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(crate::error::from_decrypt_io(e)),
-        };
-        output
-            .write_all(&buf[..n])
-            .map_err(|e| CliError::io("cannot write output", e))?;
+/// Writes verified plaintext to `output` until the end of the file, with
+/// the parallel decryptor: the plaintext of a chunk is written only after it
+/// and every chunk before it verified, and nothing after a failure.
+fn copy_plaintext<R: Read>(
+    plaintext: kapsel_codec::PayloadReader<R>,
+    output: &mut Output,
+    threads: usize,
+) -> Result<(), CliError> {
+    let write_err = |e| CliError::io("cannot write output", e);
+    // Nothing has been read from the payload reader yet.
+    let (chunks, cipher) = plaintext.into_parts();
+    let mut discard = std::io::sink();
+    // Large vectored writes go straight to the file or standard output:
+    // `BufWriter` would copy them, as `NamedTempFile` cannot tell it that it
+    // takes vectored writes.
+    let sink: &mut (dyn Write + Send) = match output {
+        Output::Stdout(w) => w,
+        Output::Discard => &mut discard,
+        Output::Atomic { file, .. } => {
+            file.flush().map_err(write_err)?;
+            file.get_mut()
+        }
+    };
+    match kapsel_codec::parallel::decrypt_payload(chunks, sink, cipher, threads) {
+        Ok(_) => Ok(()),
+        Err(kapsel_codec::parallel::CopyError::Input(e)) => Err(crate::error::from_decrypt_io(e)),
+        Err(kapsel_codec::parallel::CopyError::Output(e)) => Err(write_err(e)),
     }
 }
 
@@ -278,20 +298,19 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Copies `reader` into `writer` in large pieces.
-fn copy(reader: &mut dyn Read, writer: &mut impl Write, name: &str) -> Result<u64, CliError> {
-    let mut buf = vec![0u8; IO_BUFFER];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CliError::io(format!("cannot read {name}"), e)),
-        };
-        writer
-            .write_all(&buf[..n])
-            .map_err(|e| CliError::io("cannot write output", e))?;
-        total += n as u64;
-    }
+/// Encrypts `reader` into the chunks of the payload whose prefix `writer`
+/// has received, with the parallel encryptor; returns `writer` to be finished.
+fn copy<W: Write + Send>(
+    reader: &mut dyn Read,
+    writer: W,
+    cipher: kapsel_codec::payload::ChunkCipher,
+    threads: usize,
+    name: &str,
+) -> Result<W, CliError> {
+    kapsel_codec::parallel::encrypt_payload(reader, writer, cipher, threads).map_err(|e| match e {
+        kapsel_codec::parallel::CopyError::Input(e) => {
+            CliError::io(format!("cannot read {name}"), e)
+        }
+        kapsel_codec::parallel::CopyError::Output(e) => CliError::io("cannot write output", e),
+    })
 }

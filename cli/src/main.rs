@@ -88,6 +88,9 @@ enum Command {
         /// Write zero key hints, so the file does not show who can read it
         #[arg(long)]
         hide_recipients: bool,
+        /// Worker threads for the payload (0: all cores; 1: sequential)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        threads: usize,
         /// Output file (standard output if absent); written atomically
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
@@ -111,6 +114,9 @@ enum Command {
         /// Replay ledger: refuse messages already accepted (also $KAPSEL_REPLAY_DB; "default" = <state dir>/replay.db)
         #[arg(long, value_name = "PATH")]
         replay_db: Option<PathBuf>,
+        /// Worker threads for the payload (0: all cores; 1: sequential)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        threads: usize,
         /// Input file (standard input if absent or -)
         input: Option<PathBuf>,
     },
@@ -188,6 +194,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             armor,
             sign_as,
             serial_db,
+            threads,
             output,
             input,
         } => commands::encrypt(commands::EncryptArgs {
@@ -197,6 +204,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             armor,
             sign_as: sign_as.as_deref(),
             serial_db: serial_db.as_deref(),
+            threads,
             progress,
             output: output.as_deref(),
             input: input.as_deref(),
@@ -206,10 +214,12 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             output,
             policy,
             replay_db,
+            threads,
             input,
         } => commands::decrypt(commands::DecryptArgs {
             policy: policy.into_policy(policy::replay_db_path(replay_db)?)?,
             discard_output: false,
+            threads,
             identity_files: &identities,
             progress,
             output: output.as_deref(),
@@ -222,6 +232,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         } => commands::decrypt(commands::DecryptArgs {
             policy: policy.into_policy(None)?,
             discard_output: true,
+            threads: 0,
             identity_files: &identities,
             progress,
             output: None,

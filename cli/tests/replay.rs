@@ -1,0 +1,531 @@
+//! Replay protection and sender authentication through the real binary:
+//! the ledger under concurrency and SIGKILL, freshness windows, expected
+//! senders, and unique serials under concurrent senders.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kapsel_cli::ledger::Ledger;
+use kapsel_codec::{Encryptor, Identity};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kapsel")
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        // Keep the serial store and any default ledger inside the test directory.
+        c.env("KAPSEL_STATE_DIR", self.path("state"))
+            .env_remove("KAPSEL_REPLAY_DB")
+            .env_remove("KAPSEL_SERIAL_DB");
+        c
+    }
+
+    /// Writes an identity file and returns (path, identity).
+    fn identity(&self, name: &str) -> (String, Identity) {
+        let id = Identity::generate();
+        let path = self.path(name);
+        fs::write(&path, format!("{}\n", &*id.to_secret_string())).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        (path.to_str().unwrap().to_string(), id)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.path(name);
+        fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    /// Runs kapsel with `args`, stdin from `input`; returns (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+        let out = self.cmd().args(args).stdin(Stdio::null()).output().unwrap();
+        (
+            out.status.code(),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A file from `sender` (signed) or anonymous, to `to`, created at `created_at`.
+fn file(
+    to: &Identity,
+    sender: Option<&Identity>,
+    created_at: u64,
+    serial: u64,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let mut enc = Encryptor::new([to.to_recipient()])
+        .unwrap()
+        .created_at(created_at)
+        .serial(serial);
+    if let Some(s) = sender {
+        enc = enc.sender(s.clone());
+    }
+    let mut w = enc.wrap_output(Vec::new()).unwrap();
+    w.write_all(plaintext).unwrap();
+    w.finish().unwrap()
+}
+
+fn ledger_len(path: &Path) -> u64 {
+    Ledger::open(path).unwrap().len().unwrap()
+}
+
+#[test]
+fn replayed_message_is_refused_with_exit_6() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let (_, s_id) = env.identity("s.key");
+    let db = env.path("replay.db");
+    for (name, sender) in [("signed", Some(&s_id)), ("anonymous", None)] {
+        let f = env.write(
+            &format!("{name}.kap"),
+            &file(&a_id, sender, now(), 7, b"hello"),
+        );
+        let (code, out, err) =
+            env.run(&["decrypt", "-i", &a, "--replay-db", db.to_str().unwrap(), &f]);
+        assert_eq!(code, Some(0), "{name}: {err}");
+        assert_eq!(out, b"hello");
+        let (code, out, err) =
+            env.run(&["decrypt", "-i", &a, "--replay-db", db.to_str().unwrap(), &f]);
+        assert_eq!(code, Some(6), "{name}: second decrypt must be refused");
+        assert!(out.is_empty(), "a replay releases nothing");
+        assert!(err.contains("kapsel: error: replay refused"), "{err}");
+    }
+    // Same (sender, serial) in a different file is a replay too.
+    let again = env.write(
+        "again.kap",
+        &file(&a_id, Some(&s_id), now(), 7, b"other text"),
+    );
+    assert_eq!(
+        env.run(&[
+            "decrypt",
+            "-i",
+            &a,
+            "--replay-db",
+            db.to_str().unwrap(),
+            &again
+        ])
+        .0,
+        Some(6)
+    );
+    // The environment variable enables the default ledger location.
+    let fresh = env.write("fresh.kap", &file(&a_id, None, now(), 1, b"x"));
+    let via_env = |env: &Env| {
+        env.cmd()
+            .env("KAPSEL_REPLAY_DB", "default")
+            .args(["decrypt", "-i", &a, &fresh])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(via_env(&env).status.code(), Some(0));
+    assert_eq!(via_env(&env).status.code(), Some(6));
+    assert!(env.path("state/replay.db").exists());
+}
+
+#[test]
+fn of_concurrent_decrypts_of_one_message_exactly_one_is_accepted() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let (_, s_id) = env.identity("s.key");
+    let db = env.path("replay.db");
+    let f = env.write(
+        "m.kap",
+        &file(&a_id, Some(&s_id), now(), 99, &vec![5u8; 300_000]),
+    );
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            env.cmd()
+                .args(["decrypt", "-i", &a, "--replay-db", db.to_str().unwrap(), &f])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<Option<i32>> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code())
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(6)).count(),
+        7,
+        "{codes:?}"
+    );
+    assert_eq!(ledger_len(&db), 1);
+}
+
+#[test]
+fn sigkill_at_any_point_never_corrupts_the_ledger_nor_lets_a_replay_through() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let db = env.path("replay.db");
+    let db_s = db.to_str().unwrap().to_string();
+    // 1. Killed after plaintext started flowing: the message stays accepted.
+    let big = file(&a_id, None, now(), 1, &vec![9u8; 4 << 20]);
+    let mut child = env
+        .cmd()
+        .args(["decrypt", "-i", &a, "--replay-db", &db_s])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Send the header and three of four megabytes (more than the 1 MiB
+    // output buffer), then wait for plaintext.
+    stdin.write_all(&big[..3 << 20]).unwrap();
+    let mut first = [0u8; 1];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    drop(stdin);
+    assert!(Ledger::open(&db).unwrap().integrity_ok().unwrap());
+    let f = env.write("big.kap", &big);
+    let (code, out, _) = env.run(&["decrypt", "-i", &a, "--replay-db", &db_s, &f]);
+    assert_eq!(
+        code,
+        Some(6),
+        "a message whose plaintext began to flow must count as accepted"
+    );
+    assert!(out.is_empty());
+
+    // 2. Killed at arbitrary moments, including inside ledger transactions:
+    // the database stays intact, and any message that released a byte is refused later.
+    for round in 0..24u64 {
+        let m = file(
+            &a_id,
+            None,
+            now(),
+            1000 + round,
+            &vec![round as u8; 200_000],
+        );
+        let path = env.write(&format!("m{round}.kap"), &m);
+        let out_path = env.path(&format!("out{round}"));
+        let mut child = env
+            .cmd()
+            .args([
+                "decrypt",
+                "-i",
+                &a,
+                "--replay-db",
+                &db_s,
+                "-o",
+                out_path.to_str().unwrap(),
+                &path,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(round * 700));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let ledger = Ledger::open(&db).unwrap();
+        assert!(
+            ledger.integrity_ok().unwrap(),
+            "round {round}: ledger corrupt"
+        );
+        let delivered = status.success() || out_path.exists();
+        let (code, _, _) = env.run(&[
+            "decrypt",
+            "-i",
+            &a,
+            "--replay-db",
+            &db_s,
+            "-o",
+            out_path.to_str().unwrap(),
+            &path,
+        ]);
+        if delivered {
+            assert_eq!(
+                code,
+                Some(6),
+                "round {round}: a delivered message was accepted again"
+            );
+        } else {
+            assert!(
+                code == Some(0) || code == Some(6),
+                "round {round}: unexpected {code:?}"
+            );
+        }
+        // Whatever happened, a third attempt is always refused now.
+        assert_eq!(
+            env.run(&["decrypt", "-i", &a, "--replay-db", &db_s, &path])
+                .0,
+            Some(6),
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn expired_and_future_messages_are_refused() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let old = env.write("old.kap", &file(&a_id, None, now() - 7200, 1, b"old"));
+    let future = env.write("future.kap", &file(&a_id, None, now() + 3600, 2, b"future"));
+    let slight = env.write("slight.kap", &file(&a_id, None, now() + 60, 3, b"slight"));
+    let (code, out, err) = env.run(&["decrypt", "-i", &a, "--max-age", "1h", &old]);
+    assert_eq!(code, Some(6));
+    assert!(out.is_empty() && err.contains("too old"), "{err}");
+    assert_eq!(
+        env.run(&["decrypt", "-i", &a, "--max-age", "3h", &old]).0,
+        Some(0)
+    );
+    let (code, _, err) = env.run(&["decrypt", "-i", &a, "--max-age", "1h", &future]);
+    assert_eq!(code, Some(6));
+    assert!(err.contains("future"), "{err}");
+    assert_eq!(
+        env.run(&["decrypt", "-i", &a, "--max-age", "1h", &slight])
+            .0,
+        Some(0),
+        "within the default 5m skew"
+    );
+    assert_eq!(
+        env.run(&[
+            "decrypt",
+            "-i",
+            &a,
+            "--max-age",
+            "1h",
+            "--max-skew",
+            "10s",
+            &slight
+        ])
+        .0,
+        Some(6)
+    );
+    // Without a freshness policy, time is not judged.
+    assert_eq!(env.run(&["decrypt", "-i", &a, &future]).0, Some(0));
+    assert_eq!(
+        env.run(&["decrypt", "-i", &a, "--max-age", "banana", &old])
+            .0,
+        Some(2)
+    );
+}
+
+#[test]
+fn pruning_keeps_the_ledger_small_and_pruned_messages_stay_refused() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let db = env.path("replay.db");
+    let db_s = db.to_str().unwrap();
+    // Accept 20 messages without a window: nothing is pruned.
+    let t0 = now();
+    let paths: Vec<String> = (0..20)
+        .map(|i| {
+            env.write(
+                &format!("m{i}.kap"),
+                &file(&a_id, None, t0 - 3000 + i * 100, i, b"m"),
+            )
+        })
+        .collect();
+    for p in &paths {
+        assert_eq!(
+            env.run(&["decrypt", "-i", &a, "--replay-db", db_s, p]).0,
+            Some(0)
+        );
+    }
+    assert_eq!(ledger_len(&db), 20);
+    // One decrypt with a 10-minute window prunes everything older.
+    let fresh = env.write("fresh.kap", &file(&a_id, None, t0, 100, b"f"));
+    assert_eq!(
+        env.run(&[
+            "decrypt",
+            "-i",
+            &a,
+            "--replay-db",
+            db_s,
+            "--max-age",
+            "10m",
+            &fresh
+        ])
+        .0,
+        Some(0)
+    );
+    let remaining = ledger_len(&db);
+    assert!(remaining <= 5, "{remaining} entries left after pruning");
+    // A pruned message cannot sneak back in, even when the caller asks for no window.
+    let (code, _, err) = env.run(&["decrypt", "-i", &a, "--replay-db", db_s, &paths[0]]);
+    assert_eq!(code, Some(6));
+    assert!(err.contains("horizon"), "{err}");
+}
+
+#[test]
+fn expect_sender_refuses_other_and_absent_senders() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let (_, s_id) = env.identity("s.key");
+    let (_, mallory) = env.identity("m.key");
+    let s = s_id.to_recipient().to_string();
+    let from_s = env.write("s.kap", &file(&a_id, Some(&s_id), now(), 1, b"from s"));
+    let from_m = env.write("m.kap", &file(&a_id, Some(&mallory), now(), 1, b"from m"));
+    let anon = env.write("n.kap", &file(&a_id, None, now(), 1, b"anon"));
+    assert_eq!(
+        env.run(&["decrypt", "-i", &a, "--expect-sender", &s, &from_s])
+            .1,
+        b"from s"
+    );
+    let (code, out, err) = env.run(&["decrypt", "-i", &a, "--expect-sender", &s, &from_m]);
+    assert_eq!(code, Some(6));
+    assert!(
+        out.is_empty() && err.contains("not an expected sender"),
+        "{err}"
+    );
+    assert_eq!(
+        env.run(&["decrypt", "-i", &a, "--expect-sender", &s, &anon])
+            .0,
+        Some(6)
+    );
+    assert_eq!(
+        env.run(&["verify", "-i", &a, "--expect-sender", &s, &from_s])
+            .0,
+        Some(0)
+    );
+    assert_eq!(
+        env.run(&["verify", "-i", &a, "--expect-sender", &s, &from_m])
+            .0,
+        Some(6)
+    );
+}
+
+#[test]
+fn forged_signature_by_an_insider_exits_5_and_verify_checks_every_chunk() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let (_, s_id) = env.identity("s.key");
+    let good = file(&a_id, Some(&s_id), now(), 5, &vec![1u8; 100_000]);
+    let mut bad_sig = good.clone();
+    let n = bad_sig.len();
+    bad_sig[n - 5] ^= 0x20;
+    let p = env.write("bad.kap", &bad_sig);
+    let (code, _, err) = env.run(&["verify", "-i", &a, &p]);
+    assert_eq!(code, Some(5));
+    assert!(err.contains("sender signature is invalid"), "{err}");
+    let mut bad_chunk = good.clone();
+    bad_chunk[n / 2] ^= 1;
+    let p2 = env.write("bad2.kap", &bad_chunk);
+    let (code, out, _) = env.run(&["verify", "-i", &a, &p2]);
+    assert_eq!(code, Some(5));
+    assert!(out.is_empty(), "verify writes no plaintext");
+    let ok = env.write("good.kap", &good);
+    let (code, out, _) = env.run(&["verify", "-i", &a, &ok]);
+    assert_eq!((code, out.len()), (Some(0), 0));
+    // A failed decrypt with a ledger withdraws its reservation: the genuine
+    // file is still accepted afterwards.
+    let db = env.path("replay.db");
+    assert_eq!(
+        env.run(&[
+            "decrypt",
+            "-i",
+            &a,
+            "--replay-db",
+            db.to_str().unwrap(),
+            &p2
+        ])
+        .0,
+        Some(5)
+    );
+    assert_eq!(
+        env.run(&[
+            "decrypt",
+            "-i",
+            &a,
+            "--replay-db",
+            db.to_str().unwrap(),
+            &ok
+        ])
+        .0,
+        Some(0)
+    );
+}
+
+#[test]
+fn serials_stay_unique_under_concurrent_senders() {
+    let env = Env::new();
+    let (s, _) = env.identity("s.key");
+    let (_, a_id) = env.identity("a.key");
+    let r = a_id.to_recipient().to_string();
+    let input = env.write("in.txt", b"m");
+    let children: Vec<(Child, PathBuf)> = (0..24)
+        .map(|i| {
+            let out = env.path(&format!("o{i}.kap"));
+            let child = env
+                .cmd()
+                .args([
+                    "encrypt",
+                    "--sign-as",
+                    &s,
+                    "-r",
+                    &r,
+                    "-o",
+                    out.to_str().unwrap(),
+                    &input,
+                ])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, out)
+        })
+        .collect();
+    let mut serials = Vec::new();
+    for (child, out) in children {
+        let result = child.wait_with_output().unwrap();
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let json = env.run(&["inspect", "--json", out.to_str().unwrap()]).1;
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        serials.push(v["serial"].as_u64().unwrap());
+    }
+    let mut unique = serials.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        serials.len(),
+        "duplicate serial issued: {serials:?}"
+    );
+}
