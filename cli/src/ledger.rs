@@ -20,13 +20,9 @@
 //! state, never a corrupt one.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
-
-/// How long a process waits for another one holding the ledger's lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why the ledger refused a message, or failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +79,8 @@ pub struct Reservation {
 impl Ledger {
     /// Opens (creating if needed) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        crate::state_dir::create_parent(path)?;
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(
+        let conn = crate::sqlite::open_durable(
+            path,
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS seen (
                  id BLOB PRIMARY KEY,
@@ -152,21 +144,41 @@ impl Ledger {
     }
 
     /// Marks a reservation as a fully verified, accepted message.
+    ///
+    /// Not flushed to disk before returning: a confirmation lost in a crash
+    /// leaves the reservation, which counts as accepted just the same, so
+    /// only the reservation needs a synchronous commit.
     pub fn confirm(&mut self, r: Reservation) -> Result<(), LedgerError> {
-        self.conn.execute(
-            "UPDATE seen SET confirmed = 1 WHERE id = ?1 AND owner = ?2",
-            params![r.id, &r.owner[..]],
-        )?;
-        Ok(())
+        self.relaxed(|conn| {
+            conn.execute(
+                "UPDATE seen SET confirmed = 1 WHERE id = ?1 AND owner = ?2",
+                params![r.id, &r.owner[..]],
+            )
+        })
     }
 
     /// Withdraws a reservation after the message failed verification, so a
-    /// genuine copy can still be accepted later.
+    /// genuine copy can still be accepted later. Not flushed to disk either:
+    /// if the withdrawal is lost, the file stays refused, the safe side.
     pub fn withdraw(&mut self, r: Reservation) -> Result<(), LedgerError> {
-        self.conn.execute(
-            "DELETE FROM seen WHERE id = ?1 AND owner = ?2 AND confirmed = 0",
-            params![r.id, &r.owner[..]],
-        )?;
+        self.relaxed(|conn| {
+            conn.execute(
+                "DELETE FROM seen WHERE id = ?1 AND owner = ?2 AND confirmed = 0",
+                params![r.id, &r.owner[..]],
+            )
+        })
+    }
+
+    /// Runs one statement with `synchronous=NORMAL`: atomic, durable at the
+    /// next synchronous commit or checkpoint.
+    fn relaxed(
+        &mut self,
+        statement: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
+    ) -> Result<(), LedgerError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = statement(&self.conn);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        result?;
         Ok(())
     }
 

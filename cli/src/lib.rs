@@ -6,4 +6,5 @@
 pub mod duration;
 pub mod ledger;
 pub mod serials;
+pub mod sqlite;
 pub mod state_dir;

@@ -8,7 +8,7 @@
 //! the store is lost, as long as the clock does not go backwards.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
@@ -22,13 +22,10 @@ pub struct SerialStore {
 impl SerialStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        // A missing directory surfaces as SQLite's "unable to open" error.
-        let _ = crate::state_dir::create_parent(path);
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(60))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS next_serial (sender BLOB PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID;")?;
+        let conn = crate::sqlite::open_durable(
+            path,
+            "CREATE TABLE IF NOT EXISTS next_serial (sender BLOB PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID;",
+        )?;
         Ok(SerialStore { conn })
     }
 
