@@ -72,6 +72,12 @@ pub fn run(mut input: crate::files::Input, as_json: bool) -> Result<(), CliError
             )
         }
     };
+    // A signed file ends with the sender's signature after the payload.
+    let trailer = match header.sender {
+        Sender::Anonymous => 0,
+        Sender::P256(_) => kapsel_codec::sender::SIGNATURE_LEN as u64,
+    };
+    let payload_len = payload_len.map(|n| n.checked_sub(trailer).unwrap_or(0));
     let size = payload_len.map(payload_size);
     if as_json {
         let (plaintext, chunks) = match size {

@@ -529,3 +529,19 @@ fn serials_stay_unique_under_concurrent_senders() {
         "duplicate serial issued: {serials:?}"
     );
 }
+
+#[test]
+fn inspect_reports_the_plaintext_size_of_signed_files() {
+    let env = Env::new();
+    let (_, a_id) = env.identity("a.key");
+    let (_, s_id) = env.identity("s.key");
+    let f = env.write(
+        "s.kap",
+        &file(&a_id, Some(&s_id), now(), 3, &vec![0u8; 40_000]),
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&env.run(&["inspect", "--json", &f]).1).unwrap();
+    assert_eq!(v["plaintext_len"], 40_000);
+    assert_eq!(v["sender"], s_id.to_recipient().to_string());
+    assert_eq!(v["serial"], 3);
+}
