@@ -246,8 +246,18 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
         }
         (Ok(()), None) => Ok(()),
         (Err(e), Some((mut ledger, r))) => {
-            if let Err(w) = ledger.withdraw(r) {
-                eprintln!("kapsel: warning: {w}");
+            // Withdraw only when no plaintext can have left this process:
+            // output to a file is renamed into place only on success, and
+            // verify keeps nothing. After a failure on standard output,
+            // verified chunks may already have been read by the consumer;
+            // they must never be released a second time, so the reservation
+            // stays (SPEC.md section 12.2).
+            let nothing_released =
+                args.discard_output || args.output.is_some_and(|p| p != Path::new("-"));
+            if nothing_released {
+                if let Err(w) = ledger.withdraw(r) {
+                    eprintln!("kapsel: warning: {w}");
+                }
             }
             Err(e)
         }

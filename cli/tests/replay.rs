@@ -451,32 +451,44 @@ fn forged_signature_by_an_insider_exits_5_and_verify_checks_every_chunk() {
     let ok = env.write("good.kap", &good);
     let (code, out, _) = env.run(&["verify", "-i", &a, &ok]);
     assert_eq!((code, out.len()), (Some(0), 0));
-    // A failed decrypt with a ledger withdraws its reservation: the genuine
-    // file is still accepted afterwards.
+    // A failed decrypt to a file (-o) withdraws its reservation, since no
+    // plaintext left: the genuine file is still accepted afterwards.
     let db = env.path("replay.db");
+    let db_s = db.to_str().unwrap();
+    let out = env.path("out.bin");
+    let out_s = out.to_str().unwrap();
     assert_eq!(
-        env.run(&[
-            "decrypt",
-            "-i",
-            &a,
-            "--replay-db",
-            db.to_str().unwrap(),
-            &p2
-        ])
-        .0,
+        env.run(&["decrypt", "-i", &a, "--replay-db", db_s, "-o", out_s, &p2])
+            .0,
         Some(5)
     );
+    assert!(!out.exists());
     assert_eq!(
-        env.run(&[
-            "decrypt",
-            "-i",
-            &a,
-            "--replay-db",
-            db.to_str().unwrap(),
-            &ok
-        ])
-        .0,
+        env.run(&["decrypt", "-i", &a, "--replay-db", db_s, "-o", out_s, &ok])
+            .0,
         Some(0)
+    );
+    // A failure while streaming to standard output keeps the reservation:
+    // verified chunks may already have reached the consumer, so the file is
+    // never released again.
+    let other = env.write(
+        "other.kap",
+        &file(&a_id, Some(&s_id), now(), 6, &vec![1u8; 100_000]),
+    );
+    let mut damaged = fs::read(&other).unwrap();
+    let m = damaged.len();
+    damaged[m / 2] ^= 1;
+    let damaged = env.write("other-damaged.kap", &damaged);
+    let (code, released, _) = env.run(&["decrypt", "-i", &a, "--replay-db", db_s, &damaged]);
+    assert_eq!(code, Some(5));
+    assert!(
+        released.len() < 100_000 && released.iter().all(|b| *b == 1),
+        "only a verified prefix is released"
+    );
+    assert_eq!(
+        env.run(&["decrypt", "-i", &a, "--replay-db", db_s, &other])
+            .0,
+        Some(6)
     );
 }
 
