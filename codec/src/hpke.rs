@@ -165,13 +165,20 @@ fn extract_and_expand(dh: &[u8], kem_context: &[u8]) -> Zeroizing<[u8; N_SECRET]
     shared
 }
 
-/// The KEM's output on the sender side.
-#[derive(Debug)]
+/// The KEM's output on the sender side. Its `Debug` shows `enc` only.
 pub struct Encapsulation {
     /// The KEM shared secret.
     pub shared_secret: Zeroizing<[u8; N_SECRET]>,
     /// The encapsulated key to send.
     pub enc: [u8; N_ENC],
+}
+
+impl std::fmt::Debug for Encapsulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encapsulation")
+            .field("enc", &format_args!("{} bytes", self.enc.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// `Encap(pkR)` (sender `None`) or `AuthEncap(pkR, skS)` with the given

@@ -113,10 +113,16 @@ fn derive(
 }
 
 /// The stateless chunk primitive: seals and opens chunk `index` in place.
-#[derive(Debug)]
+/// Its `Debug` output shows no key material.
 pub struct ChunkCipher {
     aead: Aes256Gcm,
     base_nonce: [u8; NONCE_LEN],
+}
+
+impl std::fmt::Debug for ChunkCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChunkCipher(..)")
+    }
 }
 
 impl ChunkCipher {
@@ -230,12 +236,30 @@ impl From<StreamError> for io::Error {
 
 /// Streaming encryptor: `io::Write` in, chunks out, in constant memory.
 /// [`PayloadWriter::finish`] must be called to write the final chunk.
-#[derive(Debug)]
 pub struct PayloadWriter<W: Write> {
     inner: W,
     cipher: ChunkCipher,
     buf: Vec<u8>,
     index: u64,
+}
+
+// Debug output shows progress only: never buffered plaintext.
+impl<W: Write> std::fmt::Debug for PayloadWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadWriter")
+            .field("chunks_sealed", &self.index)
+            .field("buffered", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> std::fmt::Debug for PayloadReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadReader")
+            .field("chunks_verified", &self.index)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<W: Write> PayloadWriter<W> {
@@ -319,7 +343,6 @@ enum ReadState {
 
 /// Streaming decryptor: ciphertext in, authenticated plaintext out, one
 /// chunk at a time, in constant memory.
-#[derive(Debug)]
 pub struct PayloadReader<R: Read> {
     inner: R,
     cipher: ChunkCipher,
