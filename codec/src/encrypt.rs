@@ -7,13 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use kapsel_format::{write, Header, Sender, Stanza, Suite, MAX_RECIPIENTS, WRAPPED_KEY_LEN};
 use p256::SecretKey;
-use rand_core::{OsRng, RngCore};
+use rand_core::{CryptoRngCore, OsRng};
 use zeroize::Zeroizing;
 
 use crate::error::EncryptError;
 use crate::hpke::{self, Mode};
 use crate::keys::{Identity, Recipient};
-use crate::payload::{ChunkCipher, PayloadWriter, StreamError};
+use crate::payload::{ChunkCipher, PayloadWriter, SALT_LEN};
 use crate::sender::SigningWriter;
 use crate::{FILE_KEY_LEN, HPKE_INFO};
 
@@ -81,10 +81,15 @@ impl Encryptor {
         self
     }
 
-    /// Builds the header for a fresh file key; returns its encoding and the key.
-    fn header(&self) -> Result<(Vec<u8>, Zeroizing<[u8; FILE_KEY_LEN]>), EncryptError> {
+    /// Builds the header for a fresh file key drawn from `rng`, with an
+    /// ephemeral key per stanza (and the serial, if not set) from `rng` too;
+    /// returns its encoding and the key.
+    fn header(
+        &self,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Vec<u8>, Zeroizing<[u8; FILE_KEY_LEN]>), EncryptError> {
         let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
-        OsRng.fill_bytes(&mut file_key[..]);
+        rng.fill_bytes(&mut file_key[..]);
         let sender_secret = self.sender.as_ref().map(Identity::secret_key);
         let mode = if sender_secret.is_some() {
             Mode::Auth
@@ -93,7 +98,7 @@ impl Encryptor {
         };
         let mut stanzas = Vec::with_capacity(self.recipients.len());
         for recipient in &self.recipients {
-            let ephemeral = SecretKey::random(&mut OsRng);
+            let ephemeral = SecretKey::random(&mut *rng);
             let encapsulation = hpke::encap(recipient.public_key(), sender_secret, &ephemeral);
             let mut ctx = hpke::Context::new(mode, &encapsulation.shared_secret, HPKE_INFO);
             // A fresh context has sequence number 0: sealing cannot hit the limit.
@@ -115,7 +120,7 @@ impl Encryptor {
         let header = Header {
             suite: Suite::P256HpkeCobblestone256,
             created_at: self.created_at.unwrap_or_else(now_unix_seconds),
-            serial: self.serial.unwrap_or_else(|| OsRng.next_u64()),
+            serial: self.serial.unwrap_or_else(|| rng.next_u64()),
             sender: match &self.sender {
                 Some(identity) => Sender::P256(identity.to_recipient().to_wire()),
                 None => Sender::Anonymous,
@@ -129,17 +134,35 @@ impl Encryptor {
     /// Writes the header and the payload prefix to `output` and returns the
     /// writer for the plaintext. Call [`FileWriter::finish`] at the end.
     pub fn wrap_output<W: Write>(self, output: W) -> Result<FileWriter<W>, EncryptError> {
-        let (header_bytes, file_key) = self.header()?;
+        self.wrap_output_with_rng(output, &mut OsRng)
+    }
+
+    /// [`Encryptor::wrap_output`] with every random value drawn from `rng`,
+    /// in this order: the file key, one ephemeral HPKE key per recipient (in
+    /// recipient order), the serial (unless set), the payload salt. With a
+    /// seeded generator and a fixed [`Encryptor::created_at`] the output is
+    /// reproducible byte for byte (the sender signature is deterministic,
+    /// RFC 6979): for conformance test vectors only. Real files must use
+    /// [`Encryptor::wrap_output`], which draws from the operating system.
+    pub fn wrap_output_with_rng<W: Write>(
+        self,
+        output: W,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<FileWriter<W>, EncryptError> {
+        let (header_bytes, file_key) = self.header(rng)?;
+        let mut salt = [0u8; SALT_LEN];
+        rng.fill_bytes(&mut salt);
         let mut output = SigningWriter::new(output, self.sender.as_ref().map(Identity::secret_key));
         output.write_all(&header_bytes)?;
-        let payload =
-            PayloadWriter::new(output, &file_key[..], &header_bytes).map_err(|e| match e {
-                StreamError::Io(e) => EncryptError::Io(e),
-                // The file key always has FILE_KEY_LEN bytes, so payload setup
-                // cannot fail for any other reason; report it without panicking.
-                StreamError::Payload(p) => EncryptError::Io(io::Error::other(p)),
-            })?;
-        Ok(FileWriter { payload })
+        // The file key always has FILE_KEY_LEN bytes, so payload setup
+        // cannot fail; report it without panicking all the same.
+        let (cipher, prefix) =
+            ChunkCipher::for_encryption_with_salt(&file_key[..], &header_bytes, salt)
+                .map_err(|p| EncryptError::Io(io::Error::other(p)))?;
+        output.write_all(&prefix)?;
+        Ok(FileWriter {
+            payload: PayloadWriter::from_parts(output, cipher),
+        })
     }
 }
 

@@ -1,7 +1,10 @@
 //! Conformance tests of kapsel's composed primitives against external vector
 //! files (RFC 9180 HPKE, Wycheproof AES-GCM / ECDH / HKDF, C2SP chunked
-//! encryption). The tests live in `tests/`; this library only locates the
-//! vector files, which are never copied into the repository.
+//! encryption), and kapsel's own file-level conformance vectors
+//! (`testvectors/vectors/`, format in `testvectors/README.md`): their
+//! generator ([`generate`], binary `generate`) and file format ([`vector`]).
+//! The tests live in `tests/`; this library locates the external vector
+//! files, which are never copied into the repository.
 //!
 //! The vectors are read from the directory named by `KAPSEL_VECTORS_DIR`, or
 //! else from `shared/vectors` beside the repository root. When a directory or
@@ -10,6 +13,9 @@
 
 use std::env;
 use std::path::{Path, PathBuf};
+
+pub mod generate;
+pub mod vector;
 
 /// The environment variable naming the vector directory.
 pub const VECTORS_DIR_ENV: &str = "KAPSEL_VECTORS_DIR";
