@@ -1,0 +1,49 @@
+//! Writes the seed corpus of every fuzz target into `fuzz/seeds/<target>/`:
+//! valid and lightly damaged files for the fixed fuzz identity, armored
+//! files, and valid chunk sequences for the parallel decryptor. Deterministic
+//! up to the randomness of encryption (keys, salts); rerunning replaces it.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use kapsel_codec::armor::ArmoredWriter;
+use kapsel_codec::payload::{ChunkCipher, PayloadWriter};
+use kapsel_codec::{hpke, Encryptor, Identity};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    fs::create_dir_all(dir).expect("seed dir");
+    fs::write(dir.join(name), bytes).expect("seed file");
+}
+
+fn file(to: &Identity, sender: Option<&Identity>, len: usize) -> Vec<u8> {
+    let mut enc = Encryptor::new([to.to_recipient(), Identity::generate().to_recipient()]).expect("recipients");
+    if let Some(s) = sender {
+        enc = enc.sender(s.clone());
+    }
+    let mut w = enc.wrap_output(Vec::new()).expect("header");
+    w.write_all(&vec![0x61u8; len]).expect("write");
+    w.finish().expect("finish")
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let id = Identity::from_secret_key(hpke::derive_key_pair(b"kapsel fuzz identity").expect("derive"));
+    let sender = Identity::generate();
+    for (i, (len, signed)) in [(0, false), (5, false), (16384, false), (20000, true), (40000, false)].into_iter().enumerate() {
+        let f = file(&id, signed.then_some(&sender), len);
+        let header_len = kapsel_format::read::header(&f).map(|(rest, _)| f.len() - rest.len()).unwrap_or(0);
+        write(&root.join("header_roundtrip"), &format!("header-{i}"), &f[..header_len]);
+        write(&root.join("decrypt_file"), &format!("file-{i}"), &f);
+        let mut armored = ArmoredWriter::new(Vec::new()).expect("vec");
+        armored.write_all(&f[..f.len().min(3000)]).expect("vec");
+        write(&root.join("armor"), &format!("armor-{i}"), &armored.finish().expect("vec"));
+    }
+    for (i, len) in [0usize, 100, 16384, 40000, 300_000].into_iter().enumerate() {
+        let (cipher, _) = ChunkCipher::for_encryption_with_salt(&[0x42; 32], b"fuzz", [0x24; 24]).expect("key");
+        let mut w = PayloadWriter::from_parts(vec![(i % 4) as u8], cipher);
+        w.write_all(&vec![0x62u8; len]).expect("write");
+        write(&root.join("parallel_decrypt"), &format!("chunks-{i}"), &w.finish().expect("finish"));
+    }
+    println!("seeds written to {}", root.display());
+}
