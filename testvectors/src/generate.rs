@@ -1881,6 +1881,24 @@ impl Gen {
         for (name, comment, data, expect, released) in cases {
             self.add(V::new(name, expect, comment, data).ids(&[a]).plan(&q).released(&released));
         }
+        // The end of input is reached only by a read that ends short: a full
+        // piece fails as a chunk even when nothing but the signature follows.
+        let mut c1_bad = qs.clone();
+        c1_bad.chunks[1][100] ^= 1;
+        let without_final = {
+            let mut v = c1_bad.header.clone();
+            v.extend_from_slice(&c1_bad.prefix);
+            v.extend_from_slice(&c1_bad.chunks[0]);
+            v.extend_from_slice(&c1_bad.chunks[1]);
+            v
+        };
+        let cases: Vec<(&str, &str, Vec<u8>, Vec<u8>)> = vec![
+            ("signed_last_full_chunk_flipped", "chunk 1 of 3 (full, followed by the empty final chunk and the signature) flipped: it fails as a chunk before the end of input is reached", [c1_bad.file(), sig.to_vec()].concat(), q.chunks(1)),
+            ("signed_full_chunk_before_signature_flipped", "no final chunk, chunk 1 (full) flipped, then a signature that does not verify: only the signature follows chunk 1, but a full piece does not reach the end of input, so chunk 1 fails first", [without_final, sig.to_vec()].concat(), q.chunks(1)),
+        ];
+        for (name, comment, data, released) in cases {
+            self.add(V::new(name, pf, comment, data).ids(&[a]).plan(&q).released(&released));
+        }
     }
 
     /// ASCII armor.
