@@ -83,6 +83,12 @@ impl<R: Read> Decryptor<R> {
         &mut self.inner
     }
 
+    /// The source, positioned just after the header, with the parsed header
+    /// and its bytes as received (for the seekable path in `seek.rs`).
+    pub(crate) fn into_parts(self) -> (R, Header, Vec<u8>) {
+        (self.inner, self.header, self.header_bytes)
+    }
+
     /// The sender key the header names, if any (claimed until the signature
     /// at the end of the file verified).
     pub fn sender(&self) -> Option<crate::Recipient> {
@@ -119,7 +125,7 @@ pub type PlaintextReader<R> = PayloadReader<VerifyingReader<R>>;
 
 /// Validates every public key in the header, then tries, for each identity,
 /// the stanzas whose hint matches it first and all others after.
-fn unwrap_file_key(
+pub(crate) fn unwrap_file_key(
     header: &Header,
     identities: &[Identity],
 ) -> Result<(Zeroizing<[u8; FILE_KEY_LEN]>, Option<PublicKey>), DecryptError> {

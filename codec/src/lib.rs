@@ -37,6 +37,7 @@ pub mod hpke;
 pub mod keys;
 pub mod parallel;
 pub mod payload;
+pub mod seek;
 pub mod sender;
 
 pub use decrypt::{Decryptor, PlaintextReader};
@@ -44,6 +45,7 @@ pub use encrypt::{Encryptor, FileWriter};
 pub use error::{outcome_of_io_error, DecryptError, EncryptError, Outcome};
 pub use keys::{Identity, KeyParseError, Recipient};
 pub use payload::{PayloadReader, PayloadWriter};
+pub use seek::{SeekablePayload, SeekableReader};
 
 /// Length of the random per-file key.
 pub const FILE_KEY_LEN: usize = 32;
