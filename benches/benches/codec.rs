@@ -1,14 +1,24 @@
-//! Criterion benchmarks: the chunk primitive (with RustCrypto AES-GCM beside
-//! it, the evidence for choosing aws-lc-rs), key wrap and unwrap, and the
-//! sequential streaming encryptor and decryptor.
+//! Criterion benchmarks:
+//! - `chunk`: the chunk primitive (with RustCrypto AES-GCM beside it, the
+//!   evidence for choosing aws-lc-rs);
+//! - `ecdh`: one P-256 Diffie-Hellman and one public-key derivation with
+//!   `p256` and with aws-lc-rs, the evidence for the DH in `hpke.rs`;
+//! - `key_wrap`: a whole header with one stanza, made and opened;
+//! - `small_message`: encrypt plus decrypt of a 1 KiB file to one recipient
+//!   (messages per second per core is 1 / time);
+//! - `stream_sequential`: the `io::Write` / `io::Read` codec;
+//! - `stream_parallel`: `parallel::encrypt_payload` / `decrypt_payload` at
+//!   1 thread and at all cores, memory to memory.
 //!
-//! Run: `cargo bench -p kapsel-benches` (see the README's "Benchmarks").
+//! Run: `cargo bench -p kapsel-benches` (all), or name a group:
+//! `cargo bench -p kapsel-benches -- stream_parallel`.
 
 use std::io::{Read, Write};
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kapsel_codec::payload::{ChunkCipher, CHUNK_SIZE};
+use kapsel_codec::parallel::{decrypt_payload, default_threads, encrypt_payload};
+use kapsel_codec::payload::{ChunkCipher, PayloadWriter, CHUNK_SIZE, PAYLOAD_HEADER_LEN};
 use kapsel_codec::{Decryptor, Encryptor, Identity};
 
 fn chunk_primitive(c: &mut Criterion) {
@@ -35,6 +45,45 @@ fn chunk_primitive(c: &mut Criterion) {
         b.iter(|| {
             rc.encrypt_in_place_detached((&nonce).into(), b"", &mut buf)
                 .expect("seal")
+        })
+    });
+    g.finish();
+}
+
+fn ecdh(c: &mut Criterion) {
+    use aws_lc_rs::agreement;
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+
+    let mut g = c.benchmark_group("ecdh");
+    let ours = Identity::generate();
+    let theirs = Identity::generate().to_recipient();
+    let sk = ours.secret_key();
+    let pk = theirs.public_key();
+    let pk_bytes = pk.to_encoded_point(false);
+    g.bench_function("dh_p256-0.13", |b| {
+        b.iter(|| {
+            p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine()).raw_secret_bytes()[0]
+        })
+    });
+    let scalar = sk.to_bytes();
+    g.bench_function("dh_aws-lc-rs", |b| {
+        b.iter(|| {
+            let private = agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, &scalar)
+                .expect("valid scalar");
+            let peer =
+                agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, pk_bytes.as_bytes());
+            agreement::agree(&private, peer, (), |k| Ok(k[0])).expect("agree")
+        })
+    });
+    g.bench_function("public_key_p256-0.13", |b| {
+        b.iter(|| sk.public_key().to_encoded_point(false).as_bytes()[1])
+    });
+    g.bench_function("public_key_aws-lc-rs", |b| {
+        b.iter(|| {
+            agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, &scalar)
+                .and_then(|k| k.compute_public_key().map_err(Into::into))
+                .map(|p| p.as_ref()[1])
+                .expect("public key")
         })
     });
     g.finish();
@@ -67,6 +116,32 @@ fn key_wrap(c: &mut Criterion) {
                 .decrypt(std::slice::from_ref(&id))
                 .expect("unwrap")
                 .chunks_verified()
+        })
+    });
+    g.finish();
+}
+
+fn small_message(c: &mut Criterion) {
+    let mut g = c.benchmark_group("small_message");
+    let id = Identity::generate();
+    let message = vec![0x33u8; 1024];
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("encrypt_decrypt_1KiB_1_recipient", |b| {
+        let mut plaintext = Vec::with_capacity(1024);
+        b.iter(|| {
+            let mut w = Encryptor::new([id.to_recipient()])
+                .expect("recipient")
+                .wrap_output(Vec::with_capacity(1400))
+                .expect("header");
+            w.write_all(&message).expect("write");
+            let file = w.finish().expect("finish");
+            plaintext.clear();
+            Decryptor::new(&file[..])
+                .expect("header")
+                .decrypt(std::slice::from_ref(&id))
+                .expect("unwrap")
+                .read_to_end(&mut plaintext)
+                .expect("decrypt")
         })
     });
     g.finish();
@@ -116,5 +191,63 @@ fn streaming(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, chunk_primitive, key_wrap, streaming);
+/// The parallel codec, memory to memory: plaintext from a slice, ciphertext
+/// into a preallocated `Vec` (encrypt) and plaintext into `io::sink` (decrypt).
+fn streaming_parallel(c: &mut Criterion) {
+    let mut g = c.benchmark_group("stream_parallel");
+    g.sample_size(10);
+    let key = [9u8; 32];
+    let size = 64usize << 20;
+    let plaintext: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4099) as u8).collect();
+    let (cipher, prefix) = ChunkCipher::for_encryption(&key, b"bench").expect("32-byte key");
+    let mut w = PayloadWriter::from_parts(Vec::new(), cipher);
+    w.write_all(&plaintext).expect("write");
+    let chunks = w.finish().expect("finish");
+    let salt: [u8; 24] = prefix[..24].try_into().expect("24 bytes");
+    let commitment: [u8; 32] = prefix[24..PAYLOAD_HEADER_LEN].try_into().expect("32 bytes");
+    g.throughput(Throughput::Bytes(size as u64));
+    let all = default_threads();
+    let mut counts = vec![1];
+    if all > 1 {
+        counts.push(all);
+    }
+    for threads in counts {
+        g.bench_with_input(
+            BenchmarkId::new("encrypt_64MiB", threads),
+            &threads,
+            |b, &t| {
+                let mut out = Vec::with_capacity(chunks.len());
+                b.iter(|| {
+                    out.clear();
+                    let (cipher, _) = ChunkCipher::for_encryption_with_salt(&key, b"bench", salt)
+                        .expect("32-byte key");
+                    encrypt_payload(&plaintext[..], &mut out, cipher, t).expect("encrypt");
+                    out.len()
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("decrypt_64MiB", threads),
+            &threads,
+            |b, &t| {
+                b.iter(|| {
+                    let cipher = ChunkCipher::for_decryption(&key, b"bench", &salt, &commitment)
+                        .expect("commitment");
+                    decrypt_payload(&chunks[..], std::io::sink(), cipher, t).expect("decrypt")
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    chunk_primitive,
+    ecdh,
+    key_wrap,
+    small_message,
+    streaming,
+    streaming_parallel
+);
 criterion_main!(benches);
