@@ -15,6 +15,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 pub mod generate;
+pub mod run;
 pub mod vector;
 
 /// The environment variable naming the vector directory.
