@@ -98,7 +98,7 @@ enum Command {
         input: Option<PathBuf>,
     },
     /// Decrypt IN (or standard input) with one or more identities
-    #[command(after_help = concat!("Examples:\n  kapsel decrypt -i me.key -o notes.txt secret.kap\n  ssh host 'cat dir.tar.kap' | kapsel decrypt -i me.key | tar x\n\n",
+    #[command(after_help = concat!("Examples:\n  kapsel decrypt -i me.key -o notes.txt secret.kap\n  ssh host 'cat dir.tar.kap' | kapsel decrypt -i me.key | tar x\n  kapsel decrypt -i me.key --offset 1048576 --length 4096 big.kap > part.bin\n\n",
         "With -o, output goes to a temporary file that replaces OUT only after the whole input\n",
         "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
         "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error\n  2 usage error\n  3 not a kapsel file, malformed header, or unsupported version\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data"))]
@@ -117,6 +117,12 @@ enum Command {
         /// Worker threads for the payload (0: all cores; 1: sequential)
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,
+        /// Decrypt only from plaintext byte N on (needs an input file; decrypts only the chunks the range touches)
+        #[arg(long, value_name = "N")]
+        offset: Option<u64>,
+        /// Decrypt at most M plaintext bytes (from --offset, default 0); a range past the end is clipped
+        #[arg(long, value_name = "M")]
+        length: Option<u64>,
         /// Input file (standard input if absent or -)
         input: Option<PathBuf>,
     },
@@ -215,6 +221,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             policy,
             replay_db,
             threads,
+            offset,
+            length,
             input,
         } => commands::decrypt(commands::DecryptArgs {
             policy: policy.into_policy(policy::replay_db_path(replay_db)?)?,
@@ -224,6 +232,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             progress,
             output: output.as_deref(),
             input: input.as_deref(),
+            offset,
+            length,
         }),
         Command::Verify {
             identities,
@@ -237,6 +247,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             progress,
             output: None,
             input: input.as_deref(),
+            offset: None,
+            length: None,
         }),
         Command::Inspect { json, input } => {
             inspect::run(files::Input::open(input.as_deref())?, json)
