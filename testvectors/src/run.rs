@@ -94,3 +94,34 @@ pub fn decode(
         }
     }
 }
+
+/// Like [`decode`], but the payload goes through the parallel decryptor the
+/// CLI uses (`kapsel_codec::parallel::decrypt_payload`) with `threads`
+/// threads; the released plaintext is what it wrote before it stopped.
+pub fn decode_parallel(
+    data: &[u8],
+    armored: bool,
+    identities: &[Identity],
+    threads: usize,
+) -> (Option<Outcome>, Vec<u8>) {
+    let reader: Box<dyn Read + Send + '_> = if armored {
+        Box::new(ArmoredReader::new(BufReader::new(data)))
+    } else {
+        Box::new(data)
+    };
+    let plaintext = match Decryptor::new(reader).and_then(|d| d.decrypt(identities)) {
+        Ok(p) => p,
+        Err(e) => return (Some(e.outcome()), Vec::new()),
+    };
+    let (chunks, cipher) = plaintext.into_parts();
+    let mut released = Vec::new();
+    match kapsel_codec::parallel::decrypt_payload(chunks, &mut released, cipher, threads) {
+        Ok(_) => (None, released),
+        Err(kapsel_codec::parallel::CopyError::Input(e)) => {
+            (Some(outcome_of_io_error(&e)), released)
+        }
+        Err(kapsel_codec::parallel::CopyError::Output(e)) => {
+            panic!("writing to a Vec failed: {e}")
+        }
+    }
+}

@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kapsel_codec::Identity;
-use kapsel_testvectors::run::{decode, expect_of};
+use kapsel_testvectors::run::{decode, decode_parallel, expect_of};
 use kapsel_testvectors::vector::{Expect, VectorFile};
 use sha2::{Digest, Sha256};
 
@@ -180,4 +180,34 @@ fn generator_reproduces_the_committed_vectors() {
         differ.is_empty(),
         "regenerated vectors differ from the committed ones: {differ:?}"
     );
+}
+
+/// The CLI decrypts through the parallel decryptor: it must release exactly
+/// what the sequential reader releases (SPEC 6.4), with any thread count.
+#[test]
+fn every_vector_matches_the_parallel_decryptor() {
+    let mut failures = Vec::new();
+    for (name, v) in &load() {
+        let c = check_of(name, v);
+        for threads in [1, 2, 4] {
+            let (outcome, released) =
+                decode_parallel(&c.data, c.armored, &c.identities, threads);
+            let got = expect_of(outcome);
+            let digest = hex::encode(Sha256::digest(&released));
+            if got != c.expect || released.len() != c.released_len || digest != c.released_sha256
+            {
+                failures.push(format!(
+                    "{name} ({threads} threads): expected {} and {} bytes, got {} and {} bytes",
+                    c.expect.as_str(),
+                    c.released_len,
+                    got.as_str(),
+                    released.len()
+                ));
+            }
+        }
+    }
+    for f in &failures {
+        eprintln!("FAIL {f}");
+    }
+    assert!(failures.is_empty(), "{} runs failed", failures.len());
 }
