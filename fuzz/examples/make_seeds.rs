@@ -1,7 +1,7 @@
 //! Writes the seed corpus of every fuzz target into `fuzz/seeds/<target>/`:
 //! valid and lightly damaged files for the fixed fuzz identity, armored
-//! files, and valid chunk sequences for the parallel decryptor. Deterministic
-//! up to the randomness of encryption (keys, salts); rerunning replaces it.
+//! files, and valid chunk sequences for the parallel decryptor. Seeded:
+//! rerunning reproduces every byte.
 
 use std::fs;
 use std::io::Write;
@@ -10,18 +10,27 @@ use std::path::Path;
 use kapsel_codec::armor::ArmoredWriter;
 use kapsel_codec::payload::{ChunkCipher, PayloadWriter};
 use kapsel_codec::{hpke, Encryptor, Identity};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     fs::create_dir_all(dir).expect("seed dir");
     fs::write(dir.join(name), bytes).expect("seed file");
 }
 
-fn file(to: &Identity, sender: Option<&Identity>, len: usize) -> Vec<u8> {
-    let mut enc = Encryptor::new([to.to_recipient(), Identity::generate().to_recipient()]).expect("recipients");
+fn key(rng: &mut ChaCha20Rng) -> Identity {
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    Identity::from_secret_key(hpke::derive_key_pair(&seed).expect("derive"))
+}
+
+fn file(rng: &mut ChaCha20Rng, to: &Identity, sender: Option<&Identity>, len: usize) -> Vec<u8> {
+    let other = key(rng);
+    let mut enc = Encryptor::new([to.to_recipient(), other.to_recipient()]).expect("recipients").created_at(1_800_000_000);
     if let Some(s) = sender {
         enc = enc.sender(s.clone());
     }
-    let mut w = enc.wrap_output(Vec::new()).expect("header");
+    let mut w = enc.wrap_output_with_rng(Vec::new(), rng).expect("header");
     w.write_all(&vec![0x61u8; len]).expect("write");
     w.finish().expect("finish")
 }
@@ -29,9 +38,10 @@ fn file(to: &Identity, sender: Option<&Identity>, len: usize) -> Vec<u8> {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
     let id = Identity::from_secret_key(hpke::derive_key_pair(b"kapsel fuzz identity").expect("derive"));
-    let sender = Identity::generate();
+    let mut rng = ChaCha20Rng::from_seed([7u8; 32]);
+    let sender = key(&mut rng);
     for (i, (len, signed)) in [(0, false), (5, false), (16384, false), (20000, true), (40000, false)].into_iter().enumerate() {
-        let f = file(&id, signed.then_some(&sender), len);
+        let f = file(&mut rng, &id, signed.then_some(&sender), len);
         let header_len = kapsel_format::read::header(&f).map(|(rest, _)| f.len() - rest.len()).unwrap_or(0);
         write(&root.join("header_roundtrip"), &format!("header-{i}"), &f[..header_len]);
         write(&root.join("decrypt_file"), &format!("file-{i}"), &f);
