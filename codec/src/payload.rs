@@ -338,7 +338,36 @@ enum ReadState {
     Chunks,
     Done,
     Failed(PayloadError),
-    IoFailed(io::ErrorKind),
+    /// A read of the input failed; `layer` keeps the class of a failure
+    /// from a layer below (armor, sender signature) for later reads.
+    IoFailed(io::ErrorKind, Option<LowerFailure>),
+}
+
+/// A failure of a reader below the payload that must keep its outcome class
+/// on every later read.
+#[derive(Clone, Copy, Debug)]
+enum LowerFailure {
+    Armor(crate::armor::ArmorError),
+    Signature(crate::sender::SignatureError),
+}
+
+impl LowerFailure {
+    fn of(e: &io::Error) -> Option<Self> {
+        let inner = e.get_ref()?;
+        if let Some(a) = inner.downcast_ref::<crate::armor::ArmorError>() {
+            return Some(LowerFailure::Armor(*a));
+        }
+        inner
+            .downcast_ref::<crate::sender::SignatureError>()
+            .map(|s| LowerFailure::Signature(*s))
+    }
+
+    fn to_io_error(self) -> io::Error {
+        match self {
+            LowerFailure::Armor(a) => a.into(),
+            LowerFailure::Signature(s) => s.into(),
+        }
+    }
 }
 
 /// Streaming decryptor: ciphertext in, authenticated plaintext out, one
@@ -433,7 +462,8 @@ impl<R: Read> Read for PayloadReader<R> {
             match self.state {
                 ReadState::Done => return Ok(0),
                 ReadState::Failed(e) => return Err(StreamError::Payload(e).into()),
-                ReadState::IoFailed(kind) => {
+                ReadState::IoFailed(_, Some(lower)) => return Err(lower.to_io_error()),
+                ReadState::IoFailed(kind, None) => {
                     return Err(io::Error::new(
                         kind,
                         "an earlier read of the payload failed",
@@ -449,7 +479,7 @@ impl<R: Read> Read for PayloadReader<R> {
                             self.state = ReadState::Failed(e);
                         }
                         Err(StreamError::Io(e)) => {
-                            self.state = ReadState::IoFailed(e.kind());
+                            self.state = ReadState::IoFailed(e.kind(), LowerFailure::of(&e));
                             return Err(e);
                         }
                     }

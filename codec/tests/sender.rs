@@ -170,3 +170,20 @@ fn damaged_or_missing_signature_fails() {
         "only full chunks before the final one may be released"
     );
 }
+
+#[test]
+fn signature_failure_keeps_its_class_on_every_later_read() {
+    let (s, a) = (Identity::generate(), Identity::generate());
+    let mut file = signed_file(&s, &[&a], b"short", 1);
+    let last = file.len() - 1;
+    file[last] ^= 1;
+    let mut r = Decryptor::new(&file[..])
+        .unwrap()
+        .decrypt(std::slice::from_ref(&a))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    for _ in 0..3 {
+        let e = r.read(&mut buf).unwrap_err();
+        assert_eq!(outcome_of_io_error(&e), Outcome::SenderAuthFailed);
+    }
+}
