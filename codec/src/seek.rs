@@ -17,6 +17,26 @@
 //! several threads may call at once, and [`cursor`](SeekablePayload::cursor)
 //! for independent `Read + Seek` views that share one source.
 //!
+//! ```
+//! use std::io::{Cursor, Seek, SeekFrom, Write};
+//! use kapsel_codec::{Decryptor, Encryptor, Identity};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let alice = Identity::generate();
+//! let mut writer = Encryptor::new([alice.to_recipient()])?.wrap_output(Vec::new())?;
+//! writer.write_all(&[7u8; 100_000])?;
+//! let file = writer.finish()?;
+//!
+//! let mut reader = Decryptor::new(Cursor::new(file))?   // reads the header
+//!     .decrypt_seekable(std::slice::from_ref(&alice))?;  // unwraps the key, checks the commitment
+//! let mut buf = [0u8; 10];
+//! reader.read_exact_at(50_000, &mut buf)?;              // decrypts chunk 3 only
+//! assert_eq!((buf, reader.chunks_decrypted()), ([7u8; 10], 1));
+//! assert_eq!(reader.seek(SeekFrom::End(0))?, 100_000);  // opens the final chunk first
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Layout: chunk `i` is the `16400` bytes at payload offset `56 + i * 16400`,
 //! except the last, which holds the remaining `16..=16399` bytes (its tag and
 //! up to 16383 plaintext bytes). Plaintext byte `p` lies in chunk
