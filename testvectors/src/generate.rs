@@ -318,7 +318,12 @@ fn split(pt: &[u8]) -> Vec<&[u8]> {
     v
 }
 
-fn seal_pieces(file_key: &[u8; 32], header: &[u8], salt: [u8; 24], pieces: &[(u64, &[u8])]) -> Sealed {
+fn seal_pieces(
+    file_key: &[u8; 32],
+    header: &[u8],
+    salt: [u8; 24],
+    pieces: &[(u64, &[u8])],
+) -> Sealed {
     let (cipher, prefix) =
         ChunkCipher::for_encryption_with_salt(file_key, header, salt).expect("payload key");
     let chunks = pieces
@@ -642,11 +647,31 @@ impl Gen {
         for (name, len, comment) in [
             ("encoder_empty", 0, "empty plaintext: one empty final chunk"),
             ("encoder_1_byte", 1, "one-byte plaintext"),
-            ("encoder_16383", CHUNK - 1, "one short final chunk of 16383 bytes"),
-            ("encoder_16384", CHUNK, "one full chunk, then an empty final chunk"),
-            ("encoder_16385", CHUNK + 1, "one full chunk, then a final chunk of 1 byte"),
-            ("encoder_32768", 2 * CHUNK, "two full chunks, then an empty final chunk"),
-            ("encoder_40000", 40000, "three chunks, the last of 7232 bytes"),
+            (
+                "encoder_16383",
+                CHUNK - 1,
+                "one short final chunk of 16383 bytes",
+            ),
+            (
+                "encoder_16384",
+                CHUNK,
+                "one full chunk, then an empty final chunk",
+            ),
+            (
+                "encoder_16385",
+                CHUNK + 1,
+                "one full chunk, then a final chunk of 1 byte",
+            ),
+            (
+                "encoder_32768",
+                2 * CHUNK,
+                "two full chunks, then an empty final chunk",
+            ),
+            (
+                "encoder_40000",
+                40000,
+                "three chunks, the last of 7232 bytes",
+            ),
         ] {
             let mut rng = seeded(name);
             let pt = random_bytes(&mut rng, len);
@@ -747,18 +772,46 @@ impl Gen {
         };
         let nk = Expect::NotKapsel;
         for (name, data, comment) in [
-            ("magic_first_byte_flipped", flip(good.clone(), 0, 0), "first magic byte 0x8a"),
-            ("magic_high_bit_stripped", flip(good.clone(), 0, 7), "first magic byte 0x0b (8-bit channel stripped)"),
-            ("magic_lowercase", with_magic(b"\x8bkapsel\n"), "magic in lower case"),
-            ("magic_last_byte_crlf", {
-                let mut v = b"\x8bKAPSEL\r\n".to_vec();
-                v.extend_from_slice(&good[8..]);
-                v
-            }, "LF of the magic turned into CRLF by a text-mode transfer"),
-            ("magic_short_mismatch", b"\x8bKAX".to_vec(), "4-byte input that differs from the magic in its 4th byte"),
+            (
+                "magic_first_byte_flipped",
+                flip(good.clone(), 0, 0),
+                "first magic byte 0x8a",
+            ),
+            (
+                "magic_high_bit_stripped",
+                flip(good.clone(), 0, 7),
+                "first magic byte 0x0b (8-bit channel stripped)",
+            ),
+            (
+                "magic_lowercase",
+                with_magic(b"\x8bkapsel\n"),
+                "magic in lower case",
+            ),
+            (
+                "magic_last_byte_crlf",
+                {
+                    let mut v = b"\x8bKAPSEL\r\n".to_vec();
+                    v.extend_from_slice(&good[8..]);
+                    v
+                },
+                "LF of the magic turned into CRLF by a text-mode transfer",
+            ),
+            (
+                "magic_short_mismatch",
+                b"\x8bKAX".to_vec(),
+                "4-byte input that differs from the magic in its 4th byte",
+            ),
             ("magic_one_zero_byte", vec![0], "a single zero byte"),
-            ("magic_age_file", b"age-encryption.org/v1\n-> X25519 abc\n".to_vec(), "an age file"),
-            ("magic_png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(), "a PNG file"),
+            (
+                "magic_age_file",
+                b"age-encryption.org/v1\n-> X25519 abc\n".to_vec(),
+                "an age file",
+            ),
+            (
+                "magic_png",
+                b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(),
+                "a PNG file",
+            ),
         ] {
             self.add(V::new(name, nk, comment, data).ids(&[a]).plan(&p));
         }
@@ -812,7 +865,12 @@ impl Gen {
         // that the shorter length is still in range: the extension length
         // field runs past header_len.
         let mut rng = seeded("header_len_minus_one");
-        let mut p2 = plan(&mut rng, &[(&k.bob, Hint::Real), (a, Hint::Real)], None, 100);
+        let mut p2 = plan(
+            &mut rng,
+            &[(&k.bob, Hint::Real), (a, Hint::Real)],
+            None,
+            100,
+        );
         let true_len = p2.header().len() as u32;
         p2.hdr.header_len = Some(true_len - 1);
         let data = p2.bytes();
@@ -867,19 +925,47 @@ impl Gen {
             ("truncated_before_version", 8, "the magic only"),
             ("truncated_before_suite", 9, "magic and version"),
             ("truncated_in_suite", 10, "one byte of the suite"),
-            ("truncated_before_chunk_size", 11, "input ends before chunk_size_log2"),
+            (
+                "truncated_before_chunk_size",
+                11,
+                "input ends before chunk_size_log2",
+            ),
             ("truncated_in_header_len", 14, "two bytes of header_len"),
             ("truncated_after_prefix", 16, "the 16-byte prefix only"),
-            ("truncated_in_created_at", 20, "input ends inside created_at"),
+            (
+                "truncated_in_created_at",
+                20,
+                "input ends inside created_at",
+            ),
             ("truncated_in_serial", 28, "input ends inside serial"),
-            ("truncated_before_sender_kind", 32, "input ends before sender_kind"),
-            ("truncated_in_stanza_count", 34, "input ends inside stanza_count"),
-            ("truncated_in_stanza_type", 36, "input ends inside stanza_type"),
+            (
+                "truncated_before_sender_kind",
+                32,
+                "input ends before sender_kind",
+            ),
+            (
+                "truncated_in_stanza_count",
+                34,
+                "input ends inside stanza_count",
+            ),
+            (
+                "truncated_in_stanza_type",
+                36,
+                "input ends inside stanza_type",
+            ),
             ("truncated_in_body_len", 38, "input ends inside body_len"),
             ("truncated_in_hint", 41, "input ends inside the hint"),
             ("truncated_in_enc", 80, "input ends inside enc"),
-            ("truncated_in_wrapped_key", 130, "input ends inside wrapped_key"),
-            ("truncated_in_extensions_len", 157, "input ends inside extensions_len (one byte before header_len)"),
+            (
+                "truncated_in_wrapped_key",
+                130,
+                "input ends inside wrapped_key",
+            ),
+            (
+                "truncated_in_extensions_len",
+                157,
+                "input ends inside extensions_len (one byte before header_len)",
+            ),
         ] {
             self.add(
                 V::new(name, mal, comment, good[..at].to_vec())
@@ -891,9 +977,14 @@ impl Gen {
         let ps = plan(&mut rng, &[(a, Hint::Real)], Some(&k.sam), 100);
         let good = ps.bytes();
         self.add(
-            V::new("truncated_in_sender_key", mal, "signed header, input ends inside sender_key", good[..60].to_vec())
-                .ids(&[a])
-                .plan(&ps),
+            V::new(
+                "truncated_in_sender_key",
+                mal,
+                "signed header, input ends inside sender_key",
+                good[..60].to_vec(),
+            )
+            .ids(&[a])
+            .plan(&ps),
         );
         let mut rng = seeded("truncation ext");
         let mut pe = plan(&mut rng, &[(a, Hint::Real)], None, 100);
@@ -901,9 +992,14 @@ impl Gen {
         let good = pe.bytes();
         let cut = pe.header().len() - 5;
         self.add(
-            V::new("truncated_in_extension_record", mal, "input ends inside an extension record's value", good[..cut].to_vec())
-                .ids(&[a])
-                .plan(&pe),
+            V::new(
+                "truncated_in_extension_record",
+                mal,
+                "input ends inside an extension record's value",
+                good[..cut].to_vec(),
+            )
+            .ids(&[a])
+            .plan(&pe),
         );
     }
 
@@ -946,8 +1042,17 @@ impl Gen {
             let mut p = plan(&mut rng, &[(a, Hint::Real)], None, 100);
             f(&mut p);
             let data = p.bytes();
-            let released = if expect == Expect::Success { p.pt.clone() } else { Vec::new() };
-            self.add(V::new(name, expect, comment, data).ids(&[a]).plan(&p).released(&released));
+            let released = if expect == Expect::Success {
+                p.pt.clone()
+            } else {
+                Vec::new()
+            };
+            self.add(
+                V::new(name, expect, comment, data)
+                    .ids(&[a])
+                    .plan(&p)
+                    .released(&released),
+            );
         }
     }
 
@@ -982,43 +1087,79 @@ impl Gen {
         assert!(!is_valid_point(&non_reduced));
         type Edit = Box<dyn Fn(&[u8]) -> Vec<u8>>;
         let enc_cases: Vec<(&str, &str, Edit)> = vec![
-            ("enc_identity", "enc is 65 zero bytes (the identity's one-byte encoding 0x00, padded)", Box::new(|_e: &[u8]| vec![0u8; 65])),
-            ("enc_compressed_in_65_bytes", "enc starts with 0x02: a compressed encoding followed by 32 more bytes", Box::new(|e: &[u8]| {
-                let mut v = e.to_vec();
-                v[0] = 2 + (e[64] & 1);
-                v
-            })),
-            ("enc_compressed_03", "enc starts with 0x03", Box::new(|e: &[u8]| {
-                let mut v = e.to_vec();
-                v[0] = 3;
-                v
-            })),
-            ("enc_hybrid", "enc in hybrid form (0x06/0x07 with the parity of y)", Box::new(|e: &[u8]| {
-                let mut v = e.to_vec();
-                v[0] = 6 + (e[64] & 1);
-                v
-            })),
-            ("enc_off_curve", "enc with the lowest bit of y flipped: not on the curve", Box::new(|e: &[u8]| {
-                let mut v = e.to_vec();
-                v[64] ^= 1;
-                v
-            })),
-            ("enc_zero_coordinates", "enc = 0x04 || 0^64: (0, 0) is not on the curve", Box::new(|_e: &[u8]| {
-                let mut v = vec![0u8; 65];
-                v[0] = 4;
-                v
-            })),
-            ("enc_x_equals_p", "enc with x = p", Box::new(|e: &[u8]| {
-                let mut v = e.to_vec();
-                v[1..33].copy_from_slice(&P);
-                v
-            })),
-            ("enc_x_not_reduced", "enc = (x + p, y) for a valid point (x, y): a coordinate >= p", Box::new(move |_e: &[u8]| non_reduced.clone())),
-            ("enc_all_ff", "enc = 0x04 || 0xff^64", Box::new(|_e: &[u8]| {
-                let mut v = vec![0xffu8; 65];
-                v[0] = 4;
-                v
-            })),
+            (
+                "enc_identity",
+                "enc is 65 zero bytes (the identity's one-byte encoding 0x00, padded)",
+                Box::new(|_e: &[u8]| vec![0u8; 65]),
+            ),
+            (
+                "enc_compressed_in_65_bytes",
+                "enc starts with 0x02: a compressed encoding followed by 32 more bytes",
+                Box::new(|e: &[u8]| {
+                    let mut v = e.to_vec();
+                    v[0] = 2 + (e[64] & 1);
+                    v
+                }),
+            ),
+            (
+                "enc_compressed_03",
+                "enc starts with 0x03",
+                Box::new(|e: &[u8]| {
+                    let mut v = e.to_vec();
+                    v[0] = 3;
+                    v
+                }),
+            ),
+            (
+                "enc_hybrid",
+                "enc in hybrid form (0x06/0x07 with the parity of y)",
+                Box::new(|e: &[u8]| {
+                    let mut v = e.to_vec();
+                    v[0] = 6 + (e[64] & 1);
+                    v
+                }),
+            ),
+            (
+                "enc_off_curve",
+                "enc with the lowest bit of y flipped: not on the curve",
+                Box::new(|e: &[u8]| {
+                    let mut v = e.to_vec();
+                    v[64] ^= 1;
+                    v
+                }),
+            ),
+            (
+                "enc_zero_coordinates",
+                "enc = 0x04 || 0^64: (0, 0) is not on the curve",
+                Box::new(|_e: &[u8]| {
+                    let mut v = vec![0u8; 65];
+                    v[0] = 4;
+                    v
+                }),
+            ),
+            (
+                "enc_x_equals_p",
+                "enc with x = p",
+                Box::new(|e: &[u8]| {
+                    let mut v = e.to_vec();
+                    v[1..33].copy_from_slice(&P);
+                    v
+                }),
+            ),
+            (
+                "enc_x_not_reduced",
+                "enc = (x + p, y) for a valid point (x, y): a coordinate >= p",
+                Box::new(move |_e: &[u8]| non_reduced.clone()),
+            ),
+            (
+                "enc_all_ff",
+                "enc = 0x04 || 0xff^64",
+                Box::new(|_e: &[u8]| {
+                    let mut v = vec![0xffu8; 65];
+                    v[0] = 4;
+                    v
+                }),
+            ),
         ];
         for (name, comment, edit) in enc_cases {
             let mut rng = seeded(name);
@@ -1032,58 +1173,90 @@ impl Gen {
         }
         // Wrong lengths inside the P-256 stanza body.
         let len_cases: Vec<(&str, &str, Box<dyn Fn(&Wrapped) -> Vec<u8>>)> = vec![
-            ("enc_compressed_33_bytes", "enc as a 33-byte compressed point: body_len 85", Box::new(|w: &Wrapped| {
-                let mut body = w.hint.to_vec();
-                body.push(2 + (w.enc[64] & 1));
-                body.extend_from_slice(&w.enc[1..33]);
-                body.extend_from_slice(&w.wrapped);
-                body
-            })),
-            ("enc_identity_one_byte", "enc as the one-byte identity encoding 0x00: body_len 53", Box::new(|w: &Wrapped| {
-                let mut body = w.hint.to_vec();
-                body.push(0);
-                body.extend_from_slice(&w.wrapped);
-                body
-            })),
-            ("enc_one_byte_short", "enc of 64 bytes (last byte missing): body_len 116", Box::new(|w: &Wrapped| {
-                let mut body = w.hint.to_vec();
-                body.extend_from_slice(&w.enc[..64]);
-                body.extend_from_slice(&w.wrapped);
-                body
-            })),
-            ("enc_one_byte_long", "enc of 66 bytes (an extra zero byte): body_len 118", Box::new(|w: &Wrapped| {
-                let mut body = w.hint.to_vec();
-                body.extend_from_slice(&w.enc);
-                body.push(0);
-                body.extend_from_slice(&w.wrapped);
-                body
-            })),
-            ("wrapped_key_47_bytes", "wrapped_key one byte short: body_len 116", Box::new(|w: &Wrapped| {
-                let mut body = w.hint.to_vec();
-                body.extend_from_slice(&w.enc);
-                body.extend_from_slice(&w.wrapped[..47]);
-                body
-            })),
-            ("wrapped_key_49_bytes", "wrapped_key one byte long: body_len 118", Box::new(|w: &Wrapped| {
-                let mut body = w.hint.to_vec();
-                body.extend_from_slice(&w.enc);
-                body.extend_from_slice(&w.wrapped);
-                body.push(0);
-                body
-            })),
-            ("wrapped_key_no_tag", "wrapped_key without its 16-byte tag: body_len 101", Box::new(|w: &Wrapped| {
-                let mut body = w.hint.to_vec();
-                body.extend_from_slice(&w.enc);
-                body.extend_from_slice(&w.wrapped[..32]);
-                body
-            })),
-            ("wrapped_key_64_bytes", "wrapped_key of 64 bytes (a 48-byte key sealed): body_len 133", Box::new(|w: &Wrapped| {
-                let mut body = w.hint.to_vec();
-                body.extend_from_slice(&w.enc);
-                body.extend_from_slice(&w.wrapped);
-                body.extend_from_slice(&[0x11; 16]);
-                body
-            })),
+            (
+                "enc_compressed_33_bytes",
+                "enc as a 33-byte compressed point: body_len 85",
+                Box::new(|w: &Wrapped| {
+                    let mut body = w.hint.to_vec();
+                    body.push(2 + (w.enc[64] & 1));
+                    body.extend_from_slice(&w.enc[1..33]);
+                    body.extend_from_slice(&w.wrapped);
+                    body
+                }),
+            ),
+            (
+                "enc_identity_one_byte",
+                "enc as the one-byte identity encoding 0x00: body_len 53",
+                Box::new(|w: &Wrapped| {
+                    let mut body = w.hint.to_vec();
+                    body.push(0);
+                    body.extend_from_slice(&w.wrapped);
+                    body
+                }),
+            ),
+            (
+                "enc_one_byte_short",
+                "enc of 64 bytes (last byte missing): body_len 116",
+                Box::new(|w: &Wrapped| {
+                    let mut body = w.hint.to_vec();
+                    body.extend_from_slice(&w.enc[..64]);
+                    body.extend_from_slice(&w.wrapped);
+                    body
+                }),
+            ),
+            (
+                "enc_one_byte_long",
+                "enc of 66 bytes (an extra zero byte): body_len 118",
+                Box::new(|w: &Wrapped| {
+                    let mut body = w.hint.to_vec();
+                    body.extend_from_slice(&w.enc);
+                    body.push(0);
+                    body.extend_from_slice(&w.wrapped);
+                    body
+                }),
+            ),
+            (
+                "wrapped_key_47_bytes",
+                "wrapped_key one byte short: body_len 116",
+                Box::new(|w: &Wrapped| {
+                    let mut body = w.hint.to_vec();
+                    body.extend_from_slice(&w.enc);
+                    body.extend_from_slice(&w.wrapped[..47]);
+                    body
+                }),
+            ),
+            (
+                "wrapped_key_49_bytes",
+                "wrapped_key one byte long: body_len 118",
+                Box::new(|w: &Wrapped| {
+                    let mut body = w.hint.to_vec();
+                    body.extend_from_slice(&w.enc);
+                    body.extend_from_slice(&w.wrapped);
+                    body.push(0);
+                    body
+                }),
+            ),
+            (
+                "wrapped_key_no_tag",
+                "wrapped_key without its 16-byte tag: body_len 101",
+                Box::new(|w: &Wrapped| {
+                    let mut body = w.hint.to_vec();
+                    body.extend_from_slice(&w.enc);
+                    body.extend_from_slice(&w.wrapped[..32]);
+                    body
+                }),
+            ),
+            (
+                "wrapped_key_64_bytes",
+                "wrapped_key of 64 bytes (a 48-byte key sealed): body_len 133",
+                Box::new(|w: &Wrapped| {
+                    let mut body = w.hint.to_vec();
+                    body.extend_from_slice(&w.enc);
+                    body.extend_from_slice(&w.wrapped);
+                    body.extend_from_slice(&[0x11; 16]);
+                    body
+                }),
+            ),
         ];
         for (name, comment, body) in len_cases {
             let mut rng = seeded(name);
@@ -1103,7 +1276,12 @@ impl Gen {
         // An invalid enc in a stanza for someone else, after the one that
         // would open: points are validated before any decryption.
         let mut rng = seeded("enc_off_curve_in_other_stanza");
-        let mut p = plan(&mut rng, &[(a, Hint::Real), (&k.bob, Hint::Real)], None, 100);
+        let mut p = plan(
+            &mut rng,
+            &[(a, Hint::Real), (&k.bob, Hint::Real)],
+            None,
+            100,
+        );
         let mut w = wrap(&mut rng, &k.bob, None, &p.file_key);
         w.enc[64] ^= 1;
         p.hdr.stanzas[1] = w.stanza();
@@ -1150,39 +1328,68 @@ impl Gen {
         p.hdr.stanzas.insert(0, raw_stanza(2, &body));
         let data = p.bytes();
         self.add(
-            V::new("enc_off_curve_in_unknown_stanza", Expect::Success, "an off-curve point inside a stanza of unknown type 0x0002 is never interpreted", data)
-                .ids(&[a])
-                .plan(&p)
-                .released(&p.pt),
+            V::new(
+                "enc_off_curve_in_unknown_stanza",
+                Expect::Success,
+                "an off-curve point inside a stanza of unknown type 0x0002 is never interpreted",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p)
+            .released(&p.pt),
         );
         // Sender keys.
         let sender_cases: Vec<(&str, &str, Edit)> = vec![
-            ("sender_key_identity", "sender_key is 65 zero bytes", Box::new(|_s: &[u8]| vec![0u8; 65])),
-            ("sender_key_compressed", "sender_key starts with 0x02/0x03 (compressed) and is followed by y", Box::new(|s: &[u8]| {
-                let mut v = s.to_vec();
-                v[0] = 2 + (s[64] & 1);
-                v
-            })),
-            ("sender_key_hybrid", "sender_key in hybrid form (0x06/0x07)", Box::new(|s: &[u8]| {
-                let mut v = s.to_vec();
-                v[0] = 6 + (s[64] & 1);
-                v
-            })),
-            ("sender_key_off_curve", "sender_key with the lowest bit of y flipped", Box::new(|s: &[u8]| {
-                let mut v = s.to_vec();
-                v[64] ^= 1;
-                v
-            })),
-            ("sender_key_x_equals_p", "sender_key with x = p", Box::new(|s: &[u8]| {
-                let mut v = s.to_vec();
-                v[1..33].copy_from_slice(&P);
-                v
-            })),
-            ("sender_key_zero_coordinates", "sender_key = 0x04 || 0^64", Box::new(|_s: &[u8]| {
-                let mut v = vec![0u8; 65];
-                v[0] = 4;
-                v
-            })),
+            (
+                "sender_key_identity",
+                "sender_key is 65 zero bytes",
+                Box::new(|_s: &[u8]| vec![0u8; 65]),
+            ),
+            (
+                "sender_key_compressed",
+                "sender_key starts with 0x02/0x03 (compressed) and is followed by y",
+                Box::new(|s: &[u8]| {
+                    let mut v = s.to_vec();
+                    v[0] = 2 + (s[64] & 1);
+                    v
+                }),
+            ),
+            (
+                "sender_key_hybrid",
+                "sender_key in hybrid form (0x06/0x07)",
+                Box::new(|s: &[u8]| {
+                    let mut v = s.to_vec();
+                    v[0] = 6 + (s[64] & 1);
+                    v
+                }),
+            ),
+            (
+                "sender_key_off_curve",
+                "sender_key with the lowest bit of y flipped",
+                Box::new(|s: &[u8]| {
+                    let mut v = s.to_vec();
+                    v[64] ^= 1;
+                    v
+                }),
+            ),
+            (
+                "sender_key_x_equals_p",
+                "sender_key with x = p",
+                Box::new(|s: &[u8]| {
+                    let mut v = s.to_vec();
+                    v[1..33].copy_from_slice(&P);
+                    v
+                }),
+            ),
+            (
+                "sender_key_zero_coordinates",
+                "sender_key = 0x04 || 0^64",
+                Box::new(|_s: &[u8]| {
+                    let mut v = vec![0u8; 65];
+                    v[0] = 4;
+                    v
+                }),
+            ),
         ];
         for (name, comment, edit) in sender_cases {
             let mut rng = seeded(name);
@@ -1200,9 +1407,14 @@ impl Gen {
         p.hdr.sender[65] ^= 1;
         let data = p.bytes();
         self.add(
-            V::new("sender_key_off_curve_no_identity_matches", mal, "an off-curve sender key in a file not for the identity: malformed, not no match", data)
-                .ids(&[a])
-                .plan(&p),
+            V::new(
+                "sender_key_off_curve_no_identity_matches",
+                mal,
+                "an off-curve sender key in a file not for the identity: malformed, not no match",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p),
         );
     }
 
@@ -1213,49 +1425,166 @@ impl Gen {
         let mal = Expect::MalformedHeader;
         let ok = Expect::Success;
         let cases: Vec<(&str, Expect, &str, Box<dyn Fn(&mut Plan, &mut ChaCha20Rng)>)> = vec![
-            ("unknown_stanza_before", ok, "an unknown stanza (type 0x0002, 50 bytes) before the P-256 stanza is skipped", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| p.hdr.stanzas.insert(0, raw_stanza(2, &random_bytes(r, 50))))),
-            ("unknown_stanza_after", ok, "an unknown stanza (type 0x0100, 200 bytes) after the P-256 stanza is skipped", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| p.hdr.stanzas.push(raw_stanza(0x0100, &random_bytes(r, 200))))),
-            ("unknown_stanza_type_ffff", ok, "an unknown stanza of type 0xffff", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| p.hdr.stanzas.insert(0, raw_stanza(0xffff, &random_bytes(r, 10))))),
-            ("unknown_stanza_type_0", ok, "an unknown stanza of type 0x0000", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| p.hdr.stanzas.insert(0, raw_stanza(0, &random_bytes(r, 10))))),
-            ("unknown_stanza_empty_body", ok, "an unknown stanza with body_len 0", Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| p.hdr.stanzas.insert(0, raw_stanza(0x1234, &[])))),
-            ("unknown_stanza_body_1024", ok, "an unknown stanza with the largest body, 1024 bytes", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| p.hdr.stanzas.push(raw_stanza(7, &random_bytes(r, 1024))))),
-            ("unknown_stanzas_same_type", ok, "two unknown stanzas of one type with different bodies", Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| {
-                p.hdr.stanzas.push(raw_stanza(9, b"one"));
-                p.hdr.stanzas.push(raw_stanza(9, b"two"));
-            })),
-            ("unknown_stanza_body_1025", mal, "an unknown stanza with body_len 1025", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| p.hdr.stanzas.push(raw_stanza(7, &random_bytes(r, 1025))))),
-            ("unknown_stanza_body_len_ffff", mal, "an unknown stanza with body_len 65535 (the header holds 10 bytes of it)", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| p.hdr.stanzas.push(raw_stanza_len(7, 0xffff, &random_bytes(r, 10))))),
-            ("unknown_stanza_runs_past_header", mal, "the last unknown stanza's body_len (100) runs past header_len", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
-                p.hdr.stanzas.push(raw_stanza_len(7, 100, &random_bytes(r, 30)));
-            })),
-            ("p256_stanza_body_len_0", mal, "a type 0x0001 stanza with body_len 0", Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| p.hdr.stanzas.push(raw_stanza(1, &[])))),
-            ("p256_stanza_body_len_1024", mal, "a type 0x0001 stanza with body_len 1024", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| p.hdr.stanzas.push(raw_stanza(1, &random_bytes(r, 1024))))),
-            ("duplicate_stanza", mal, "the P-256 stanza twice", Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| {
-                let s = p.hdr.stanzas[0].clone();
-                p.hdr.stanzas.push(s);
-            })),
-            ("duplicate_stanza_not_adjacent", mal, "stanzas A, B, A", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
-                let s = p.hdr.stanzas[0].clone();
-                p.hdr.stanzas.push(raw_stanza(2, &random_bytes(r, 20)));
-                p.hdr.stanzas.push(s);
-            })),
-            ("duplicate_unknown_stanza", mal, "an unknown stanza twice", Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
-                let s = raw_stanza(2, &random_bytes(r, 20));
-                p.hdr.stanzas.push(s.clone());
-                p.hdr.stanzas.push(s);
-            })),
-            ("duplicate_empty_unknown_stanza", mal, "an unknown stanza with an empty body twice", Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| {
-                p.hdr.stanzas.push(raw_stanza(3, &[]));
-                p.hdr.stanzas.push(raw_stanza(3, &[]));
-            })),
+            (
+                "unknown_stanza_before",
+                ok,
+                "an unknown stanza (type 0x0002, 50 bytes) before the P-256 stanza is skipped",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    p.hdr.stanzas.insert(0, raw_stanza(2, &random_bytes(r, 50)))
+                }),
+            ),
+            (
+                "unknown_stanza_after",
+                ok,
+                "an unknown stanza (type 0x0100, 200 bytes) after the P-256 stanza is skipped",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    p.hdr
+                        .stanzas
+                        .push(raw_stanza(0x0100, &random_bytes(r, 200)))
+                }),
+            ),
+            (
+                "unknown_stanza_type_ffff",
+                ok,
+                "an unknown stanza of type 0xffff",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    p.hdr
+                        .stanzas
+                        .insert(0, raw_stanza(0xffff, &random_bytes(r, 10)))
+                }),
+            ),
+            (
+                "unknown_stanza_type_0",
+                ok,
+                "an unknown stanza of type 0x0000",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    p.hdr.stanzas.insert(0, raw_stanza(0, &random_bytes(r, 10)))
+                }),
+            ),
+            (
+                "unknown_stanza_empty_body",
+                ok,
+                "an unknown stanza with body_len 0",
+                Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| {
+                    p.hdr.stanzas.insert(0, raw_stanza(0x1234, &[]))
+                }),
+            ),
+            (
+                "unknown_stanza_body_1024",
+                ok,
+                "an unknown stanza with the largest body, 1024 bytes",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    p.hdr.stanzas.push(raw_stanza(7, &random_bytes(r, 1024)))
+                }),
+            ),
+            (
+                "unknown_stanzas_same_type",
+                ok,
+                "two unknown stanzas of one type with different bodies",
+                Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| {
+                    p.hdr.stanzas.push(raw_stanza(9, b"one"));
+                    p.hdr.stanzas.push(raw_stanza(9, b"two"));
+                }),
+            ),
+            (
+                "unknown_stanza_body_1025",
+                mal,
+                "an unknown stanza with body_len 1025",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    p.hdr.stanzas.push(raw_stanza(7, &random_bytes(r, 1025)))
+                }),
+            ),
+            (
+                "unknown_stanza_body_len_ffff",
+                mal,
+                "an unknown stanza with body_len 65535 (the header holds 10 bytes of it)",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    p.hdr
+                        .stanzas
+                        .push(raw_stanza_len(7, 0xffff, &random_bytes(r, 10)))
+                }),
+            ),
+            (
+                "unknown_stanza_runs_past_header",
+                mal,
+                "the last unknown stanza's body_len (100) runs past header_len",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    p.hdr
+                        .stanzas
+                        .push(raw_stanza_len(7, 100, &random_bytes(r, 30)));
+                }),
+            ),
+            (
+                "p256_stanza_body_len_0",
+                mal,
+                "a type 0x0001 stanza with body_len 0",
+                Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| {
+                    p.hdr.stanzas.push(raw_stanza(1, &[]))
+                }),
+            ),
+            (
+                "p256_stanza_body_len_1024",
+                mal,
+                "a type 0x0001 stanza with body_len 1024",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    p.hdr.stanzas.push(raw_stanza(1, &random_bytes(r, 1024)))
+                }),
+            ),
+            (
+                "duplicate_stanza",
+                mal,
+                "the P-256 stanza twice",
+                Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| {
+                    let s = p.hdr.stanzas[0].clone();
+                    p.hdr.stanzas.push(s);
+                }),
+            ),
+            (
+                "duplicate_stanza_not_adjacent",
+                mal,
+                "stanzas A, B, A",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    let s = p.hdr.stanzas[0].clone();
+                    p.hdr.stanzas.push(raw_stanza(2, &random_bytes(r, 20)));
+                    p.hdr.stanzas.push(s);
+                }),
+            ),
+            (
+                "duplicate_unknown_stanza",
+                mal,
+                "an unknown stanza twice",
+                Box::new(|p: &mut Plan, r: &mut ChaCha20Rng| {
+                    let s = raw_stanza(2, &random_bytes(r, 20));
+                    p.hdr.stanzas.push(s.clone());
+                    p.hdr.stanzas.push(s);
+                }),
+            ),
+            (
+                "duplicate_empty_unknown_stanza",
+                mal,
+                "an unknown stanza with an empty body twice",
+                Box::new(|p: &mut Plan, _r: &mut ChaCha20Rng| {
+                    p.hdr.stanzas.push(raw_stanza(3, &[]));
+                    p.hdr.stanzas.push(raw_stanza(3, &[]));
+                }),
+            ),
         ];
         for (name, expect, comment, f) in cases {
             let mut rng = seeded(name);
             let mut p = plan(&mut rng, &[(a, Hint::Real)], None, 100);
             f(&mut p, &mut rng);
             let data = p.bytes();
-            let released = if expect == ok { p.pt.clone() } else { Vec::new() };
-            self.add(V::new(name, expect, comment, data).ids(&[a]).plan(&p).released(&released));
+            let released = if expect == ok {
+                p.pt.clone()
+            } else {
+                Vec::new()
+            };
+            self.add(
+                V::new(name, expect, comment, data)
+                    .ids(&[a])
+                    .plan(&p)
+                    .released(&released),
+            );
         }
         // Headers without a P-256 stanza.
         let mut rng = seeded("only_unknown_stanzas");
@@ -1264,9 +1593,14 @@ impl Gen {
         assert_eq!(p.header().len(), 158);
         let data = p.bytes();
         self.add(
-            V::new("only_unknown_stanzas", Expect::NoMatch, "a 158-byte header whose only stanza has unknown type 0x0002", data)
-                .ids(&[a])
-                .plan(&p),
+            V::new(
+                "only_unknown_stanzas",
+                Expect::NoMatch,
+                "a 158-byte header whose only stanza has unknown type 0x0002",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p),
         );
         let mut rng = seeded("only_unknown_stanzas_too_short");
         let mut p = plan(&mut rng, &[(a, Hint::Real)], None, 100);
@@ -1274,12 +1608,20 @@ impl Gen {
         assert_eq!(p.header().len(), 157);
         let data = p.bytes();
         self.add(
-            V::new("only_unknown_stanzas_too_short", mal, "a header of unknown stanzas only, 157 bytes: below MIN_HEADER_LEN", data)
-                .ids(&[a])
-                .plan(&p),
+            V::new(
+                "only_unknown_stanzas_too_short",
+                mal,
+                "a header of unknown stanzas only, 157 bytes: below MIN_HEADER_LEN",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p),
         );
         // 256 and 257 recipients.
-        for (name, count, expect) in [("recipients_256_match_last", 256usize, ok), ("recipients_257", 257, mal)] {
+        for (name, count, expect) in [
+            ("recipients_256_match_last", 256usize, ok),
+            ("recipients_257", 257, mal),
+        ] {
             let mut rng = seeded(name);
             let mut file_key = [0u8; 32];
             rng.fill_bytes(&mut file_key);
@@ -1293,13 +1635,22 @@ impl Gen {
             p.file_key = file_key;
             p.hdr.stanzas = stanzas;
             let data = p.bytes();
-            let released = if expect == ok { p.pt.clone() } else { Vec::new() };
+            let released = if expect == ok {
+                p.pt.clone()
+            } else {
+                Vec::new()
+            };
             let comment = if expect == ok {
                 "256 stanzas (MAX_RECIPIENTS), the identity's is the last"
             } else {
                 "257 stanzas: one above MAX_RECIPIENTS"
             };
-            self.add(V::new(name, expect, comment, data).ids(&[a]).plan(&p).released(&released));
+            self.add(
+                V::new(name, expect, comment, data)
+                    .ids(&[a])
+                    .plan(&p)
+                    .released(&released),
+            );
         }
     }
 
@@ -1344,8 +1695,17 @@ impl Gen {
             p.hdr.ext_len = ext_len;
             p.hdr.tail = tail;
             let data = p.bytes();
-            let released = if expect == ok { p.pt.clone() } else { Vec::new() };
-            self.add(V::new(name, expect, comment, data).ids(&[a]).plan(&p).released(&released));
+            let released = if expect == ok {
+                p.pt.clone()
+            } else {
+                Vec::new()
+            };
+            self.add(
+                V::new(name, expect, comment, data)
+                    .ids(&[a])
+                    .plan(&p)
+                    .released(&released),
+            );
         }
         // Point validation comes after the whole header parsed.
         let mut rng = seeded("ext_critical_and_off_curve_enc");
@@ -1368,9 +1728,14 @@ impl Gen {
         let at = p.header().len() - 1;
         data[at] ^= 1;
         self.add(
-            V::new("ext_value_tampered", Expect::HeaderAuthFailure, "one bit of a non-critical extension value flipped after sealing", data)
-                .ids(&[a])
-                .plan(&p),
+            V::new(
+                "ext_value_tampered",
+                Expect::HeaderAuthFailure,
+                "one bit of a non-critical extension value flipped after sealing",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p),
         );
     }
 
@@ -1425,14 +1790,24 @@ impl Gen {
         }
         let last = good.len() - 1;
         self.add(
-            V::new("flip_chunk_body", Expect::PayloadFailure, "a bit of the only chunk's ciphertext", flip(good.clone(), 214 + 5, 0))
-                .ids(&[a])
-                .plan(&p),
+            V::new(
+                "flip_chunk_body",
+                Expect::PayloadFailure,
+                "a bit of the only chunk's ciphertext",
+                flip(good.clone(), 214 + 5, 0),
+            )
+            .ids(&[a])
+            .plan(&p),
         );
         self.add(
-            V::new("flip_chunk_tag", Expect::PayloadFailure, "a bit of the only chunk's tag", flip(good.clone(), last, 0))
-                .ids(&[a])
-                .plan(&p),
+            V::new(
+                "flip_chunk_tag",
+                Expect::PayloadFailure,
+                "a bit of the only chunk's tag",
+                flip(good.clone(), last, 0),
+            )
+            .ids(&[a])
+            .plan(&p),
         );
         // Changed by someone who knows the file key and seals again: an
         // anonymous file has no defence against that.
@@ -1483,28 +1858,93 @@ impl Gen {
         let pt_len = 700;
         // Plain multi-recipient successes.
         let simple: Vec<(&str, &str, Vec<(&Identity, Hint)>, Vec<&Identity>)> = vec![
-            ("recipients_match_middle", "three stanzas, the identity's is the second", vec![(b, Hint::Real), (a, Hint::Real), (c, Hint::Real)], vec![a]),
-            ("recipients_match_last_zero_hints", "three stanzas with zero hints, the identity's is the last", vec![(b, Hint::Zero), (c, Hint::Zero), (a, Hint::Zero)], vec![a]),
-            ("recipients_mixed_hints", "zero and real hints mixed; the identity's stanza has a zero hint", vec![(b, Hint::Real), (a, Hint::Zero), (c, Hint::Real)], vec![a]),
-            ("recipients_second_identity", "identities dave then bob; bob's stanza is the second of two", vec![(a, Hint::Real), (b, Hint::Real)], vec![d, b]),
-            ("recipients_hint_of_other_key", "the identity's stanza carries carol's hint: it is still tried", vec![(b, Hint::Real), (a, Hint::Raw(c.to_recipient().hint()))], vec![a]),
-            ("recipients_random_hint", "the identity's stanza carries a random non-zero hint", vec![(a, Hint::Raw([0xde, 0xad, 0xbe, 0xef]))], vec![a]),
-            ("recipients_same_recipient_twice", "two different stanzas for the same recipient, both valid", vec![(a, Hint::Real), (a, Hint::Real)], vec![a]),
-            ("recipients_identity_twice", "the same identity given twice", vec![(b, Hint::Real), (a, Hint::Real)], vec![a, a]),
+            (
+                "recipients_match_middle",
+                "three stanzas, the identity's is the second",
+                vec![(b, Hint::Real), (a, Hint::Real), (c, Hint::Real)],
+                vec![a],
+            ),
+            (
+                "recipients_match_last_zero_hints",
+                "three stanzas with zero hints, the identity's is the last",
+                vec![(b, Hint::Zero), (c, Hint::Zero), (a, Hint::Zero)],
+                vec![a],
+            ),
+            (
+                "recipients_mixed_hints",
+                "zero and real hints mixed; the identity's stanza has a zero hint",
+                vec![(b, Hint::Real), (a, Hint::Zero), (c, Hint::Real)],
+                vec![a],
+            ),
+            (
+                "recipients_second_identity",
+                "identities dave then bob; bob's stanza is the second of two",
+                vec![(a, Hint::Real), (b, Hint::Real)],
+                vec![d, b],
+            ),
+            (
+                "recipients_hint_of_other_key",
+                "the identity's stanza carries carol's hint: it is still tried",
+                vec![(b, Hint::Real), (a, Hint::Raw(c.to_recipient().hint()))],
+                vec![a],
+            ),
+            (
+                "recipients_random_hint",
+                "the identity's stanza carries a random non-zero hint",
+                vec![(a, Hint::Raw([0xde, 0xad, 0xbe, 0xef]))],
+                vec![a],
+            ),
+            (
+                "recipients_same_recipient_twice",
+                "two different stanzas for the same recipient, both valid",
+                vec![(a, Hint::Real), (a, Hint::Real)],
+                vec![a],
+            ),
+            (
+                "recipients_identity_twice",
+                "the same identity given twice",
+                vec![(b, Hint::Real), (a, Hint::Real)],
+                vec![a, a],
+            ),
         ];
         for (name, comment, to, ids) in simple {
             let mut rng = seeded(name);
             let p = plan(&mut rng, &to, None, pt_len);
             let data = p.bytes();
-            self.add(V::new(name, ok, comment, data).ids(&ids).plan(&p).released(&p.pt));
+            self.add(
+                V::new(name, ok, comment, data)
+                    .ids(&ids)
+                    .plan(&p)
+                    .released(&p.pt),
+            );
         }
         // No match.
         let nm = Expect::NoMatch;
         let no_match: Vec<(&str, &str, Vec<(&Identity, Hint)>, Vec<&Identity>)> = vec![
-            ("no_match_other_recipient", "a file for bob, the identity is dave", vec![(b, Hint::Real)], vec![d]),
-            ("no_match_hidden", "three zero-hint stanzas, none for the identity", vec![(a, Hint::Zero), (b, Hint::Zero), (c, Hint::Zero)], vec![d]),
-            ("no_match_several_identities", "a file for alice and bob, identities carol and dave", vec![(a, Hint::Real), (b, Hint::Real)], vec![c, d]),
-            ("no_match_no_identities", "no identity at all", vec![(a, Hint::Real)], vec![]),
+            (
+                "no_match_other_recipient",
+                "a file for bob, the identity is dave",
+                vec![(b, Hint::Real)],
+                vec![d],
+            ),
+            (
+                "no_match_hidden",
+                "three zero-hint stanzas, none for the identity",
+                vec![(a, Hint::Zero), (b, Hint::Zero), (c, Hint::Zero)],
+                vec![d],
+            ),
+            (
+                "no_match_several_identities",
+                "a file for alice and bob, identities carol and dave",
+                vec![(a, Hint::Real), (b, Hint::Real)],
+                vec![c, d],
+            ),
+            (
+                "no_match_no_identities",
+                "no identity at all",
+                vec![(a, Hint::Real)],
+                vec![],
+            ),
         ];
         for (name, comment, to, ids) in no_match {
             let mut rng = seeded(name);
@@ -1515,7 +1955,16 @@ impl Gen {
         let mut rng = seeded("no_match_sender_not_recipient");
         let p = plan(&mut rng, &[(a, Hint::Real)], Some(&k.sam), pt_len);
         let data = p.bytes();
-        self.add(V::new("no_match_sender_not_recipient", nm, "a file signed by sam for alice; the identity is sam's", data).ids(&[&k.sam]).plan(&p));
+        self.add(
+            V::new(
+                "no_match_sender_not_recipient",
+                nm,
+                "a file signed by sam for alice; the identity is sam's",
+                data,
+            )
+            .ids(&[&k.sam])
+            .plan(&p),
+        );
 
         // Stanzas built one by one: (recipient, hint, file key is right, corrupted).
         struct S<'a>(&'a Identity, Hint, bool, bool);
@@ -1553,8 +2002,17 @@ impl Gen {
                 })
                 .collect();
             let data = p.bytes();
-            let released = if expect == ok { p.pt.clone() } else { Vec::new() };
-            self.add(V::new(name, expect, comment, data).ids(&ids).plan(&p).released(&released));
+            let released = if expect == ok {
+                p.pt.clone()
+            } else {
+                Vec::new()
+            };
+            self.add(
+                V::new(name, expect, comment, data)
+                    .ids(&ids)
+                    .plan(&p)
+                    .released(&released),
+            );
         }
         // Tampering with the stanza list without the file key.
         let mut rng = seeded("auth_stanzas_swapped");
@@ -1564,12 +2022,30 @@ impl Gen {
         hdr.stanzas.swap(0, 1);
         let mut data = hdr.bytes();
         data.extend_from_slice(&sealed.payload());
-        self.add(V::new("auth_stanzas_swapped", Expect::HeaderAuthFailure, "the two stanzas swapped after sealing", data).ids(&[a]).plan(&p));
+        self.add(
+            V::new(
+                "auth_stanzas_swapped",
+                Expect::HeaderAuthFailure,
+                "the two stanzas swapped after sealing",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p),
+        );
         let mut hdr = p.hdr.clone();
         hdr.stanzas.remove(1);
         let mut data = hdr.bytes();
         data.extend_from_slice(&sealed.payload());
-        self.add(V::new("auth_stanza_removed", Expect::HeaderAuthFailure, "bob's stanza removed after sealing (count and header_len adjusted)", data).ids(&[a]).plan(&p));
+        self.add(
+            V::new(
+                "auth_stanza_removed",
+                Expect::HeaderAuthFailure,
+                "bob's stanza removed after sealing (count and header_len adjusted)",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p),
+        );
         let mut hdr = p.hdr.clone();
         let extra = wrap(&mut rng, &k.mallory, None, &p.file_key);
         hdr.stanzas.push(extra.stanza());
@@ -1582,7 +2058,16 @@ impl Gen {
         let p2 = plan(&mut rng, &[(a, Hint::Real)], None, pt_len);
         let mut data = p1.header();
         data.extend_from_slice(&p2.sealed().payload());
-        self.add(V::new("auth_header_of_other_file", Expect::HeaderAuthFailure, "the header of one file (for alice) on the payload of another (also for alice)", data).ids(&[a]).plan(&p1));
+        self.add(
+            V::new(
+                "auth_header_of_other_file",
+                Expect::HeaderAuthFailure,
+                "the header of one file (for alice) on the payload of another (also for alice)",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p1),
+        );
         let mut p3 = p1.clone();
         p3.hdr.serial ^= 0xff;
         let mut data = p3.header();
@@ -1618,38 +2103,194 @@ impl Gen {
         let full = s.file();
         let hl = s.header.len();
         let cases: Vec<(&str, &str, Vec<u8>, usize)> = vec![
-            ("payload_header_only", "the header and nothing else", s.header.clone(), 0),
-            ("payload_truncated_in_salt", "input ends inside the salt", full[..hl + 10].to_vec(), 0),
-            ("payload_truncated_in_commitment", "input ends inside the commitment", full[..hl + 40].to_vec(), 0),
-            ("payload_no_chunks", "salt and commitment, then end of input: the final chunk is missing", full[..hl + 56].to_vec(), 0),
-            ("payload_truncated_in_chunk_0", "input ends inside chunk 0", full[..hl + 56 + 1000].to_vec(), 0),
-            ("payload_truncated_after_chunk_0", "input ends right after full chunk 0", head(&c[..1]), 1),
-            ("payload_truncated_in_chunk_2", "input ends inside chunk 2", full[..hl + 56 + 2 * CT_CHUNK + 7].to_vec(), 2),
-            ("payload_truncated_final_chunk_15_bytes", "the final chunk cut to 15 bytes, shorter than a tag", full[..hl + 56 + 3 * CT_CHUNK + 15].to_vec(), 3),
-            ("payload_truncated_final_chunk_16_bytes", "the final chunk cut to 16 bytes: opened as an empty chunk, fails", full[..hl + 56 + 3 * CT_CHUNK + 16].to_vec(), 3),
-            ("payload_final_chunk_missing_tag_byte", "the final chunk's last tag byte missing", full[..full.len() - 1].to_vec(), 3),
-            ("payload_final_chunk_missing", "the final chunk removed: input ends after full chunk 2", head(&c[..3]), 3),
-            ("payload_trailing_1_byte", "one byte after the final chunk", [full.clone(), vec![0]].concat(), 3),
-            ("payload_trailing_15_bytes", "15 bytes after the final chunk", [full.clone(), vec![0x33; 15]].concat(), 3),
-            ("payload_trailing_16_bytes", "16 bytes (a tag's length) after the final chunk", [full.clone(), vec![0x33; 16]].concat(), 3),
-            ("payload_trailing_17_bytes", "17 bytes after the final chunk", [full.clone(), vec![0x33; 17]].concat(), 3),
-            ("payload_trailing_chunk", "a copy of the final chunk appended", [full.clone(), c[3].clone()].concat(), 3),
-            ("payload_trailing_16400_bytes", "16400 bytes after the final chunk", [full.clone(), vec![0x44; CT_CHUNK]].concat(), 3),
-            ("payload_trailing_header", "the file's own header appended (two files concatenated)", [full.clone(), s.header.clone()].concat(), 3),
-            ("chunks_swapped_0_1", "chunks 0 and 1 swapped", head(&[c[1].clone(), c[0].clone(), c[2].clone(), c[3].clone()]), 0),
-            ("chunks_swapped_1_2", "chunks 1 and 2 swapped", head(&[c[0].clone(), c[2].clone(), c[1].clone(), c[3].clone()]), 1),
-            ("chunks_duplicated_1", "chunk 1 twice", head(&[c[0].clone(), c[1].clone(), c[1].clone(), c[2].clone(), c[3].clone()]), 2),
-            ("chunks_deleted_0", "chunk 0 removed", head(&[c[1].clone(), c[2].clone(), c[3].clone()]), 0),
-            ("chunks_deleted_1", "chunk 1 removed", head(&[c[0].clone(), c[2].clone(), c[3].clone()]), 1),
-            ("chunks_deleted_2", "chunk 2 removed (the final chunk now follows chunk 1)", head(&[c[0].clone(), c[1].clone(), c[3].clone()]), 2),
-            ("chunks_final_moved_first", "the final chunk moved before chunk 0", head(&[c[3].clone(), c[0].clone(), c[1].clone(), c[2].clone()]), 0),
-            ("chunk_1_flipped", "one bit of chunk 1's ciphertext", flip(full.clone(), hl + 56 + CT_CHUNK + 100, 5), 1),
-            ("chunk_2_tag_flipped", "one bit of chunk 2's tag", flip(full.clone(), hl + 56 + 3 * CT_CHUNK - 1, 0), 2),
-            ("final_chunk_flipped", "one bit of the final chunk", flip(full.clone(), hl + 56 + 3 * CT_CHUNK + 3, 0), 3),
-            ("payload_signature_on_anonymous_file", "64 bytes (a signature by sam) after an anonymous file", signed(&k.sam, full.clone()), 3),
+            (
+                "payload_header_only",
+                "the header and nothing else",
+                s.header.clone(),
+                0,
+            ),
+            (
+                "payload_truncated_in_salt",
+                "input ends inside the salt",
+                full[..hl + 10].to_vec(),
+                0,
+            ),
+            (
+                "payload_truncated_in_commitment",
+                "input ends inside the commitment",
+                full[..hl + 40].to_vec(),
+                0,
+            ),
+            (
+                "payload_no_chunks",
+                "salt and commitment, then end of input: the final chunk is missing",
+                full[..hl + 56].to_vec(),
+                0,
+            ),
+            (
+                "payload_truncated_in_chunk_0",
+                "input ends inside chunk 0",
+                full[..hl + 56 + 1000].to_vec(),
+                0,
+            ),
+            (
+                "payload_truncated_after_chunk_0",
+                "input ends right after full chunk 0",
+                head(&c[..1]),
+                1,
+            ),
+            (
+                "payload_truncated_in_chunk_2",
+                "input ends inside chunk 2",
+                full[..hl + 56 + 2 * CT_CHUNK + 7].to_vec(),
+                2,
+            ),
+            (
+                "payload_truncated_final_chunk_15_bytes",
+                "the final chunk cut to 15 bytes, shorter than a tag",
+                full[..hl + 56 + 3 * CT_CHUNK + 15].to_vec(),
+                3,
+            ),
+            (
+                "payload_truncated_final_chunk_16_bytes",
+                "the final chunk cut to 16 bytes: opened as an empty chunk, fails",
+                full[..hl + 56 + 3 * CT_CHUNK + 16].to_vec(),
+                3,
+            ),
+            (
+                "payload_final_chunk_missing_tag_byte",
+                "the final chunk's last tag byte missing",
+                full[..full.len() - 1].to_vec(),
+                3,
+            ),
+            (
+                "payload_final_chunk_missing",
+                "the final chunk removed: input ends after full chunk 2",
+                head(&c[..3]),
+                3,
+            ),
+            (
+                "payload_trailing_1_byte",
+                "one byte after the final chunk",
+                [full.clone(), vec![0]].concat(),
+                3,
+            ),
+            (
+                "payload_trailing_15_bytes",
+                "15 bytes after the final chunk",
+                [full.clone(), vec![0x33; 15]].concat(),
+                3,
+            ),
+            (
+                "payload_trailing_16_bytes",
+                "16 bytes (a tag's length) after the final chunk",
+                [full.clone(), vec![0x33; 16]].concat(),
+                3,
+            ),
+            (
+                "payload_trailing_17_bytes",
+                "17 bytes after the final chunk",
+                [full.clone(), vec![0x33; 17]].concat(),
+                3,
+            ),
+            (
+                "payload_trailing_chunk",
+                "a copy of the final chunk appended",
+                [full.clone(), c[3].clone()].concat(),
+                3,
+            ),
+            (
+                "payload_trailing_16400_bytes",
+                "16400 bytes after the final chunk",
+                [full.clone(), vec![0x44; CT_CHUNK]].concat(),
+                3,
+            ),
+            (
+                "payload_trailing_header",
+                "the file's own header appended (two files concatenated)",
+                [full.clone(), s.header.clone()].concat(),
+                3,
+            ),
+            (
+                "chunks_swapped_0_1",
+                "chunks 0 and 1 swapped",
+                head(&[c[1].clone(), c[0].clone(), c[2].clone(), c[3].clone()]),
+                0,
+            ),
+            (
+                "chunks_swapped_1_2",
+                "chunks 1 and 2 swapped",
+                head(&[c[0].clone(), c[2].clone(), c[1].clone(), c[3].clone()]),
+                1,
+            ),
+            (
+                "chunks_duplicated_1",
+                "chunk 1 twice",
+                head(&[
+                    c[0].clone(),
+                    c[1].clone(),
+                    c[1].clone(),
+                    c[2].clone(),
+                    c[3].clone(),
+                ]),
+                2,
+            ),
+            (
+                "chunks_deleted_0",
+                "chunk 0 removed",
+                head(&[c[1].clone(), c[2].clone(), c[3].clone()]),
+                0,
+            ),
+            (
+                "chunks_deleted_1",
+                "chunk 1 removed",
+                head(&[c[0].clone(), c[2].clone(), c[3].clone()]),
+                1,
+            ),
+            (
+                "chunks_deleted_2",
+                "chunk 2 removed (the final chunk now follows chunk 1)",
+                head(&[c[0].clone(), c[1].clone(), c[3].clone()]),
+                2,
+            ),
+            (
+                "chunks_final_moved_first",
+                "the final chunk moved before chunk 0",
+                head(&[c[3].clone(), c[0].clone(), c[1].clone(), c[2].clone()]),
+                0,
+            ),
+            (
+                "chunk_1_flipped",
+                "one bit of chunk 1's ciphertext",
+                flip(full.clone(), hl + 56 + CT_CHUNK + 100, 5),
+                1,
+            ),
+            (
+                "chunk_2_tag_flipped",
+                "one bit of chunk 2's tag",
+                flip(full.clone(), hl + 56 + 3 * CT_CHUNK - 1, 0),
+                2,
+            ),
+            (
+                "final_chunk_flipped",
+                "one bit of the final chunk",
+                flip(full.clone(), hl + 56 + 3 * CT_CHUNK + 3, 0),
+                3,
+            ),
+            (
+                "payload_signature_on_anonymous_file",
+                "64 bytes (a signature by sam) after an anonymous file",
+                signed(&k.sam, full.clone()),
+                3,
+            ),
         ];
         for (name, comment, data, released) in cases {
-            self.add(V::new(name, pf, comment, data).ids(&[a]).plan(&p).released(&p.chunks(released)));
+            self.add(
+                V::new(name, pf, comment, data)
+                    .ids(&[a])
+                    .plan(&p)
+                    .released(&p.chunks(released)),
+            );
         }
         // Re-sealed by the encoder with the wrong chunking.
         let wrong: Vec<(&str, &str, Vec<(u64, usize, usize)>, usize)> = vec![
@@ -1663,9 +2304,17 @@ impl Gen {
             let mut rng = seeded(name);
             let p = plan(&mut rng, &[(a, Hint::Real)], None, 2 * CHUNK);
             let header = p.header();
-            let list: Vec<(u64, &[u8])> = pieces.iter().map(|(i, from, to)| (*i, &p.pt[*from..*to])).collect();
+            let list: Vec<(u64, &[u8])> = pieces
+                .iter()
+                .map(|(i, from, to)| (*i, &p.pt[*from..*to]))
+                .collect();
             let data = seal_pieces(&p.file_key, &header, p.salt, &list).file();
-            self.add(V::new(name, pf, comment, data).ids(&[a]).plan(&p).released(&p.chunks(released)));
+            self.add(
+                V::new(name, pf, comment, data)
+                    .ids(&[a])
+                    .plan(&p)
+                    .released(&p.chunks(released)),
+            );
         }
         // A chunk of another file with the same key and header context but another salt.
         let mut rng = seeded("chunk_from_other_file");
@@ -1678,10 +2327,15 @@ impl Gen {
         chunks[1] = theirs.chunks[1].clone();
         let data = Sealed { chunks, ..mine }.file();
         self.add(
-            V::new("chunk_from_other_file", pf, "chunk 1 taken from a file with the same file key and header but another salt", data)
-                .ids(&[a])
-                .plan(&p)
-                .released(&p.chunks(1)),
+            V::new(
+                "chunk_from_other_file",
+                pf,
+                "chunk 1 taken from a file with the same file key and header but another salt",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p)
+            .released(&p.chunks(1)),
         );
     }
 
@@ -1690,15 +2344,32 @@ impl Gen {
         let k = self.k.clone();
         let a = &k.alice;
         for (name, full, comment) in [
-            ("chunks_255", 254usize, "255 chunks: 254 full, a final one of 1000 bytes (last index 254)"),
-            ("chunks_256", 255, "256 chunks: 255 full, a final one of 1000 bytes (last index 255)"),
-            ("chunks_257", 256, "257 chunks: 256 full, a final one of 1000 bytes (last index 256 = 0x100)"),
+            (
+                "chunks_255",
+                254usize,
+                "255 chunks: 254 full, a final one of 1000 bytes (last index 254)",
+            ),
+            (
+                "chunks_256",
+                255,
+                "256 chunks: 255 full, a final one of 1000 bytes (last index 255)",
+            ),
+            (
+                "chunks_257",
+                256,
+                "257 chunks: 256 full, a final one of 1000 bytes (last index 256 = 0x100)",
+            ),
         ] {
             let mut rng = seeded(name);
             let p = plan(&mut rng, &[(a, Hint::Real)], None, full * CHUNK + 1000);
             let data = p.bytes();
             assert_eq!(p.sealed().chunks.len(), full + 1);
-            self.add(V::new(name, Expect::Success, comment, data).ids(&[a]).plan(&p).released(&p.pt));
+            self.add(
+                V::new(name, Expect::Success, comment, data)
+                    .ids(&[a])
+                    .plan(&p)
+                    .released(&p.pt),
+            );
         }
         let name = "chunks_257_counter_8_bit";
         let mut rng = seeded(name);
@@ -1725,7 +2396,12 @@ impl Gen {
         let pf = Expect::PayloadFailure;
         // A signed file for alice and mallory: 20000 bytes, two chunks.
         let mut rng = seeded("signed");
-        let p = plan(&mut rng, &[(a, Hint::Real), (mal, Hint::Real)], Some(sam), 20000);
+        let p = plan(
+            &mut rng,
+            &[(a, Hint::Real), (mal, Hint::Real)],
+            Some(sam),
+            20000,
+        );
         let good = p.bytes();
         let unsigned = p.sealed().file();
         let n = good.len();
@@ -1747,9 +2423,39 @@ impl Gen {
             o
         };
         let chunk0 = p.chunks(1);
-        self.add(V::new("signed_valid", Expect::Success, "signed by sam for alice and mallory", good.clone()).ids(&[a]).plan(&p).released(&p.pt));
-        self.add(V::new("signed_valid_second_recipient", Expect::Success, "the same file, decrypted by mallory", good.clone()).ids(&[mal]).plan(&p).released(&p.pt));
-        self.add(V::new("signed_high_s", Expect::Success, "the signature with s replaced by n - s: verifiers accept any s in [1, n-1]", with_sig(&r, &high_s)).ids(&[a]).plan(&p).released(&p.pt));
+        self.add(
+            V::new(
+                "signed_valid",
+                Expect::Success,
+                "signed by sam for alice and mallory",
+                good.clone(),
+            )
+            .ids(&[a])
+            .plan(&p)
+            .released(&p.pt),
+        );
+        self.add(
+            V::new(
+                "signed_valid_second_recipient",
+                Expect::Success,
+                "the same file, decrypted by mallory",
+                good.clone(),
+            )
+            .ids(&[mal])
+            .plan(&p)
+            .released(&p.pt),
+        );
+        self.add(
+            V::new(
+                "signed_high_s",
+                Expect::Success,
+                "the signature with s replaced by n - s: verifiers accept any s in [1, n-1]",
+                with_sig(&r, &high_s),
+            )
+            .ids(&[a])
+            .plan(&p)
+            .released(&p.pt),
+        );
         let cases: Vec<(&str, &str, Vec<u8>, Expect, Vec<u8>)> = vec![
             ("signed_signature_r_zero", "r = 0", with_sig(&[0; 32], &s), svf, chunk0.clone()),
             ("signed_signature_s_zero", "s = 0", with_sig(&r, &[0; 32]), svf, chunk0.clone()),
@@ -1771,7 +2477,12 @@ impl Gen {
             }, svf, chunk0.clone()),
         ];
         for (name, comment, data, expect, released) in cases {
-            self.add(V::new(name, expect, comment, data).ids(&[a]).plan(&p).released(&released));
+            self.add(
+                V::new(name, expect, comment, data)
+                    .ids(&[a])
+                    .plan(&p)
+                    .released(&released),
+            );
         }
         // Forgeries by mallory, a co-recipient who knows the file key.
         let forged_pt = random_bytes(&mut rng, 30000);
@@ -1786,10 +2497,15 @@ impl Gen {
                 .released(&forged_pt[..CHUNK]),
         );
         self.add(
-            V::new("signed_insider_forgery_own_signature", svf, "the same forgery signed with mallory's own key", signed(mal, forged_unsigned))
-                .ids(&[a])
-                .plan(&p)
-                .released(&forged_pt[..CHUNK]),
+            V::new(
+                "signed_insider_forgery_own_signature",
+                svf,
+                "the same forgery signed with mallory's own key",
+                signed(mal, forged_unsigned),
+            )
+            .ids(&[a])
+            .plan(&p)
+            .released(&forged_pt[..CHUNK]),
         );
         let mut reserial = p.clone();
         reserial.hdr.serial = reserial.hdr.serial.wrapping_add(1);
@@ -1806,10 +2522,15 @@ impl Gen {
         recreated.signer = Some(mal.clone());
         let data = recreated.bytes();
         self.add(
-            V::new("signed_insider_new_time_own_signature", svf, "mallory changes created_at, seals again, signs with her own key", data)
-                .ids(&[a])
-                .plan(&p)
-                .released(&chunk0),
+            V::new(
+                "signed_insider_new_time_own_signature",
+                svf,
+                "mallory changes created_at, seals again, signs with her own key",
+                data,
+            )
+            .ids(&[a])
+            .plan(&p)
+            .released(&chunk0),
         );
         // mallory's own, honest, signed file: valid, but names mallory, not sam.
         let mut rng2 = seeded("signed_by_insider_as_herself");
@@ -1834,23 +2555,36 @@ impl Gen {
         // Mode mismatches.
         let mut rng3 = seeded("signed_mode_mismatch");
         let mut base_in_signed = plan(&mut rng3, &[(a, Hint::Real)], Some(sam), 500);
-        base_in_signed.hdr.stanzas = vec![wrap_with(&mut rng3, a, None, Mode::Base, &base_in_signed.file_key).stanza()];
+        base_in_signed.hdr.stanzas =
+            vec![wrap_with(&mut rng3, a, None, Mode::Base, &base_in_signed.file_key).stanza()];
         let data = base_in_signed.bytes();
         self.add(
-            V::new("signed_header_base_mode_stanza", Expect::HeaderAuthFailure, "a signed header whose stanza was sealed in HPKE base mode", data)
-                .ids(&[a])
-                .plan(&base_in_signed),
+            V::new(
+                "signed_header_base_mode_stanza",
+                Expect::HeaderAuthFailure,
+                "a signed header whose stanza was sealed in HPKE base mode",
+                data,
+            )
+            .ids(&[a])
+            .plan(&base_in_signed),
         );
         let mut auth_in_anon = plan(&mut rng3, &[(a, Hint::Real)], None, 500);
-        auth_in_anon.hdr.stanzas = vec![wrap_with(&mut rng3, a, Some(sam), Mode::Auth, &auth_in_anon.file_key).stanza()];
+        auth_in_anon.hdr.stanzas =
+            vec![wrap_with(&mut rng3, a, Some(sam), Mode::Auth, &auth_in_anon.file_key).stanza()];
         let data = auth_in_anon.bytes();
         self.add(
-            V::new("anonymous_header_auth_mode_stanza", Expect::HeaderAuthFailure, "an anonymous header whose stanza was sealed in HPKE auth mode by sam", data)
-                .ids(&[a])
-                .plan(&auth_in_anon),
+            V::new(
+                "anonymous_header_auth_mode_stanza",
+                Expect::HeaderAuthFailure,
+                "an anonymous header whose stanza was sealed in HPKE auth mode by sam",
+                data,
+            )
+            .ids(&[a])
+            .plan(&auth_in_anon),
         );
         let mut kem_mismatch = plan(&mut rng3, &[(a, Hint::Real)], Some(sam), 500);
-        kem_mismatch.hdr.stanzas = vec![wrap_with(&mut rng3, a, Some(sam), Mode::Base, &kem_mismatch.file_key).stanza()];
+        kem_mismatch.hdr.stanzas =
+            vec![wrap_with(&mut rng3, a, Some(sam), Mode::Base, &kem_mismatch.file_key).stanza()];
         let data = kem_mismatch.bytes();
         self.add(
             V::new("signed_header_auth_kem_base_schedule", Expect::HeaderAuthFailure, "a signed header whose stanza used AuthEncap but the base-mode key schedule (mode 0x00)", data)
@@ -1882,7 +2616,12 @@ impl Gen {
             ("signed_final_chunk_missing_unsigned", "the final chunk and the signature removed: what was the end of chunk 1 is taken as the signature", body_without_final, svf, q.chunks(1)),
         ];
         for (name, comment, data, expect, released) in cases {
-            self.add(V::new(name, expect, comment, data).ids(&[a]).plan(&q).released(&released));
+            self.add(
+                V::new(name, expect, comment, data)
+                    .ids(&[a])
+                    .plan(&q)
+                    .released(&released),
+            );
         }
         // The end of input is reached only by a read that ends short: a full
         // piece fails as a chunk even when nothing but the signature follows.
@@ -1900,7 +2639,12 @@ impl Gen {
             ("signed_full_chunk_before_signature_flipped", "no final chunk, chunk 1 (full) flipped, then a signature that does not verify: only the signature follows chunk 1, but a full piece does not reach the end of input, so chunk 1 fails first", [without_final, sig.to_vec()].concat(), q.chunks(1)),
         ];
         for (name, comment, data, released) in cases {
-            self.add(V::new(name, pf, comment, data).ids(&[a]).plan(&q).released(&released));
+            self.add(
+                V::new(name, pf, comment, data)
+                    .ids(&[a])
+                    .plan(&q)
+                    .released(&released),
+            );
         }
     }
 
@@ -1923,27 +2667,113 @@ impl Gen {
         let ok = |name: &'static str, comment: &'static str, data: Vec<u8>| (name, comment, data);
         let succ = vec![
             ok("armor_valid", "armored file, LF line endings", lf.clone()),
-            ok("armor_crlf", "armored file, CRLF on every line", armor_text(&lines, "\r\n")),
-            ok("armor_whitespace_around", "spaces, tabs, CR and LF before BEGIN and after END", [b" \t\r\n\n".to_vec(), lf.clone(), b"\n \t\r\n".to_vec()].concat()),
-            ok("armor_crlf_whitespace_around", "CRLF armor with blank lines before and after", [b"\r\n\r\n".to_vec(), armor_text(&lines, "\r\n"), b"\r\n".to_vec()].concat()),
+            ok(
+                "armor_crlf",
+                "armored file, CRLF on every line",
+                armor_text(&lines, "\r\n"),
+            ),
+            ok(
+                "armor_whitespace_around",
+                "spaces, tabs, CR and LF before BEGIN and after END",
+                [b" \t\r\n\n".to_vec(), lf.clone(), b"\n \t\r\n".to_vec()].concat(),
+            ),
+            ok(
+                "armor_crlf_whitespace_around",
+                "CRLF armor with blank lines before and after",
+                [
+                    b"\r\n\r\n".to_vec(),
+                    armor_text(&lines, "\r\n"),
+                    b"\r\n".to_vec(),
+                ]
+                .concat(),
+            ),
         ];
         for (name, comment, data) in succ {
-            self.add(V::new(name, Expect::Success, comment, data).ids(&[a]).plan(&p).released(&p.pt).armored());
+            self.add(
+                V::new(name, Expect::Success, comment, data)
+                    .ids(&[a])
+                    .plan(&p)
+                    .released(&p.pt)
+                    .armored(),
+            );
         }
         // A file whose length is a multiple of 48: the last line is full.
         let mut rng = seeded("armor_last_line_full");
         let p48 = plan(&mut rng, &[(a, Hint::Real)], None, 58);
         let f48 = p48.bytes();
         assert_eq!(f48.len() % 48, 0);
-        self.add(V::new("armor_last_line_full", Expect::Success, "a 288-byte file: every body line has 64 characters", armor_text(&armor_lines(&f48), "\n")).ids(&[a]).plan(&p48).released(&p48.pt).armored());
+        self.add(
+            V::new(
+                "armor_last_line_full",
+                Expect::Success,
+                "a 288-byte file: every body line has 64 characters",
+                armor_text(&armor_lines(&f48), "\n"),
+            )
+            .ids(&[a])
+            .plan(&p48)
+            .released(&p48.pt)
+            .armored(),
+        );
         let mut rng = seeded("armor_signed");
         let ps = plan(&mut rng, &[(a, Hint::Real)], Some(&k.sam), 400);
-        self.add(V::new("armor_signed", Expect::Success, "an armored signed file", armor_text(&armor_lines(&ps.bytes()), "\n")).ids(&[a]).plan(&ps).released(&ps.pt).armored());
+        self.add(
+            V::new(
+                "armor_signed",
+                Expect::Success,
+                "an armored signed file",
+                armor_text(&armor_lines(&ps.bytes()), "\n"),
+            )
+            .ids(&[a])
+            .plan(&ps)
+            .released(&ps.pt)
+            .armored(),
+        );
         // Valid armor around a bad file: the armor is transparent.
-        self.add(V::new("armor_inner_header_auth_failure", Expect::HeaderAuthFailure, "valid armor around a file with a flipped serial bit", armor_text(&armor_lines(&flip(file.clone(), 30, 0)), "\n")).ids(&[a]).plan(&p).armored());
-        self.add(V::new("armor_inner_payload_truncated", Expect::PayloadFailure, "valid armor around a file missing its last 5 bytes", armor_text(&armor_lines(&file[..file.len() - 5]), "\n")).ids(&[a]).plan(&p).armored());
-        self.add(V::new("armor_inner_not_kapsel", Expect::NotKapsel, "valid armor around a PNG file", armor_text(&armor_lines(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01"), "\n")).ids(&[a]).armored());
-        self.add(V::new("armor_unflagged", Expect::NotKapsel, "armored text given to a binary decoder (armor: no)", lf.clone()).ids(&[a]).plan(&p));
+        self.add(
+            V::new(
+                "armor_inner_header_auth_failure",
+                Expect::HeaderAuthFailure,
+                "valid armor around a file with a flipped serial bit",
+                armor_text(&armor_lines(&flip(file.clone(), 30, 0)), "\n"),
+            )
+            .ids(&[a])
+            .plan(&p)
+            .armored(),
+        );
+        self.add(
+            V::new(
+                "armor_inner_payload_truncated",
+                Expect::PayloadFailure,
+                "valid armor around a file missing its last 5 bytes",
+                armor_text(&armor_lines(&file[..file.len() - 5]), "\n"),
+            )
+            .ids(&[a])
+            .plan(&p)
+            .armored(),
+        );
+        self.add(
+            V::new(
+                "armor_inner_not_kapsel",
+                Expect::NotKapsel,
+                "valid armor around a PNG file",
+                armor_text(
+                    &armor_lines(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01"),
+                    "\n",
+                ),
+            )
+            .ids(&[a])
+            .armored(),
+        );
+        self.add(
+            V::new(
+                "armor_unflagged",
+                Expect::NotKapsel,
+                "armored text given to a binary decoder (armor: no)",
+                lf.clone(),
+            )
+            .ids(&[a])
+            .plan(&p),
+        );
         // Armor failures. Every body line that decodes yields the true bytes
         // of a valid single-chunk file, so the failure is met before the
         // final chunk opens, whether a decoder streams the armor or not.
@@ -1963,7 +2793,10 @@ impl Gen {
         };
         let last_body = 16;
         let last = tl[last_body].clone();
-        assert!(last.ends_with("=="), "the last line of a 730-byte file has two padding characters");
+        assert!(
+            last.ends_with("=="),
+            "the last line of a 730-byte file has two padding characters"
+        );
         let nonzero_bits = {
             // "xy==": y carries 4 padding bits that must be zero.
             let mut chars: Vec<char> = last.chars().collect();
@@ -1991,66 +2824,178 @@ impl Gen {
         crlf_end_lf.truncate(crlf_end_lf.len() - 2);
         crlf_end_lf.push('\n');
         let fails: Vec<(&str, &str, Vec<u8>)> = vec![
-            ("armor_mixed_endings", "CRLF after BEGIN, LF on every other line", {
-                let mut s = lf.clone();
-                s.splice(BEGIN.len()..BEGIN.len(), [b'\r']);
-                s
-            }),
-            ("armor_crlf_but_end_lf", "CRLF on every line but the END line", crlf_end_lf.into_bytes()),
-            ("armor_lone_cr", "a CR inside body line 2", edit_line(2, &|l| format!("{}\r{}", &l[..30], &l[30..]))),
+            (
+                "armor_mixed_endings",
+                "CRLF after BEGIN, LF on every other line",
+                {
+                    let mut s = lf.clone();
+                    s.splice(BEGIN.len()..BEGIN.len(), [b'\r']);
+                    s
+                },
+            ),
+            (
+                "armor_crlf_but_end_lf",
+                "CRLF on every line but the END line",
+                crlf_end_lf.into_bytes(),
+            ),
+            (
+                "armor_lone_cr",
+                "a CR inside body line 2",
+                edit_line(2, &|l| format!("{}\r{}", &l[..30], &l[30..])),
+            ),
             ("armor_line_76", "the body wrapped at 76 columns", rewrapped),
-            ("armor_line_65", "body line 2 has 65 characters (the first character of line 3 moved up)", {
-                let mut ls = tl.clone();
-                let c = ls[3].remove(0);
-                ls[2].push(c);
-                join(&ls)
-            }),
-            ("armor_short_line_in_middle", "body line 2 cut to 60 characters", edit_line(2, &|l| l[..60].to_string())),
-            ("armor_empty_line_in_body", "an empty line between body lines 2 and 3", {
-                let mut ls = tl.clone();
-                ls.insert(3, String::new());
-                join(&ls)
-            }),
-            ("armor_empty_line_after_begin", "an empty line right after BEGIN", {
-                let mut ls = tl.clone();
-                ls.insert(1, String::new());
-                join(&ls)
-            }),
-            ("armor_no_body", "BEGIN and END lines only", join(&[tl[0].clone(), tl[17].clone()])),
+            (
+                "armor_line_65",
+                "body line 2 has 65 characters (the first character of line 3 moved up)",
+                {
+                    let mut ls = tl.clone();
+                    let c = ls[3].remove(0);
+                    ls[2].push(c);
+                    join(&ls)
+                },
+            ),
+            (
+                "armor_short_line_in_middle",
+                "body line 2 cut to 60 characters",
+                edit_line(2, &|l| l[..60].to_string()),
+            ),
+            (
+                "armor_empty_line_in_body",
+                "an empty line between body lines 2 and 3",
+                {
+                    let mut ls = tl.clone();
+                    ls.insert(3, String::new());
+                    join(&ls)
+                },
+            ),
+            (
+                "armor_empty_line_after_begin",
+                "an empty line right after BEGIN",
+                {
+                    let mut ls = tl.clone();
+                    ls.insert(1, String::new());
+                    join(&ls)
+                },
+            ),
+            (
+                "armor_no_body",
+                "BEGIN and END lines only",
+                join(&[tl[0].clone(), tl[17].clone()]),
+            ),
             ("armor_missing_end", "no END line", join(&tl[..17])),
-            ("armor_end_without_newline", "the END line without its line feed", {
-                let mut v = lf.clone();
-                v.pop();
-                v
-            }),
-            ("armor_garbage_before", "text before the BEGIN line", [b"Here is the file:\n".to_vec(), lf.clone()].concat()),
-            ("armor_garbage_after", "text after the END line", [lf.clone(), b"-- \nsent from my phone\n".to_vec()].concat()),
-            ("armor_nul_after", "a NUL byte after the END line", [lf.clone(), vec![0]].concat()),
-            ("armor_second_armor_after", "the same armor twice", [lf.clone(), lf.clone()].concat()),
-            ("armor_nonzero_padding_bits", "the last line's padding bits are not zero (non-canonical)", edit_line(last_body, &|_| nonzero_bits.clone())),
-            ("armor_padding_missing", "the last line without its '=' padding", edit_line(last_body, &|l| l.trim_end_matches('=').to_string())),
-            ("armor_extra_padding", "a line '====' after the last body line", {
-                let mut ls = tl.clone();
-                ls.insert(17, "====".to_string());
-                join(&ls)
-            }),
-            ("armor_padding_in_middle", "body line 2 ends in '==' (padding before the last line)", edit_line(2, &|l| format!("{}==", &l[..62]))),
-            ("armor_invalid_character", "a '*' in body line 2", edit_line(2, &|l| format!("{}*{}", &l[..10], &l[11..]))),
-            ("armor_url_safe_alphabet", "'+' and '/' of a body line written as '-' and '_'", edit_line(url_line, &|l| l.replace('+', "-").replace('/', "_"))),
-            ("armor_space_in_line", "a space inside body line 2 (replacing a character)", edit_line(2, &|l| format!("{} {}", &l[..10], &l[11..]))),
-            ("armor_trailing_space_on_line", "a space after body line 2", edit_line(2, &|l| format!("{l} "))),
-            ("armor_indented_line", "a tab before body line 2", edit_line(2, &|l| format!("\t{l}"))),
-            ("armor_non_ascii_byte", "a 0xff byte in place of a character of body line 2", {
-                let mut v = lf.clone();
-                let at = tl[0].len() + 1 + tl[1].len() + 1 + 5;
-                v[at] = 0xff;
-                v
-            }),
-            ("armor_begin_lowercase", "BEGIN line in lower case", edit_line(0, &|l| l.to_lowercase())),
-            ("armor_begin_trailing_space", "a space after the BEGIN line's dashes", edit_line(0, &|l| format!("{l} "))),
-            ("armor_begin_other_label", "BEGIN AGE ENCRYPTED FILE", edit_line(0, &|_| "-----BEGIN AGE ENCRYPTED FILE-----".to_string())),
-            ("armor_end_other_label", "END line with another label", edit_line(17, &|_| "-----END KAPSEL FILE-----".to_string())),
-            ("armor_whitespace_only", "only white space", b" \n\t\r\n".to_vec()),
+            (
+                "armor_end_without_newline",
+                "the END line without its line feed",
+                {
+                    let mut v = lf.clone();
+                    v.pop();
+                    v
+                },
+            ),
+            (
+                "armor_garbage_before",
+                "text before the BEGIN line",
+                [b"Here is the file:\n".to_vec(), lf.clone()].concat(),
+            ),
+            (
+                "armor_garbage_after",
+                "text after the END line",
+                [lf.clone(), b"-- \nsent from my phone\n".to_vec()].concat(),
+            ),
+            (
+                "armor_nul_after",
+                "a NUL byte after the END line",
+                [lf.clone(), vec![0]].concat(),
+            ),
+            (
+                "armor_second_armor_after",
+                "the same armor twice",
+                [lf.clone(), lf.clone()].concat(),
+            ),
+            (
+                "armor_nonzero_padding_bits",
+                "the last line's padding bits are not zero (non-canonical)",
+                edit_line(last_body, &|_| nonzero_bits.clone()),
+            ),
+            (
+                "armor_padding_missing",
+                "the last line without its '=' padding",
+                edit_line(last_body, &|l| l.trim_end_matches('=').to_string()),
+            ),
+            (
+                "armor_extra_padding",
+                "a line '====' after the last body line",
+                {
+                    let mut ls = tl.clone();
+                    ls.insert(17, "====".to_string());
+                    join(&ls)
+                },
+            ),
+            (
+                "armor_padding_in_middle",
+                "body line 2 ends in '==' (padding before the last line)",
+                edit_line(2, &|l| format!("{}==", &l[..62])),
+            ),
+            (
+                "armor_invalid_character",
+                "a '*' in body line 2",
+                edit_line(2, &|l| format!("{}*{}", &l[..10], &l[11..])),
+            ),
+            (
+                "armor_url_safe_alphabet",
+                "'+' and '/' of a body line written as '-' and '_'",
+                edit_line(url_line, &|l| l.replace('+', "-").replace('/', "_")),
+            ),
+            (
+                "armor_space_in_line",
+                "a space inside body line 2 (replacing a character)",
+                edit_line(2, &|l| format!("{} {}", &l[..10], &l[11..])),
+            ),
+            (
+                "armor_trailing_space_on_line",
+                "a space after body line 2",
+                edit_line(2, &|l| format!("{l} ")),
+            ),
+            (
+                "armor_indented_line",
+                "a tab before body line 2",
+                edit_line(2, &|l| format!("\t{l}")),
+            ),
+            (
+                "armor_non_ascii_byte",
+                "a 0xff byte in place of a character of body line 2",
+                {
+                    let mut v = lf.clone();
+                    let at = tl[0].len() + 1 + tl[1].len() + 1 + 5;
+                    v[at] = 0xff;
+                    v
+                },
+            ),
+            (
+                "armor_begin_lowercase",
+                "BEGIN line in lower case",
+                edit_line(0, &|l| l.to_lowercase()),
+            ),
+            (
+                "armor_begin_trailing_space",
+                "a space after the BEGIN line's dashes",
+                edit_line(0, &|l| format!("{l} ")),
+            ),
+            (
+                "armor_begin_other_label",
+                "BEGIN AGE ENCRYPTED FILE",
+                edit_line(0, &|_| "-----BEGIN AGE ENCRYPTED FILE-----".to_string()),
+            ),
+            (
+                "armor_end_other_label",
+                "END line with another label",
+                edit_line(17, &|_| "-----END KAPSEL FILE-----".to_string()),
+            ),
+            (
+                "armor_whitespace_only",
+                "only white space",
+                b" \n\t\r\n".to_vec(),
+            ),
             ("armor_empty", "empty input", Vec::new()),
         ];
         for (name, comment, data) in fails {

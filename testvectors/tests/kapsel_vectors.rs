@@ -102,7 +102,12 @@ fn every_vector_matches_the_rust_codec() {
         let got = expect_of(outcome);
         let digest = hex::encode(Sha256::digest(&released));
         if got != c.expect {
-            failures.push(format!("{}: expected {}, got {}", c.name, c.expect.as_str(), got.as_str()));
+            failures.push(format!(
+                "{}: expected {}, got {}",
+                c.name,
+                c.expect.as_str(),
+                got.as_str()
+            ));
         } else if released.len() != c.released_len || digest != c.released_sha256 {
             failures.push(format!(
                 "{}: released {} bytes (sha256 {digest}), expected {} bytes (sha256 {})",
@@ -190,12 +195,10 @@ fn every_vector_matches_the_parallel_decryptor() {
     for (name, v) in &load() {
         let c = check_of(name, v);
         for threads in [1, 2, 4] {
-            let (outcome, released) =
-                decode_parallel(&c.data, c.armored, &c.identities, threads);
+            let (outcome, released) = decode_parallel(&c.data, c.armored, &c.identities, threads);
             let got = expect_of(outcome);
             let digest = hex::encode(Sha256::digest(&released));
-            if got != c.expect || released.len() != c.released_len || digest != c.released_sha256
-            {
+            if got != c.expect || released.len() != c.released_len || digest != c.released_sha256 {
                 failures.push(format!(
                     "{name} ({threads} threads): expected {} and {} bytes, got {} and {} bytes",
                     c.expect.as_str(),

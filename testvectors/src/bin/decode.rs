@@ -21,7 +21,9 @@ fn one(path: &Path) -> Result<String, String> {
         .map(|s| Identity::from_secret_string(s).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     let (outcome, released) = decode(&v.data, armored, &identities, usize::MAX);
-    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     Ok(format!(
         "{name} {} {} {}",
         expect_of(outcome).as_str(),
