@@ -3,9 +3,9 @@
 //! points).
 //!
 //! Every public key goes through `kapsel_codec::hpke::deserialize_public_key`,
-//! which accepts only 65-byte uncompressed points on the curve; the HPKE DH
-//! function itself is private, so the shared secret is computed with
-//! `p256::ecdh::diffie_hellman`, the call `hpke.rs` composes. Compressed points
+//! which accepts only 65-byte uncompressed points on the curve, and the shared
+//! secret comes from `kapsel_codec::hpke::diffie_hellman`, the DH (AWS-LC)
+//! that HPKE runs. Compressed points
 //! are refused by kapsel by design, whatever Wycheproof's verdict, and are
 //! counted apart.
 //!
@@ -110,9 +110,9 @@ fn p256_ecdh_matches_wycheproof_and_deserialize_public_key_refuses_bad_points() 
                         panic!("tcId {}: valid point must deserialize: {e}", t.tc_id)
                     });
                     let sk = secret_key(t.tc_id, &t.private);
-                    let shared = p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
+                    let shared = kapsel_codec::hpke::diffie_hellman(&sk, &pk);
                     assert_eq!(
-                        hex::encode(shared.raw_secret_bytes()),
+                        hex::encode(&shared[..]),
                         t.shared,
                         "tcId {}: shared secret",
                         t.tc_id
