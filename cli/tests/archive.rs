@@ -2,6 +2,8 @@
 //! decrypt | tar x` pipeline with the real `tar`, and plaintext ranges
 //! (`decrypt --offset N --length M`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -38,15 +40,7 @@ impl Env {
 
     /// Writes an identity file; returns (path, identity).
     fn identity(&self, name: &str) -> (String, Identity) {
-        let id = Identity::generate();
-        let path = self.path(name);
-        fs::write(&path, format!("{}\n", &*id.to_secret_string())).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        (path.to_str().unwrap().to_string(), id)
+        common::write_identity_file(&self.path(name))
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> String {

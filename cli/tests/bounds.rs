@@ -4,6 +4,8 @@
 //! measured with GNU time (`/usr/bin/time -f %M`, installed by scripts/test)
 //! and compared against a generous bound; durations are printed, not asserted.
 
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -97,15 +99,7 @@ fn endless(
 }
 
 fn identity_file(dir: &std::path::Path) -> (String, Identity) {
-    let id = Identity::generate();
-    let p = dir.join("id.key");
-    std::fs::write(&p, format!("{}\n", &*id.to_secret_string())).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    (p.to_str().unwrap().to_string(), id)
+    common::write_identity_file(&dir.join("id.key"))
 }
 
 fn prefix(header_len: u32) -> Vec<u8> {

@@ -3,6 +3,8 @@
 //! error line and a non-zero exit, never partial output under the target
 //! name, and an existing target left untouched.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,19 +17,8 @@ fn kapsel() -> Command {
 }
 
 fn identity(dir: &Path) -> (String, String, Identity) {
-    let id = Identity::generate();
-    let path = dir.join("id.key");
-    fs::write(&path, format!("{}\n", &*id.to_secret_string())).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    (
-        path.to_str().unwrap().to_string(),
-        id.to_recipient().to_string(),
-        id,
-    )
+    let (path, id) = common::write_identity_file(&dir.join("id.key"));
+    (path, id.to_recipient().to_string(), id)
 }
 
 fn encrypted(id: &Identity, len: usize) -> Vec<u8> {

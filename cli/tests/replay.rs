@@ -2,6 +2,8 @@
 //! the ledger under concurrency and SIGKILL, freshness windows, expected
 //! senders, and unique serials under concurrent senders.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -41,15 +43,7 @@ impl Env {
 
     /// Writes an identity file and returns (path, identity).
     fn identity(&self, name: &str) -> (String, Identity) {
-        let id = Identity::generate();
-        let path = self.path(name);
-        fs::write(&path, format!("{}\n", &*id.to_secret_string())).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        (path.to_str().unwrap().to_string(), id)
+        common::write_identity_file(&self.path(name))
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> String {
