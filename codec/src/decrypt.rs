@@ -16,6 +16,7 @@ use p256::PublicKey;
 use zeroize::Zeroizing;
 
 use crate::error::DecryptError;
+use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
 use crate::keys::Identity;
 use crate::payload::{
@@ -104,6 +105,28 @@ impl<R: Read> Decryptor<R> {
     /// of the plaintext (and releases the final chunk) only after the
     /// sender's signature verified.
     pub fn decrypt(self, identities: &[Identity]) -> Result<PlaintextReader<R>, DecryptError> {
+        self.decrypt_with_key(identities).map(|(reader, _)| reader)
+    }
+
+    /// [`Decryptor::decrypt`] for a message of the live exchange (SPEC.md
+    /// section 13), which also returns the key of its receipt for
+    /// `challenge`. Checking that the header answers `challenge`
+    /// ([`Challenge::check`]) is the caller's policy, before any plaintext.
+    pub fn decrypt_with_receipt_key(
+        self,
+        identities: &[Identity],
+        challenge: &Challenge,
+    ) -> Result<(PlaintextReader<R>, ReceiptKey), DecryptError> {
+        let header_bytes = self.header_bytes.clone();
+        let (reader, file_key) = self.decrypt_with_key(identities)?;
+        let key = ReceiptKey::derive(&file_key[..], &header_bytes, challenge);
+        Ok((reader, key))
+    }
+
+    fn decrypt_with_key(
+        self,
+        identities: &[Identity],
+    ) -> Result<(PlaintextReader<R>, Zeroizing<[u8; FILE_KEY_LEN]>), DecryptError> {
         let (file_key, sender) = unwrap_file_key(&self.header, identities)?;
         let mut input = VerifyingReader::new(self.inner, &self.header_bytes, sender.as_ref());
         let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
@@ -116,7 +139,7 @@ impl<R: Read> Decryptor<R> {
         commitment.copy_from_slice(&prefix[SALT_LEN..]);
         let cipher =
             ChunkCipher::for_decryption(&file_key[..], &self.header_bytes, &salt, &commitment)?;
-        Ok(PayloadReader::from_parts(input, cipher))
+        Ok((PayloadReader::from_parts(input, cipher), file_key))
     }
 }
 

@@ -5,12 +5,16 @@
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kapsel_format::{write, Header, Sender, Stanza, Suite, MAX_RECIPIENTS, WRAPPED_KEY_LEN};
+use kapsel_format::{
+    write, Extension, Header, Sender, Stanza, Suite, EXTENSION_CHALLENGE, MAX_RECIPIENTS,
+    WRAPPED_KEY_LEN,
+};
 use p256::SecretKey;
 use rand_core::{CryptoRngCore, OsRng};
 use zeroize::Zeroizing;
 
 use crate::error::EncryptError;
+use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
 use crate::keys::{Identity, Recipient};
 use crate::payload::{ChunkCipher, PayloadWriter, SALT_LEN};
@@ -25,6 +29,7 @@ pub struct Encryptor {
     created_at: Option<u64>,
     serial: Option<u64>,
     hide_recipients: bool,
+    challenge: Option<Challenge>,
 }
 
 impl Encryptor {
@@ -51,6 +56,7 @@ impl Encryptor {
             created_at: None,
             serial: None,
             hide_recipients: false,
+            challenge: None,
         })
     }
 
@@ -78,6 +84,14 @@ impl Encryptor {
     /// decrypt (decryptors then try every stanza).
     pub fn hide_recipients(mut self, hide: bool) -> Self {
         self.hide_recipients = hide;
+        self
+    }
+
+    /// Answers a receiver's challenge (SPEC.md section 13): the header gets
+    /// a challenge record, and [`FileWriter::receipt_key`] the key that
+    /// checks the receiver's receipt.
+    pub fn challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = Some(challenge);
         self
     }
 
@@ -126,7 +140,14 @@ impl Encryptor {
                 None => Sender::Anonymous,
             },
             stanzas,
-            extensions: Vec::new(),
+            extensions: self
+                .challenge
+                .iter()
+                .map(|c| Extension {
+                    kind: EXTENSION_CHALLENGE,
+                    value: c.as_bytes().to_vec(),
+                })
+                .collect(),
         };
         Ok((write::header_to_vec(&header)?, file_key))
     }
@@ -160,8 +181,12 @@ impl Encryptor {
             ChunkCipher::for_encryption_with_salt(&file_key[..], &header_bytes, salt)
                 .map_err(|p| EncryptError::Io(io::Error::other(p)))?;
         output.write_all(&prefix)?;
+        let receipt_key = self
+            .challenge
+            .map(|c| ReceiptKey::derive(&file_key[..], &header_bytes, &c));
         Ok(FileWriter {
             payload: PayloadWriter::from_parts(output, cipher),
+            receipt_key,
         })
     }
 }
@@ -172,9 +197,16 @@ impl Encryptor {
 #[derive(Debug)]
 pub struct FileWriter<W: Write> {
     payload: PayloadWriter<SigningWriter<W>>,
+    receipt_key: Option<ReceiptKey>,
 }
 
 impl<W: Write> FileWriter<W> {
+    /// The key that checks the receiver's receipt, if the file answers a
+    /// challenge ([`Encryptor::challenge`]).
+    pub fn receipt_key(&self) -> Option<&ReceiptKey> {
+        self.receipt_key.as_ref()
+    }
+
     /// Seals the final chunk, appends the sender signature if any, flushes,
     /// and returns the output.
     pub fn finish(self) -> io::Result<W> {

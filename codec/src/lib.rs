@@ -33,6 +33,7 @@ pub mod armor;
 pub mod decrypt;
 pub mod encrypt;
 pub mod error;
+pub mod exchange;
 pub mod hpke;
 pub mod keys;
 pub mod parallel;

@@ -53,6 +53,9 @@ pub const P256_STANZA_BODY_LEN: usize = KEY_HINT_LEN + P256_POINT_LEN + WRAPPED_
 
 /// Bit that marks an extension a decoder must understand to continue.
 pub const EXTENSION_CRITICAL: u16 = 0x8000;
+/// Extension type of the exchange challenge (SPEC.md section 3.5): a
+/// non-critical record whose value is the receiver's 32-byte challenge.
+pub const EXTENSION_CHALLENGE: u16 = 0x0020;
 
 /// A cipher suite: the key-wrap and payload algorithms of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -360,6 +363,14 @@ impl Header {
             return Err(Malformation::HeaderLength(u32::try_from(len).unwrap_or(u32::MAX)).into());
         }
         Ok(())
+    }
+
+    /// The value of the extension record of type `kind`, if the header has one.
+    pub fn extension(&self, kind: u16) -> Option<&[u8]> {
+        self.extensions
+            .iter()
+            .find(|e| e.kind == kind)
+            .map(|e| e.value.as_slice())
     }
 
     /// Length of this header's encoding, in bytes.
