@@ -25,7 +25,7 @@ pub fn identity_file_text(identity: &Identity, now: u64) -> String {
     )
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -92,12 +92,10 @@ pub fn export(input: Option<&Path>, private: bool) -> Result<(), CliError> {
 }
 
 pub struct EncryptArgs<'a> {
-    pub recipients: &'a [String],
-    pub recipient_files: &'a [PathBuf],
-    pub hide_recipients: bool,
+    pub addressing: Addressing<'a>,
     pub armor: bool,
-    pub sign_as: Option<&'a Path>,
-    pub serial_db: Option<&'a Path>,
+    /// `--challenge`: answer a receiver's challenge (offline exchange).
+    pub challenge: Option<kapsel_codec::exchange::Challenge>,
     /// Payload worker threads (0: all cores; 1: sequential).
     pub threads: usize,
     pub progress: bool,
@@ -105,7 +103,19 @@ pub struct EncryptArgs<'a> {
     pub input: Option<&'a Path>,
 }
 
-pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
+/// Who a message goes to and who signs it: the flags `encrypt` and `send`
+/// share.
+pub struct Addressing<'a> {
+    pub recipients: &'a [String],
+    pub recipient_files: &'a [PathBuf],
+    pub hide_recipients: bool,
+    pub sign_as: Option<&'a Path>,
+    pub serial_db: Option<&'a Path>,
+}
+
+/// An encryptor for the recipients of `-r` and `-R`, signing with
+/// `--sign-as` (which issues a serial from the serial store).
+pub fn build_encryptor(args: &Addressing<'_>) -> Result<Encryptor, CliError> {
     let mut recipients: Vec<Recipient> = Vec::new();
     for r in args.recipients {
         recipients.push(keyfiles::parse_recipient(r)?);
@@ -130,6 +140,14 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
             .and_then(|mut store| store.issue(&identity.to_recipient().to_wire().0))
             .map_err(|e| CliError::other(format!("serial store {}: {e}", store_path.display())))?;
         encryptor = encryptor.sender(identity).serial(serial);
+    }
+    Ok(encryptor)
+}
+
+pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
+    let mut encryptor = build_encryptor(&args.addressing)?;
+    if let Some(challenge) = args.challenge {
+        encryptor = encryptor.challenge(challenge);
     }
     let input = Input::open(args.input)?;
     let mut input = Input {
@@ -275,11 +293,11 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
 /// Writes verified plaintext to `output` until the end of the file, with
 /// the parallel decryptor: the plaintext of a chunk is written only after it
 /// and every chunk before it verified, and nothing after a failure.
-fn copy_plaintext<R: Read>(
+pub fn copy_plaintext<R: Read>(
     plaintext: kapsel_codec::PayloadReader<R>,
     output: &mut Output,
     threads: usize,
-) -> Result<(), CliError> {
+) -> Result<u64, CliError> {
     let write_err = |e| CliError::io("cannot write output", e);
     // Nothing has been read from the payload reader yet.
     let (chunks, cipher) = plaintext.into_parts();
@@ -296,7 +314,7 @@ fn copy_plaintext<R: Read>(
         }
     };
     match kapsel_codec::parallel::decrypt_payload(chunks, sink, cipher, threads) {
-        Ok(_) => Ok(()),
+        Ok(n) => Ok(n),
         Err(kapsel_codec::parallel::CopyError::Input(e)) => Err(crate::error::from_decrypt_io(e)),
         Err(kapsel_codec::parallel::CopyError::Output(e)) => Err(write_err(e)),
     }

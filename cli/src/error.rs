@@ -19,8 +19,10 @@ pub enum Exit {
     NoMatch = 4,
     /// 5: authentication failed: header, payload tag, truncated or trailing data.
     AuthFailed = 5,
-    /// 6: refused by replay, freshness or sender policy.
+    /// 6: refused by replay, freshness, challenge or sender policy.
     Refused = 6,
+    /// 7: `send` only: the receiver refused the message.
+    PeerRefused = 7,
 }
 
 /// An error the CLI reports and exits on.

@@ -92,6 +92,7 @@ pub fn run(mut input: crate::files::Input, as_json: bool) -> Result<(), CliError
             "created_at_utc": iso8601_utc(header.created_at),
             "serial": header.serial,
             "sender": sender_string(&header),
+            "challenge": challenge_string(&header),
             "recipients": header.stanzas.iter().map(|s| json!({ "type": s.kind(), "hint": stanza_hint(s) })).collect::<Vec<_>>(),
             "chunk_size": CHUNK_SIZE,
             "header_len": header_len,
@@ -119,6 +120,9 @@ pub fn run(mut input: crate::files::Input, as_json: bool) -> Result<(), CliError
         None => println!("sender:      anonymous"),
         Some(s) => println!("sender:      {s} (signed; checked by decrypt and verify)"),
     }
+    if let Some(c) = challenge_string(&header) {
+        println!("challenge:   {c} (live exchange; checked by decrypt --expect-challenge)");
+    }
     println!("recipients:  {}", header.stanzas.len());
     for (i, stanza) in header.stanzas.iter().enumerate() {
         match (stanza, stanza_hint(stanza)) {
@@ -142,6 +146,14 @@ pub fn run(mut input: crate::files::Input, as_json: bool) -> Result<(), CliError
         None => println!("payload:     unknown size"),
     }
     Ok(())
+}
+
+/// The challenge record's value in hex (any length: `inspect` shows what
+/// is there; only a 32-byte value can match a challenge).
+fn challenge_string(header: &kapsel_format::Header) -> Option<String> {
+    header
+        .extension(kapsel_format::EXTENSION_CHALLENGE)
+        .map(|v| v.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Reads the raw bytes after the header (for counting a pipe's payload).

@@ -6,6 +6,7 @@
 mod commands;
 mod demo;
 mod error;
+mod exchange;
 mod files;
 mod inspect;
 mod keyfiles;
@@ -27,7 +28,9 @@ Exit codes:
   4  no identity matches any recipient
   5  authentication failed: header, payload tag, truncated or trailing data,
      or an invalid sender signature
-  6  refused by policy: replay, too old, from the future, or not from the expected sender";
+  6  refused by policy: replay, too old, from the future, not from the expected sender,
+     or not answering the expected challenge
+  7  send: the receiver refused the message";
 
 #[derive(Parser, Debug)]
 #[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 HPKE + Cobblestone-256)",
@@ -88,6 +91,9 @@ enum Command {
         /// Write zero key hints, so the file does not show who can read it
         #[arg(long)]
         hide_recipients: bool,
+        /// Answer a receiver's challenge (from kapsel challenge): the receiver checks it with decrypt --expect-challenge
+        #[arg(long, value_name = "CHALLENGE")]
+        challenge: Option<String>,
         /// Worker threads for the payload (0: all cores; 1: sequential)
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,
@@ -149,6 +155,85 @@ enum Command {
         /// Input file (standard input if absent or -)
         input: Option<PathBuf>,
     },
+    /// Print a fresh random challenge, for the offline exchange (encrypt --challenge, decrypt --expect-challenge)
+    #[command(
+        after_help = "Examples:\n  C=$(kapsel challenge)        # the receiver keeps C and gives it to the sender\n  kapsel encrypt --challenge $C -r kapsel1... -o msg.kap file   # the sender\n  kapsel decrypt --expect-challenge $C -i me.key msg.kap        # the receiver: exit 6 unless msg.kap answers C"
+    )]
+    Challenge,
+    /// Receive messages over TCP or standard input/output: challenge, message, receipt
+    #[command(after_help = concat!("Examples:\n  kapsel listen 0.0.0.0:7000 -i me.key -o backup.tar\n  kapsel listen 0.0.0.0:7000 -i me.key --keep-going -o inbox/\n  ssh host kapsel listen --stdio -i me.key -o backup.tar   # see kapsel send --help\n\n",
+        "Each connection gets a fresh challenge; a message that does not answer it (a replay) is refused.\n",
+        "The output is written atomically and the receipt is sent only after it is stored.\n",
+        "With --keep-going, -o names a directory and each message gets a new file in it.\n\n",
+        "Exit codes (one exchange): those of decrypt; 1 also when the sender closed the connection early"))]
+    Listen {
+        /// Address to listen on, HOST:PORT (port 0: any free port, printed on stderr)
+        #[arg(
+            value_name = "ADDR",
+            required_unless_present = "stdio",
+            conflicts_with = "stdio"
+        )]
+        addr: Option<String>,
+        /// Run one exchange over standard input and output (for ssh, socat, inetd)
+        #[arg(long)]
+        stdio: bool,
+        /// Identity file; repeatable, each is tried
+        #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+        identities: Vec<PathBuf>,
+        /// Output file (standard output if absent); with --keep-going, a directory
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Serve connections until killed (each message to a new file in -o DIR)
+        #[arg(long)]
+        keep_going: bool,
+        /// With --keep-going: connections served at once
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        max_connections: usize,
+        /// Refuse messages not signed by this sender (recipient string); repeatable
+        #[arg(long, value_name = "RECIPIENT")]
+        expect_sender: Vec<String>,
+        /// Give up on a silent peer after DURATION (TCP)
+        #[arg(long, value_name = "DURATION", default_value = "60s")]
+        timeout: String,
+        /// Worker threads for the payload (0: all cores; 1: sequential)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        threads: usize,
+    },
+    /// Send IN to a kapsel listener: answers its challenge, then checks its receipt
+    #[command(after_help = concat!("Examples:\n  kapsel send host:7000 -r kapsel1... backup.tar\n  tar c dir | kapsel send host:7000 -r kapsel1... --sign-as me.key\n\n",
+        "Over ssh (a FIFO joins the two directions):\n  mkfifo back\n  kapsel send --stdio -r kapsel1... backup.tar < back | ssh host kapsel listen --stdio -i me.key -o backup.tar > back\n\n",
+        "Exit codes:\n  0 delivered: the receipt verified\n  1 I/O error, connection lost, or no receipt\n  2 usage error\n  3 the peer is not a kapsel listener\n  5 the receipt does not verify\n  7 the receiver refused the message"))]
+    Send {
+        /// Receiver address, HOST:PORT (not with --stdio, where the only operand is IN)
+        #[arg(value_name = "ADDR", required_unless_present = "stdio")]
+        addr: Option<String>,
+        /// Run the exchange over standard input and output (IN must then be a file)
+        #[arg(long)]
+        stdio: bool,
+        /// Recipient string (kapsel1...); repeatable
+        #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+        recipients: Vec<String>,
+        /// File of recipient strings, one per line, # comments; repeatable
+        #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+        recipient_files: Vec<PathBuf>,
+        /// Sign as the sender in IDENTITY: the receiver can check who sent the message
+        #[arg(long, value_name = "IDENTITY")]
+        sign_as: Option<PathBuf>,
+        /// Serial store for --sign-as (also $KAPSEL_SERIAL_DB; default <state dir>/serials.db)
+        #[arg(long, value_name = "PATH")]
+        serial_db: Option<PathBuf>,
+        /// Write zero key hints, so the message does not show who can read it
+        #[arg(long)]
+        hide_recipients: bool,
+        /// Give up on a silent receiver after DURATION (TCP)
+        #[arg(long, value_name = "DURATION", default_value = "60s")]
+        timeout: String,
+        /// Worker threads for the payload (0: all cores; 1: sequential)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        threads: usize,
+        /// Input file (standard input if absent or -)
+        input: Option<PathBuf>,
+    },
     /// Run the main job on a built-in sample: keygen, encrypt, inspect, decrypt, verify
     #[command(
         after_help = "Examples:\n  kapsel demo        # prints each step and ok; exit 0 when all worked"
@@ -168,21 +253,35 @@ struct PolicyArgs {
     /// Refuse files not signed by this sender (recipient string); repeatable
     #[arg(long, value_name = "RECIPIENT")]
     expect_sender: Vec<String>,
+    /// Refuse files that do not answer this challenge (from kapsel challenge; see encrypt --challenge)
+    #[arg(long, value_name = "CHALLENGE")]
+    expect_challenge: Option<String>,
+}
+
+fn parse_challenge(s: &str) -> Result<kapsel_codec::exchange::Challenge, error::CliError> {
+    s.parse().map_err(error::CliError::usage)
+}
+
+fn parse_recipients(list: &[String]) -> Result<Vec<kapsel_codec::Recipient>, error::CliError> {
+    list.iter().map(|s| keyfiles::parse_recipient(s)).collect()
+}
+
+fn parse_duration(s: &str) -> Result<u64, error::CliError> {
+    kapsel_cli::duration::parse_seconds(s).map_err(error::CliError::usage)
 }
 
 impl PolicyArgs {
     fn into_policy(self, replay_db: Option<PathBuf>) -> Result<policy::Policy, error::CliError> {
-        let duration =
-            |s: &str| kapsel_cli::duration::parse_seconds(s).map_err(error::CliError::usage);
         Ok(policy::Policy {
             replay_db,
-            max_age: self.max_age.as_deref().map(duration).transpose()?,
-            max_skew: duration(&self.max_skew)?,
-            expect_senders: self
-                .expect_sender
-                .iter()
-                .map(|s| keyfiles::parse_recipient(s))
-                .collect::<Result<_, _>>()?,
+            max_age: self.max_age.as_deref().map(parse_duration).transpose()?,
+            max_skew: parse_duration(&self.max_skew)?,
+            expect_senders: parse_recipients(&self.expect_sender)?,
+            expect_challenge: self
+                .expect_challenge
+                .as_deref()
+                .map(parse_challenge)
+                .transpose()?,
         })
     }
 }
@@ -200,16 +299,20 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             armor,
             sign_as,
             serial_db,
+            challenge,
             threads,
             output,
             input,
         } => commands::encrypt(commands::EncryptArgs {
-            recipients: &recipients,
-            recipient_files: &recipient_files,
-            hide_recipients,
+            addressing: commands::Addressing {
+                recipients: &recipients,
+                recipient_files: &recipient_files,
+                hide_recipients,
+                sign_as: sign_as.as_deref(),
+                serial_db: serial_db.as_deref(),
+            },
             armor,
-            sign_as: sign_as.as_deref(),
-            serial_db: serial_db.as_deref(),
+            challenge: challenge.as_deref().map(parse_challenge).transpose()?,
             threads,
             progress,
             output: output.as_deref(),
@@ -253,6 +356,67 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         Command::Inspect { json, input } => {
             inspect::run(files::Input::open(input.as_deref())?, json)
         }
+        Command::Challenge => exchange::challenge(),
+        Command::Listen {
+            addr,
+            stdio,
+            identities,
+            output,
+            keep_going,
+            max_connections,
+            expect_sender,
+            timeout,
+            threads,
+        } => exchange::listen(exchange::ListenArgs {
+            addr: addr.as_deref(),
+            stdio,
+            identity_files: &identities,
+            output: output.as_deref(),
+            keep_going,
+            max_connections,
+            policy: policy::Policy {
+                expect_senders: parse_recipients(&expect_sender)?,
+                ..policy::Policy::default()
+            },
+            threads,
+            timeout: std::time::Duration::from_secs(parse_duration(&timeout)?.max(1)),
+            progress,
+        }),
+        Command::Send {
+            addr,
+            stdio,
+            recipients,
+            recipient_files,
+            sign_as,
+            serial_db,
+            hide_recipients,
+            timeout,
+            threads,
+            input,
+        } => exchange::send(exchange::SendArgs {
+            // With --stdio there is no address: the one operand is IN.
+            addr: if stdio { None } else { addr.as_deref() },
+            input: match (stdio, &addr, &input) {
+                (true, Some(_), Some(_)) => {
+                    return Err(error::CliError::usage("--stdio takes no address").with_hint(
+                        "kapsel send --stdio -r RECIPIENT FILE (standard input and output carry the exchange)",
+                    ))
+                }
+                (true, Some(a), None) => Some(std::path::Path::new(a.as_str())),
+                _ => input.as_deref(),
+            },
+            stdio,
+            addressing: commands::Addressing {
+                recipients: &recipients,
+                recipient_files: &recipient_files,
+                hide_recipients,
+                sign_as: sign_as.as_deref(),
+                serial_db: serial_db.as_deref(),
+            },
+            threads,
+            timeout: std::time::Duration::from_secs(parse_duration(&timeout)?.max(1)),
+            progress,
+        }),
         Command::Demo => demo::run(),
     }
 }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use kapsel_cli::ledger::{replay_id, Ledger, LedgerError, Reservation};
+use kapsel_codec::exchange::Challenge;
 use kapsel_codec::Recipient;
 use kapsel_format::{Header, Sender};
 
@@ -22,6 +23,9 @@ pub struct Policy {
     /// If not empty, the file must name one of these senders (and its
     /// signature must verify, which the codec enforces).
     pub expect_senders: Vec<Recipient>,
+    /// `--expect-challenge`: the file must answer this challenge (SPEC.md
+    /// section 13); the receiver made it fresh, so no ledger is needed.
+    pub expect_challenge: Option<Challenge>,
 }
 
 fn refuse(message: impl std::fmt::Display) -> CliError {
@@ -37,6 +41,13 @@ impl Policy {
         sender: Option<&Recipient>,
         now: u64,
     ) -> Result<(), CliError> {
+        if let Some(challenge) = &self.expect_challenge {
+            challenge.check(header).map_err(|e| {
+                refuse(e).with_hint(
+                    "the sender must encrypt with --challenge and the challenge you gave it",
+                )
+            })?;
+        }
         if !self.expect_senders.is_empty() {
             match sender {
                 None => return Err(refuse(

@@ -327,6 +327,12 @@ impl<R: Read> SegmentReader<R> {
         self.ended
     }
 
+    /// The framing failure or closed connection that stopped this reader,
+    /// if any (transport errors are not kept).
+    pub fn failure(&self) -> Option<ExchangeError> {
+        self.failed
+    }
+
     /// The transport.
     pub fn into_inner(self) -> R {
         self.inner

@@ -1,0 +1,541 @@
+//! `kapsel challenge`, `listen` and `send`: the live exchange of SPEC.md
+//! section 13 (challenge, message, receipt) over TCP or a pipe pair
+//! (`--stdio`).
+//!
+//! Invariants:
+//! - The receiver writes plaintext under `-o` only through an atomic
+//!   [`Output`]: a message that does not reach its end marker, verify
+//!   completely, answer this connection's challenge and pass the policy never
+//!   appears under the target name.
+//! - The receiver sends its receipt only after the output was committed
+//!   (synced and renamed), so a receipt means the message is stored.
+//! - `send` exits 0 only after a receipt that verifies under the file key.
+//! - Each connection's reads and writes time out after `--timeout` (TCP);
+//!   `--keep-going` serves at most `--max-connections` at once.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use kapsel_codec::exchange::{
+    self, exchange_error_of, Challenge, ExchangeError, Reply, SegmentReader, SegmentWriter,
+    TailReader, TailWriter,
+};
+use kapsel_codec::parallel::{self, CopyError};
+use kapsel_codec::{Decryptor, Identity};
+
+use crate::commands::{self, Addressing};
+use crate::error::{CliError, Exit};
+use crate::files::{Input, Output};
+use crate::keyfiles;
+use crate::policy::Policy;
+use crate::progress::ProgressReader;
+
+/// How long a refusing receiver keeps reading the rest of the message, so
+/// the sender can finish writing and read the refusal.
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+/// At most this many message bytes are drained after a refusal.
+const DRAIN_AT_MOST: u64 = 64 << 20;
+/// The sender's buffer in front of the segment framing (large writes pass
+/// through it unbuffered).
+const SEND_BUFFER: usize = 64 << 10;
+
+/// `kapsel challenge`: prints a fresh challenge for the offline exchange.
+pub fn challenge() -> Result<(), CliError> {
+    println!("{}", Challenge::generate());
+    Ok(())
+}
+
+/// One side's connection: a reader and a writer over the same exchange.
+struct Connection {
+    reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
+    /// The TCP socket, for shutting down and timeouts; `None` on stdio.
+    tcp: Option<TcpStream>,
+    /// For messages: the peer address, or "standard input/output".
+    peer: String,
+}
+
+impl Connection {
+    fn stdio() -> Self {
+        Connection {
+            reader: Box::new(io::stdin()),
+            writer: Box::new(io::stdout()),
+            tcp: None,
+            peer: "standard input/output".into(),
+        }
+    }
+
+    fn tcp(stream: TcpStream, timeout: Duration) -> io::Result<Self> {
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "peer".into(), |a| a.to_string());
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(Connection {
+            reader: Box::new(stream.try_clone()?),
+            writer: Box::new(stream.try_clone()?),
+            tcp: Some(stream),
+            peer,
+        })
+    }
+}
+
+/// A network or exchange error with the peer, as one clear line, prefixed
+/// with `peer` unless it is empty.
+fn peer_error(peer: &str, what: &str, e: &io::Error, timeout: Duration) -> CliError {
+    let peer = if peer.is_empty() {
+        String::new()
+    } else {
+        format!("{peer}: ")
+    };
+    match exchange_error_of(e) {
+        Some(ExchangeError::NotExchange) => CliError::new(Exit::BadHeader, format!("{peer}{e}"))
+            .with_hint("the address is not a kapsel listen endpoint"),
+        Some(other) => CliError::other(format!("{peer}{other}")),
+        None if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) =>
+        {
+            CliError::other(format!(
+                "{peer}timed out {what} (no progress for {} s)",
+                timeout.as_secs()
+            ))
+            .with_hint("raise --timeout if the peer is slow")
+        }
+        None => CliError::io(
+            format!("{peer}{what}"),
+            io::Error::new(e.kind(), e.to_string()),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// send
+
+pub struct SendArgs<'a> {
+    pub addr: Option<&'a str>,
+    pub stdio: bool,
+    pub addressing: Addressing<'a>,
+    pub threads: usize,
+    pub timeout: Duration,
+    pub progress: bool,
+    pub input: Option<&'a Path>,
+}
+
+/// `kapsel send`: connects, answers the receiver's challenge with the
+/// encrypted input, and checks the receipt.
+pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
+    let encryptor = commands::build_encryptor(&args.addressing)?;
+    if args.stdio && args.input.is_none_or(|p| p == Path::new("-")) {
+        return Err(CliError::usage(
+            "--stdio needs an input file: standard input carries the exchange",
+        )
+        .with_hint("kapsel send --stdio -r RECIPIENT FILE"));
+    }
+    let input = Input::open(args.input)?;
+    let mut input = Input {
+        reader: Box::new(ProgressReader::new(
+            input.reader,
+            "sending",
+            input.len,
+            args.progress,
+        )),
+        ..input
+    };
+    let mut conn = match (args.stdio, args.addr) {
+        (true, None) => Connection::stdio(),
+        (false, Some(addr)) => connect(addr, args.timeout)?,
+        _ => {
+            return Err(CliError::usage("give either ADDR or --stdio")
+                .with_hint("kapsel send HOST:PORT -r RECIPIENT FILE, or kapsel send --stdio ..."))
+        }
+    };
+    let peer = conn.peer.clone();
+    let timeout = args.timeout;
+    let challenge = exchange::read_hello(&mut conn.reader)
+        .map_err(|e| peer_error(&peer, "waiting for the challenge", &e, timeout))?;
+
+    // Message bytes pass the tail watcher, then the framing, then the
+    // transport; the writer stays ours so that a failed input can still be
+    // answered with the abort marker.
+    let mut framed = TailWriter::new(BufWriter::with_capacity(
+        SEND_BUFFER,
+        SegmentWriter::new(conn.writer),
+    ));
+    let file = encryptor
+        .challenge(challenge)
+        .wrap_output(&mut framed)
+        .map_err(|e| CliError::other(format!("{peer}: sending: {e}")))?;
+    let Some(receipt_key) = file.receipt_key().cloned() else {
+        return Err(CliError::other(
+            "internal error: no receipt key for a challenged message",
+        ));
+    };
+    let (sink, cipher) = file.into_parts();
+    let copied = match parallel::encrypt_payload(&mut input.reader, sink, cipher, args.threads) {
+        Ok(signing) => signing.finish().map(drop).map_err(CopyError::Output),
+        Err(e) => Err(e),
+    };
+    match copied {
+        Ok(()) => {}
+        Err(CopyError::Input(e)) => {
+            // Tell the receiver to discard what it has (best effort).
+            if let Ok(segments) = framed.into_inner().into_inner() {
+                let _ = segments.abort();
+            }
+            return Err(CliError::io(format!("cannot read {}", input.name), e)
+                .with_hint("the message was abandoned; the receiver keeps nothing"));
+        }
+        Err(CopyError::Output(e)) => {
+            return Err(after_lost_connection(
+                &mut conn.reader,
+                conn.tcp.as_ref(),
+                &peer,
+                &e,
+                timeout,
+            ))
+        }
+    }
+    let tail = framed.tail();
+    let sent = framed
+        .into_inner()
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(SegmentWriter::finish);
+    if let Err(e) = sent {
+        return Err(after_lost_connection(
+            &mut conn.reader,
+            conn.tcp.as_ref(),
+            &peer,
+            &e,
+            timeout,
+        ));
+    }
+    match exchange::read_reply(&mut conn.reader) {
+        Ok(Reply::Accepted(receipt)) if receipt_key.verify(&tail, &receipt) => {
+            if args.progress {
+                eprintln!(
+                    "kapsel: {peer}: delivered a {}-byte message; receipt verified",
+                    tail.len()
+                );
+            }
+            Ok(())
+        }
+        Ok(Reply::Accepted(_)) => Err(CliError::new(
+            Exit::AuthFailed,
+            format!("{peer}: the receipt does not verify: delivery of this message is not proven"),
+        )
+        .with_hint("the receiver did not prove it read this message in this session (a forged or replayed receipt)")),
+        Ok(Reply::Refused(status)) => Err(refused(&peer, status)),
+        Err(e) => Err(peer_error(&peer, "waiting for the receipt", &e, timeout)),
+    }
+}
+
+fn connect(addr: &str, timeout: Duration) -> Result<Connection, CliError> {
+    let addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| CliError::io(format!("cannot resolve {addr}"), e))?;
+    let mut last = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(stream) => {
+                return Connection::tcp(stream, timeout)
+                    .map_err(|e| CliError::io(format!("cannot connect to {addr}"), e))
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => CliError::io(format!("cannot connect to {addr}"), e),
+        None => CliError::usage(format!("{addr} resolves to no address")),
+    })
+}
+
+/// A write to the receiver failed: it closed the connection, maybe after a
+/// refusal, which is read if it arrived.
+fn after_lost_connection(
+    reader: &mut dyn Read,
+    tcp: Option<&TcpStream>,
+    peer: &str,
+    e: &io::Error,
+    timeout: Duration,
+) -> CliError {
+    if let Some(s) = tcp {
+        let _ = s.set_read_timeout(Some(DRAIN_FOR));
+    }
+    match exchange::read_reply(reader) {
+        Ok(Reply::Refused(status)) => refused(peer, status),
+        _ => peer_error(peer, "sending", e, timeout)
+            .with_hint("the receiver closed the connection; nothing was delivered"),
+    }
+}
+
+/// The receiver's refusal, by the status it sent (its exit code).
+fn refused(peer: &str, status: u8) -> CliError {
+    let why = match status {
+        1 => "the receiver failed (input/output or storage error)",
+        3 => "the receiver found no valid kapsel message",
+        4 => "none of the receiver's identities is a recipient",
+        5 => "authentication failed at the receiver",
+        6 => "refused by the receiver's policy (challenge or expected sender)",
+        _ => "refused by the receiver",
+    };
+    CliError::new(
+        Exit::PeerRefused,
+        format!("{peer}: {why} (status {status}); nothing was delivered"),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// listen
+
+pub struct ListenArgs<'a> {
+    pub addr: Option<&'a str>,
+    pub stdio: bool,
+    pub identity_files: &'a [PathBuf],
+    pub output: Option<&'a Path>,
+    pub keep_going: bool,
+    pub max_connections: usize,
+    pub policy: Policy,
+    pub threads: usize,
+    pub timeout: Duration,
+    pub progress: bool,
+}
+
+/// What every connection of a listener shares.
+struct Receiver {
+    identities: Vec<Identity>,
+    policy: Policy,
+    threads: usize,
+    timeout: Duration,
+    progress: bool,
+}
+
+/// Where a received message goes.
+enum Target<'a> {
+    /// `-o FILE`, or standard output when `None`.
+    Path(Option<&'a Path>),
+    /// `--keep-going -o DIR`: a new file per message.
+    Directory(&'a Path),
+}
+
+/// `kapsel listen`: receives messages, each bound to a fresh challenge and
+/// answered with a receipt.
+pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
+    if args.identity_files.is_empty() {
+        return Err(CliError::usage("no identity given")
+            .with_hint("pass -i IDENTITY_FILE (made by kapsel keygen)"));
+    }
+    let mut identities = Vec::new();
+    for f in args.identity_files {
+        identities.extend(keyfiles::read_identity_file(f)?);
+    }
+    let output = args.output.filter(|p| *p != Path::new("-"));
+    if args.stdio && output.is_none() {
+        return Err(CliError::usage(
+            "--stdio needs -o FILE: standard output carries the exchange",
+        ));
+    }
+    let receiver = Arc::new(Receiver {
+        identities,
+        policy: args.policy,
+        threads: args.threads,
+        timeout: args.timeout,
+        progress: args.progress,
+    });
+    match (args.stdio, args.addr) {
+        (true, None) if !args.keep_going => {
+            serve(Connection::stdio(), &receiver, &Target::Path(output)).map(drop)
+        }
+        (true, None) => Err(CliError::usage(
+            "--keep-going needs a TCP address, not --stdio",
+        )),
+        (false, Some(addr)) => {
+            let listener = TcpListener::bind(addr)
+                .map_err(|e| CliError::io(format!("cannot listen on {addr}"), e))?;
+            if let Ok(local) = listener.local_addr() {
+                if args.progress {
+                    eprintln!("kapsel: listening on {local}");
+                }
+            }
+            if args.keep_going {
+                let dir = output.ok_or_else(|| {
+                    CliError::usage("--keep-going needs -o DIR, a directory for the messages")
+                })?;
+                if !dir.is_dir() {
+                    return Err(CliError::usage(format!("{} is not a directory", dir.display()))
+                        .with_hint("with --keep-going, -o names a directory; each message gets a new file in it"));
+                }
+                serve_forever(&listener, &receiver, dir, args.max_connections.max(1))
+            } else {
+                let (stream, _) = listener
+                    .accept()
+                    .map_err(|e| CliError::io(format!("cannot accept on {addr}"), e))?;
+                drop(listener);
+                let conn = Connection::tcp(stream, receiver.timeout)
+                    .map_err(|e| CliError::io("cannot set up the connection", e))?;
+                serve(conn, &receiver, &Target::Path(output)).map(drop)
+            }
+        }
+        _ => Err(CliError::usage("give either ADDR or --stdio").with_hint(
+            "kapsel listen 0.0.0.0:7000 -i me.key -o FILE, or kapsel listen --stdio ...",
+        )),
+    }
+}
+
+/// Accepts connections until killed, each on its own thread, at most
+/// `limit` at once; a failed exchange is reported and the listener goes on.
+fn serve_forever(
+    listener: &TcpListener,
+    receiver: &Arc<Receiver>,
+    dir: &Path,
+    limit: usize,
+) -> Result<(), CliError> {
+    let active = Arc::new((Mutex::new(0usize), Condvar::new()));
+    loop {
+        {
+            let (count, freed) = &*active;
+            let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
+            while *n >= limit {
+                n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
+            }
+            *n += 1;
+        }
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                eprintln!("kapsel: warning: accept failed: {e}");
+                release(&active);
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let (receiver, active, dir) =
+            (Arc::clone(receiver), Arc::clone(&active), dir.to_path_buf());
+        std::thread::spawn(move || {
+            let result = Connection::tcp(stream, receiver.timeout)
+                .map_err(|e| CliError::io("cannot set up the connection", e))
+                .and_then(|conn| serve(conn, &receiver, &Target::Directory(&dir)));
+            if let Err(e) = result {
+                e.report();
+            }
+            release(&active);
+        });
+    }
+}
+
+fn release(active: &(Mutex<usize>, Condvar)) {
+    let (count, freed) = active;
+    let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
+    *n = n.saturating_sub(1);
+    freed.notify_one();
+}
+
+/// One exchange: hello, message, then receipt or refusal. Returns the number
+/// of plaintext bytes stored.
+fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Result<u64, CliError> {
+    let peer = conn.peer.clone();
+    let challenge = Challenge::generate();
+    exchange::write_hello(&mut conn.writer, &challenge)
+        .map_err(|e| peer_error(&peer, "sending the challenge", &e, receiver.timeout))?;
+    let mut input = TailReader::new(SegmentReader::new(conn.reader));
+    match receive(&mut input, &challenge, receiver, target) {
+        Ok((output, name, key, stored)) => {
+            if !input.get_ref().ended() {
+                return Err(CliError::other(format!(
+                    "{peer}: the message did not end with its end marker"
+                )));
+            }
+            output.commit()?;
+            exchange::write_receipt(&mut conn.writer, &key.receipt(&input.tail())).map_err(
+                |e| {
+                    peer_error(&peer, "sending the receipt", &e, receiver.timeout)
+                        .with_hint(format!(
+                        "{name} was stored, but the sender has no receipt and may send it again"
+                    ))
+                },
+            )?;
+            if receiver.progress {
+                eprintln!("kapsel: {peer}: received {stored} bytes into {name}; receipt sent");
+            }
+            Ok(stored)
+        }
+        Err(e) => {
+            // Best effort: the status tells the sender why. Keep reading for
+            // a moment so that it can finish writing and read it.
+            // A sender that closed or abandoned the message gets no reply.
+            let sender_gone = input.get_ref().failure();
+            if sender_gone.is_none() {
+                let _ = exchange::write_refusal(&mut conn.writer, e.exit as u8);
+            }
+            if let Some(tcp) = &conn.tcp {
+                let _ = tcp.shutdown(Shutdown::Write);
+                let _ = tcp.set_read_timeout(Some(DRAIN_FOR));
+                let _ = io::copy(&mut input.take(DRAIN_AT_MOST), &mut io::sink());
+            }
+            let stored = match sender_gone {
+                Some(_) => "; nothing was stored",
+                None => "",
+            };
+            Err(CliError {
+                message: format!("{peer}: {}{stored}", e.message),
+                ..e
+            })
+        }
+    }
+}
+
+/// Reads and checks the message, writing its plaintext to an uncommitted
+/// output; returns the output, the receipt key and the plaintext length.
+fn receive<R: Read>(
+    input: &mut TailReader<SegmentReader<R>>,
+    challenge: &Challenge,
+    receiver: &Receiver,
+    target: &Target<'_>,
+) -> Result<(Output, String, exchange::ReceiptKey, u64), CliError> {
+    let timeout = receiver.timeout;
+    let decryptor = Decryptor::new(&mut *input).map_err(|e| match e {
+        kapsel_codec::DecryptError::Io(io) => peer_error("", "reading the message", &io, timeout),
+        other => CliError::from(other),
+    })?;
+    let header = decryptor.header().clone();
+    let header_bytes = decryptor.header_bytes().to_vec();
+    let sender = decryptor.sender();
+    let (plaintext, key) = decryptor.decrypt_with_receipt_key(&receiver.identities, challenge)?;
+    // The header is authentic from here: the challenge and the policy are
+    // checked before any plaintext.
+    challenge.check(&header).map_err(|e| {
+        CliError::new(Exit::Refused, e).with_hint(
+            "the sender must run kapsel send (which answers the challenge of this connection)",
+        )
+    })?;
+    receiver
+        .policy
+        .check_header(&header, sender.as_ref(), commands::now())?;
+    let path = match target {
+        Target::Path(p) => p.map(Path::to_path_buf),
+        Target::Directory(dir) => Some(dir.join(message_file_name(&header_bytes))),
+    };
+    let name = path
+        .as_deref()
+        .map_or_else(|| "standard output".into(), |p| p.display().to_string());
+    let mut output = Output::open(path.as_deref(), false)?;
+    let stored = commands::copy_plaintext(plaintext, &mut output, receiver.threads)?;
+    Ok((output, name, key, stored))
+}
+
+/// `YYYYMMDDTHHMMSSZ-` and 8 hex digits of the header's SHA-256: sorted by
+/// arrival, and distinct for distinct messages.
+fn message_file_name(header_bytes: &[u8]) -> String {
+    let stamp: String = crate::time::iso8601_utc(commands::now())
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let hash = <sha2::Sha256 as sha2::Digest>::digest(header_bytes);
+    format!("{stamp}-{}", hex::encode(&hash[..4]))
+}
