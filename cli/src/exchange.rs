@@ -454,10 +454,11 @@ fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Resu
             output.commit()?;
             exchange::write_receipt(&mut conn.writer, &key.receipt(&input.tail())).map_err(
                 |e| {
-                    peer_error(&peer, "sending the receipt", &e, receiver.timeout)
-                        .with_hint(format!(
+                    peer_error(&peer, "sending the receipt", &e, receiver.timeout).with_hint(
+                        format!(
                         "{name} was stored, but the sender has no receipt and may send it again"
-                    ))
+                    ),
+                    )
                 },
             )?;
             if receiver.progress {
@@ -468,9 +469,21 @@ fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Resu
         Err(e) => {
             // Best effort: the status tells the sender why. Keep reading for
             // a moment so that it can finish writing and read it.
+            let failure = input.get_ref().failure();
+            // Bad framing is a malformed message, whichever layer noticed it.
+            let e = match failure {
+                Some(ExchangeError::SegmentLength(_)) => CliError {
+                    exit: Exit::BadHeader,
+                    ..e
+                },
+                _ => e,
+            };
             // A sender that closed or abandoned the message gets no reply.
-            let sender_gone = input.get_ref().failure();
-            if sender_gone.is_none() {
+            let sender_gone = matches!(
+                failure,
+                Some(ExchangeError::Closed(_) | ExchangeError::Aborted)
+            );
+            if !sender_gone {
                 let _ = exchange::write_refusal(&mut conn.writer, e.exit as u8);
             }
             if let Some(tcp) = &conn.tcp {
@@ -478,9 +491,10 @@ fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Resu
                 let _ = tcp.set_read_timeout(Some(DRAIN_FOR));
                 let _ = io::copy(&mut input.take(DRAIN_AT_MOST), &mut io::sink());
             }
-            let stored = match sender_gone {
-                Some(_) => "; nothing was stored",
-                None => "",
+            let stored = if sender_gone {
+                "; nothing was stored"
+            } else {
+                ""
             };
             Err(CliError {
                 message: format!("{peer}: {}{stored}", e.message),
