@@ -1,4 +1,4 @@
-//! `kapsel_codec::aead::Aes256Gcm` (AWS-LC) against Wycheproof's AES-GCM
+//! `kapsel_codec::aead::Aes256Gcm` (ring) against Wycheproof's AES-GCM
 //! vectors. kapsel only uses AES-256 with 96-bit nonces and 128-bit tags; the
 //! groups with other key, IV or tag sizes are out of scope and counted as
 //! skipped.
