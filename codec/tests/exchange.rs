@@ -147,6 +147,32 @@ fn a_message_recorded_for_one_challenge_is_refused_under_another() {
         second.check(decryptor.header()),
         Err(ChallengeMismatch::Missing)
     );
+
+    // Only a record of type 0x0020 holding exactly the 32 bytes matches.
+    let mut header = decryptor.header().clone();
+    let record = |kind: u16, value: Vec<u8>| kapsel_format::Extension { kind, value };
+    let mut longer = second.as_bytes().to_vec();
+    longer.push(0);
+    for (extensions, expected) in [
+        (
+            vec![record(0x0021, second.as_bytes().to_vec())],
+            ChallengeMismatch::Missing,
+        ),
+        (vec![record(0x0020, longer)], ChallengeMismatch::Different),
+        (
+            vec![record(0x0020, second.as_bytes()[..31].to_vec())],
+            ChallengeMismatch::Different,
+        ),
+        (
+            vec![record(0x0020, Vec::new())],
+            ChallengeMismatch::Different,
+        ),
+    ] {
+        header.extensions = extensions;
+        assert_eq!(second.check(&header), Err(expected));
+    }
+    header.extensions = vec![record(0x0020, second.as_bytes().to_vec())];
+    assert_eq!(second.check(&header), Ok(()));
 }
 
 #[test]

@@ -44,7 +44,7 @@ const CHUNK: usize = 16384;
 /// Ciphertext bytes per full chunk.
 const CT_CHUNK: usize = CHUNK + 16;
 /// The creation time of every vector that does not test it: 2026-01-01T00:00:00Z.
-const T0: u64 = 1_767_225_600;
+pub(crate) const T0: u64 = 1_767_225_600;
 const MAGIC: [u8; 8] = *b"\x8bKAPSEL\n";
 const MAX_CREATED_AT: u64 = 253_402_300_799;
 const SIGNATURE_LABEL: &[u8] = b"kapsel/v1 signature\x00";
@@ -60,14 +60,14 @@ const N: [u8; 32] = [
 ];
 
 /// A ChaCha20 generator seeded from `label`.
-fn seeded(label: &str) -> ChaCha20Rng {
+pub(crate) fn seeded(label: &str) -> ChaCha20Rng {
     let mut h = Sha256::new();
     h.update(b"kapsel conformance vectors v1\x00");
     h.update(label.as_bytes());
     ChaCha20Rng::from_seed(h.finalize().into())
 }
 
-fn identity(label: &str) -> Identity {
+pub(crate) fn identity(label: &str) -> Identity {
     Identity::from_secret_key(SecretKey::random(&mut seeded(&format!("key {label}"))))
 }
 
@@ -625,6 +625,16 @@ pub fn vectors() -> Vec<Vector> {
 /// Writes every vector into `dir` (created if needed), after removing the
 /// files already there; returns how many were written.
 pub fn write_all(dir: &Path) -> io::Result<usize> {
+    clear_dir(dir)?;
+    let vectors = vectors();
+    for v in &vectors {
+        fs::write(dir.join(&v.name), v.encode())?;
+    }
+    Ok(vectors.len())
+}
+
+/// Creates `dir` if needed and removes the files in it.
+pub(crate) fn clear_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -632,11 +642,7 @@ pub fn write_all(dir: &Path) -> io::Result<usize> {
             fs::remove_file(entry.path())?;
         }
     }
-    let vectors = vectors();
-    for v in &vectors {
-        fs::write(dir.join(&v.name), v.encode())?;
-    }
-    Ok(vectors.len())
+    Ok(())
 }
 
 impl Gen {

@@ -14,6 +14,7 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
+pub mod exchange;
 pub mod generate;
 pub mod run;
 pub mod vector;
