@@ -12,6 +12,9 @@ through sources that behave like a stream: the header parser asks for exactly
 the bytes it needs, the armor is decoded line by line only as far as bytes are
 asked for, a signed file's last 64 bytes are held back, and a chunk's
 plaintext is released as soon as that chunk opened (SPEC 6.4, 6.5, 10).
+`decode_source(src, identities, released, check)` is the same decode over any
+source with that behaviour, with a hook for a receiver's policy; the live
+exchange runner (run_exchange_vectors.py) feeds it the unframed segments.
 
 Section numbers in comments refer to SPEC.md.
 """
@@ -394,6 +397,7 @@ class Header:
         self.serial = 0
         self.sender_key = None  # 65 bytes, or None for anonymous
         self.stanzas = []  # (hint, enc, wrapped_key) of type 0x0001 stanzas
+        self.extensions = []  # (ext_type, ext_value) records, in header order
 
 
 def read_header(src):
@@ -482,7 +486,7 @@ def read_header(src):
             fail("unsupported", "critical extension 0x%04x" % ext_type)
         previous = ext_type
         ext_value_len = area.u16("extension length")
-        area.take(ext_value_len, "extension value")
+        h.extensions.append((ext_type, area.take(ext_value_len, "extension value")))
     if c.pos != len(rest):
         fail("malformed_header", "bytes between the extension area and header_len")
     return h
@@ -596,44 +600,63 @@ def decode(data, identities, armored):
     released = bytearray()
     try:
         src = ArmorSource(data) if armored else BytesSource(data)
-        header = read_header(src)
-        # Step 7 of 3.7: points, sender key first, then every enc in order.
-        sender = None
-        if header.sender_key is not None:
-            sender = validate_point(header.sender_key)
-            if sender is None:
-                fail("malformed_header", "sender_key is not a valid point")
-        for _hint, enc, _wrapped in header.stanzas:
-            if validate_point(enc) is None:
-                fail("malformed_header", "enc is not a valid point")
-        file_key = unwrap_file_key(header, identities, sender)
-        if sender is not None:
-            src = SignedSource(src, header.bytes, sender)
-        prefix = src.read(SALT_LEN + COMMITMENT_LEN)
-        if len(prefix) < SALT_LEN + COMMITMENT_LEN:
-            fail("payload_failure", "truncated in the salt or commitment")
-        key, base_nonce, commitment = cobblestone(file_key, prefix[:SALT_LEN], header.bytes)
-        if not std_hmac.compare_digest(commitment, prefix[SALT_LEN:]):
-            fail("header_auth_failure", "commitment mismatch")
-        aead = AESGCM(key)
-        index = 0
-        while True:
-            piece = src.read(CHUNK_CIPHER)
-            if len(piece) < TAG_LEN:
-                fail("payload_failure", "chunk %d shorter than a tag" % index)
-            if index >= MAX_CHUNKS:
-                fail("payload_failure", "too many chunks")
-            nonce = bytes(a ^ b for a, b in zip(base_nonce, index.to_bytes(12, "big")))
-            try:
-                plaintext = aead.decrypt(nonce, piece, b"")
-            except InvalidTag:
-                fail("payload_failure", "chunk %d does not open" % index)
-            released += plaintext
-            index += 1
-            if len(piece) < CHUNK_CIPHER:
-                return "success", bytes(released)
+        decode_source(src, identities, released)
+        return "success", bytes(released)
     except Failure as f:
         return f.outcome, bytes(released)
+
+
+def decode_source(src, identities, released, check=None):
+    """Decodes the file that `src` yields (its read(n) returns fewer than n
+    bytes only at the true end of input) and returns (header, file_key) on
+    success; any other class raises Failure.
+
+    The plaintext of each chunk is appended to `released` (a bytearray) as
+    soon as the chunk opened, so the caller keeps what was released however
+    the decode ends, including by an exception the source itself raises
+    (which propagates unchanged). `check(header, file_key)`, if given, runs
+    after the commitment check (section 6.3 step 2) and before any chunk is
+    decrypted: a receiver's policy (sections 12.1, 13.4) raises there to
+    refuse the file.
+    """
+    header = read_header(src)
+    # Step 7 of 3.7: points, sender key first, then every enc in order.
+    sender = None
+    if header.sender_key is not None:
+        sender = validate_point(header.sender_key)
+        if sender is None:
+            fail("malformed_header", "sender_key is not a valid point")
+    for _hint, enc, _wrapped in header.stanzas:
+        if validate_point(enc) is None:
+            fail("malformed_header", "enc is not a valid point")
+    file_key = unwrap_file_key(header, identities, sender)
+    if sender is not None:
+        src = SignedSource(src, header.bytes, sender)
+    prefix = src.read(SALT_LEN + COMMITMENT_LEN)
+    if len(prefix) < SALT_LEN + COMMITMENT_LEN:
+        fail("payload_failure", "truncated in the salt or commitment")
+    key, base_nonce, commitment = cobblestone(file_key, prefix[:SALT_LEN], header.bytes)
+    if not std_hmac.compare_digest(commitment, prefix[SALT_LEN:]):
+        fail("header_auth_failure", "commitment mismatch")
+    if check is not None:
+        check(header, file_key)
+    aead = AESGCM(key)
+    index = 0
+    while True:
+        piece = src.read(CHUNK_CIPHER)
+        if len(piece) < TAG_LEN:
+            fail("payload_failure", "chunk %d shorter than a tag" % index)
+        if index >= MAX_CHUNKS:
+            fail("payload_failure", "too many chunks")
+        nonce = bytes(a ^ b for a, b in zip(base_nonce, index.to_bytes(12, "big")))
+        try:
+            plaintext = aead.decrypt(nonce, piece, b"")
+        except InvalidTag:
+            fail("payload_failure", "chunk %d does not open" % index)
+        released += plaintext
+        index += 1
+        if len(piece) < CHUNK_CIPHER:
+            return header, file_key
 
 
 # ---------------------------------------------------------------------------
