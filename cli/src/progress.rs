@@ -69,9 +69,8 @@ impl<R> Drop for ProgressReader<R> {
     }
 }
 
-impl<R: Read> Read for ProgressReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+impl<R: Read> ProgressReader<R> {
+    fn count(&mut self, n: usize) {
         self.done += n as u64;
         if let Some(at) = self.next_draw {
             let now = Instant::now();
@@ -80,6 +79,21 @@ impl<R: Read> Read for ProgressReader<R> {
                 self.next_draw = Some(now + REDRAW_EVERY);
             }
         }
+    }
+}
+
+impl<R: Read> Read for ProgressReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count(n);
+        Ok(n)
+    }
+
+    /// Passed through: the parallel encryptor reads each batch straight into
+    /// its chunk slots with one vectored read (see `kapsel_codec::parallel`).
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        let n = self.inner.read_vectored(bufs)?;
+        self.count(n);
         Ok(n)
     }
 }

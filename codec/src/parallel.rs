@@ -19,8 +19,9 @@
 //!   count and batch size.
 //! - Chunk boundaries are those of SPEC.md section 6.3: the input is read
 //!   until a batch is full or the input ends (a read returning 0), never past
-//!   the first end of input, and pieces are cut at 16400-byte boundaries
-//!   from the first chunk.
+//!   the first end of input; plaintext byte `p` of a batch always lands in
+//!   chunk `p / CHUNK_SIZE`, however the reads were cut, and ciphertext
+//!   pieces are cut at 16400-byte boundaries from the first chunk.
 //! - [`decrypt_payload`] writes the plaintext of chunk `i` only after chunks
 //!   `0..=i` all verified, in order. At the first chunk that does not open (or
 //!   a truncation, or a read error) it writes nothing more and returns that
@@ -29,8 +30,11 @@
 //!   resumed.
 //! - Memory is bounded: at most [`WINDOW`] batches of [`BATCH_CHUNKS`] chunks
 //!   exist at once, whatever the input size, and buffers are recycled
-//!   (about 16 MiB for encryption, which keeps plaintext and ciphertext
-//!   apart, and 8 MiB for decryption, which opens in place).
+//!   (about 8 MiB). Both directions work in place in one buffer per batch
+//!   laid out as the ciphertext: encryption reads the plaintext of chunk `i`
+//!   straight into its slot with vectored reads (`Read::read_vectored`; a
+//!   reader without them is read one 16 KiB chunk per call), seals it there
+//!   and appends the tag; decryption reads ciphertext and opens it in place.
 //! - Batch buffers start on a page boundary (see `AlignedBuf`).
 //! - Inputs shorter than [`SEQUENTIAL_BELOW`] bytes, and `threads == 1`, take
 //!   a sequential path on the calling thread that starts no thread.
@@ -43,7 +47,7 @@
 //! [`outcome_of_io_error`](crate::outcome_of_io_error) classifies both paths
 //! alike. A [`CopyError::Output`] is a write error.
 
-use std::io::{self, Cursor, IoSlice, Read, Write};
+use std::io::{self, Cursor, IoSlice, IoSliceMut, Read, Write};
 use std::sync::mpsc;
 
 use rayon::prelude::*;
@@ -120,6 +124,48 @@ fn fill<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> (usize, End) {
                 )
             }
             Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (filled, End::Failed(e)),
+        }
+    }
+    (filled, End::More)
+}
+
+/// Reads up to `limit` bytes, as [`fill`] does, into a new vector.
+fn read_head<R: Read + ?Sized>(reader: &mut R, limit: usize) -> (Vec<u8>, End) {
+    let mut head = vec![0u8; limit];
+    let (len, end) = fill(reader, &mut head);
+    head.truncate(len);
+    (head, end)
+}
+
+/// [`fill`] over several buffers with vectored reads: reads until every
+/// buffer is full, the input ends, or a read fails, and returns the bytes
+/// read, which fill the buffers in order (a short read never leaves a gap).
+/// A reader without vectored reads fills one buffer per call.
+fn fill_vectored<R: Read + ?Sized>(
+    reader: &mut R,
+    mut bufs: &mut [IoSliceMut<'_>],
+) -> (usize, End) {
+    let mut remaining: usize = bufs.iter().map(|b| b.len()).sum();
+    let mut filled = 0;
+    // Skip leading empty buffers: a read into only empty ones returns 0,
+    // which would look like the end of input.
+    IoSliceMut::advance_slices(&mut bufs, 0);
+    while remaining > 0 {
+        match reader.read_vectored(bufs) {
+            Ok(0) => return (filled, End::Eof),
+            Ok(n) if n > remaining => {
+                return (
+                    filled,
+                    End::Failed(io::Error::other("reader returned more bytes than asked")),
+                )
+            }
+            Ok(n) => {
+                filled += n;
+                remaining -= n;
+                IoSliceMut::advance_slices(&mut bufs, n);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (filled, End::Failed(e)),
         }
@@ -228,17 +274,20 @@ impl std::ops::DerefMut for AlignedBuf {
 // ---------------------------------------------------------------------------
 // Encryption
 
-/// One batch of the encryptor.
+/// One batch of the encryptor, in one buffer laid out as its output: chunk
+/// `i` of the batch occupies bytes `i * ENCRYPTED_CHUNK_SIZE ..` (its body,
+/// then its tag). The plaintext is read straight into the bodies with
+/// vectored reads and sealed in place, so no plaintext copy exists.
 #[derive(Debug)]
 struct SealJob {
     /// Index of the batch's first chunk.
     first_index: u64,
-    /// Plaintext, `len` bytes valid; a multiple of `CHUNK_SIZE` unless `end` is `Eof`.
-    plain: AlignedBuf,
+    /// `BATCH_CHUNKS` (or fewer) slots of `ENCRYPTED_CHUNK_SIZE` bytes.
+    buf: AlignedBuf,
+    /// Plaintext bytes read; a multiple of `CHUNK_SIZE` unless `end` is `Eof`.
     len: usize,
     end: End,
-    /// `ciphertext || tag` of each chunk, `sealed_len` bytes valid.
-    sealed: AlignedBuf,
+    /// Bytes of `buf` to write once sealed.
     sealed_len: usize,
     /// The first chunk that could not be sealed (the 2^38 limit).
     failure: Option<PayloadError>,
@@ -248,18 +297,22 @@ impl SealJob {
     fn new(chunks: usize) -> Self {
         SealJob {
             first_index: 0,
-            plain: AlignedBuf::new(chunks * CHUNK_SIZE),
+            buf: AlignedBuf::new(chunks * ENCRYPTED_CHUNK_SIZE),
             len: 0,
             end: End::More,
-            sealed: AlignedBuf::new(chunks * ENCRYPTED_CHUNK_SIZE),
             sealed_len: 0,
             failure: None,
         }
     }
 
-    /// Fills the batch from `reader`; returns whether more may follow.
+    /// Fills the chunk bodies from `reader`; returns whether more may follow.
     fn read<R: Read + ?Sized>(&mut self, reader: &mut R, first_index: u64) -> bool {
-        let (len, end) = fill(reader, &mut self.plain);
+        let mut bodies: Vec<IoSliceMut<'_>> = self
+            .buf
+            .chunks_mut(ENCRYPTED_CHUNK_SIZE)
+            .map(|slot| IoSliceMut::new(&mut slot[..CHUNK_SIZE]))
+            .collect();
+        let (len, end) = fill_vectored(reader, &mut bodies);
         self.first_index = first_index;
         self.len = len;
         self.end = end;
@@ -277,17 +330,15 @@ impl SealJob {
         }
     }
 
+    /// Seals the body at the start of `slot` (all of it but the tag's room)
+    /// and writes its tag after it.
     fn seal_one(
         cipher: &ChunkCipher,
         first_index: u64,
-        plain: &[u8],
         i: usize,
         slot: &mut [u8],
     ) -> Option<(usize, PayloadError)> {
-        let start = i * CHUNK_SIZE;
-        let body_len = slot.len() - TAG_LEN;
-        let (body, tag) = slot.split_at_mut(body_len);
-        body.copy_from_slice(&plain[start..start + body_len]);
+        let (body, tag) = slot.split_at_mut(slot.len() - TAG_LEN);
         match cipher.seal(first_index + i as u64, body) {
             Ok(t) => {
                 tag.copy_from_slice(&t);
@@ -300,23 +351,26 @@ impl SealJob {
     /// Seals every chunk of the batch, on the current rayon pool if `parallel`.
     fn seal(&mut self, cipher: &ChunkCipher, parallel: bool) {
         let chunks = self.chunk_count();
+        // The final short chunk's tag lands right after its body, inside its
+        // slot; every other slot is whole.
         let total = match self.end {
             End::Eof => self.len + chunks * TAG_LEN,
             _ => chunks * ENCRYPTED_CHUNK_SIZE,
         };
-        let (first_index, plain) = (self.first_index, &self.plain[..self.len]);
-        let slots = &mut self.sealed[..total];
+        let first_index = self.first_index;
+        let slots = &mut self.buf[..total];
+        let seal_one = |(i, slot): (usize, &mut [u8])| Self::seal_one(cipher, first_index, i, slot);
         let failure = if parallel {
             slots
                 .par_chunks_mut(ENCRYPTED_CHUNK_SIZE)
                 .enumerate()
-                .map(|(i, slot)| Self::seal_one(cipher, first_index, plain, i, slot))
+                .map(seal_one)
                 .reduce(|| None, first_failure)
         } else {
             slots
                 .chunks_mut(ENCRYPTED_CHUNK_SIZE)
                 .enumerate()
-                .map(|(i, slot)| Self::seal_one(cipher, first_index, plain, i, slot))
+                .map(seal_one)
                 .fold(None, first_failure)
         };
         match failure {
@@ -335,7 +389,7 @@ impl SealJob {
     /// Writes the sealed chunks; returns whether more batches follow.
     fn write<W: Write + ?Sized>(&mut self, writer: &mut W) -> Result<bool, CopyError> {
         writer
-            .write_all(&self.sealed[..self.sealed_len])
+            .write_all(&self.buf[..self.sealed_len])
             .map_err(CopyError::Output)?;
         if let Some(e) = self.failure {
             return Err(payload_failure(e));
@@ -364,26 +418,12 @@ pub fn encrypt_payload<R: Read, W: Write + Send>(
 ) -> Result<W, CopyError> {
     // Read the start of the input first: a short input goes the sequential
     // way without allocating batch buffers or starting threads.
-    let mut head = Vec::new();
-    let head_end = match (&mut reader)
-        .take(SEQUENTIAL_BELOW as u64)
-        .read_to_end(&mut head)
-    {
-        Ok(n) if n < SEQUENTIAL_BELOW => End::Eof,
-        Ok(_) => End::More,
-        Err(e) => End::Failed(e),
-    };
+    let (head, head_end) = read_head(&mut reader, SEQUENTIAL_BELOW);
     if !matches!(head_end, End::More) {
-        let chunks = head.len() / CHUNK_SIZE + 1;
-        let mut job = SealJob {
-            first_index: 0,
-            len: head.len(),
-            plain: AlignedBuf::from_vec(head),
-            end: head_end,
-            sealed: AlignedBuf::new(chunks * ENCRYPTED_CHUNK_SIZE),
-            sealed_len: 0,
-            failure: None,
-        };
+        let mut job = SealJob::new(head.len() / CHUNK_SIZE + 1);
+        // Reading from memory cannot fail; the head's own end is kept.
+        job.read(&mut &head[..], 0);
+        job.end = head_end;
         job.seal(&cipher, false);
         job.write(&mut writer)?;
         writer.flush().map_err(CopyError::Output)?;
@@ -570,12 +610,7 @@ pub fn decrypt_payload<R: Read, W: Write + Send>(
 ) -> Result<u64, CopyError> {
     // As for encryption: the same number of chunks, as ciphertext.
     let head_limit = SEQUENTIAL_BELOW / CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE;
-    let mut head = Vec::new();
-    let head_end = match (&mut reader).take(head_limit as u64).read_to_end(&mut head) {
-        Ok(n) if n < head_limit => End::Eof,
-        Ok(_) => End::More,
-        Err(e) => End::Failed(e),
-    };
+    let (head, head_end) = read_head(&mut reader, head_limit);
     let mut written = 0u64;
     if !matches!(head_end, End::More) {
         let mut job = OpenJob {

@@ -258,6 +258,127 @@ fn short_reads_and_interruptions_do_not_move_chunk_boundaries() {
     }
 }
 
+/// Vectored reads of a pseudo-random number of bytes (1 to `max`) spread
+/// over as many buffers as they need, as `readv` on a pipe returns them,
+/// with interruptions. At the end of `data` it reports the end, or fails if
+/// `fails` is set. `overclaim` makes every read claim one byte more than it
+/// was given room for.
+struct VectoredDribble<'a> {
+    data: &'a [u8],
+    state: u32,
+    max: usize,
+    fails: bool,
+    overclaim: bool,
+}
+
+impl Read for VectoredDribble<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_vectored(&mut [io::IoSliceMut::new(buf)])
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        self.state = self.state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        #[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87
+        if self.state % 5 == 0 {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        if self.data.is_empty() && self.fails {
+            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "gone"));
+        }
+        if self.overclaim {
+            let room: usize = bufs.iter().map(|b| b.len()).sum();
+            return Ok(room + 1);
+        }
+        let mut n = 1 + (self.state >> 4) as usize % self.max;
+        let mut done = 0;
+        for buf in bufs.iter_mut() {
+            let take = buf.len().min(n).min(self.data.len());
+            buf[..take].copy_from_slice(&self.data[..take]);
+            self.data = &self.data[take..];
+            n -= take;
+            done += take;
+            if n == 0 || self.data.is_empty() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+}
+
+#[test]
+fn vectored_short_reads_do_not_move_chunk_boundaries() {
+    for len in [
+        SEQUENTIAL_BELOW - 1,
+        SEQUENTIAL_BELOW + 3,
+        BATCH - 1,
+        2 * BATCH + CHUNK_SIZE,
+        3 * BATCH + 1000,
+    ] {
+        let pt = pattern(len);
+        let expected = sequential_seal(&pt);
+        for (threads, max) in [
+            (1, 1),
+            (2, 7),
+            (1, CHUNK_SIZE - 1),
+            (2, CHUNK_SIZE + 1),
+            (4, 70_001),
+            (0, 3 * BATCH),
+        ] {
+            if max < 1000 && len > SEQUENTIAL_BELOW + 3 {
+                continue; // tiny reads of megabytes: slow, nothing new
+            }
+            let reader = VectoredDribble {
+                data: &pt,
+                state: len as u32 ^ max as u32,
+                max,
+                fails: false,
+                overclaim: false,
+            };
+            assert!(
+                parallel_seal(reader, threads) == expected,
+                "len {len}, threads {threads}, reads up to {max}"
+            );
+        }
+    }
+}
+
+#[test]
+fn vectored_read_failures_and_lies_fail_the_encryption() {
+    for len in [100, SEQUENTIAL_BELOW + 3, 2 * BATCH + 5] {
+        let pt = pattern(len);
+        for threads in [1, 2] {
+            let (cipher, _) = sealing_cipher();
+            let reader = VectoredDribble {
+                data: &pt,
+                state: 1,
+                max: 100_000,
+                fails: true,
+                overclaim: false,
+            };
+            let r = encrypt_payload(reader, Vec::new(), cipher, threads);
+            assert!(
+                matches!(&r, Err(CopyError::Input(e)) if e.kind() == io::ErrorKind::ConnectionReset),
+                "len {len}, threads {threads}: {r:?}"
+            );
+        }
+    }
+    // A reader claiming more bytes than it was given room for is refused
+    // (as an input error), never trusted.
+    for threads in [1, 2] {
+        let (cipher, _) = sealing_cipher();
+        let pt = pattern(SEQUENTIAL_BELOW + 1);
+        let reader = VectoredDribble {
+            data: &pt,
+            state: 1,
+            max: 100,
+            fails: false,
+            overclaim: true,
+        };
+        let r = encrypt_payload(reader, Vec::new(), cipher, threads);
+        assert!(matches!(r, Err(CopyError::Input(_))), "{r:?}");
+    }
+}
+
 #[test]
 fn round_trips_at_every_size_and_thread_count() {
     for len in interesting_sizes() {
