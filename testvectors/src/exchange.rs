@@ -368,6 +368,37 @@ impl Gen {
                 data,
             );
         }
+
+        // A cut 30 bytes after chunk 0: enough to release chunk 0 of an
+        // anonymous message, not of a signed one, whose decoder holds back
+        // the last 64 bytes it has read as the possible signature (SPEC 6.5).
+        let sam = self.sam.clone();
+        let signed = self.message(
+            "framing signed",
+            &[&bob],
+            Some(&sam),
+            Some(challenge),
+            40_000,
+        );
+        let cut = |file: &[u8], header_len: usize| {
+            frame(
+                &file[..header_len + PAYLOAD_PREFIX + SEALED_CHUNK + 30],
+                &[8192],
+                None,
+            )
+        };
+        self.push(
+            "closed_30_bytes_after_chunk_0",
+            "connection_closed",
+            &[&bob],
+            challenge,
+            None,
+            one_chunk,
+            "an anonymous message cut 30 bytes after chunk 0: chunk 0 was released",
+            cut(&m.file, m.header_len),
+        );
+        self.push("closed_30_bytes_after_chunk_0_signed", "connection_closed", &[&bob], challenge, None, b"",
+            "a signed message cut 30 bytes after chunk 0: fewer than 64 bytes follow it, so it was never opened", cut(&signed.file, signed.header_len));
     }
 
     fn message_failures(&mut self) {
