@@ -10,7 +10,8 @@
 //! - The receiver sends its receipt only after the output was committed
 //!   (synced and renamed), so a receipt means the message is stored.
 //! - `send` exits 0 only after a receipt that verifies under the file key.
-//! - Each connection's reads and writes time out after `--timeout` (TCP);
+//! - Each connection's reads and writes time out after `--timeout` (TCP; 0
+//!   for never, for live streams with long pauses);
 //!   `--keep-going` serves at most `--max-connections` at once.
 
 use std::io::{self, BufWriter, Read, Write};
@@ -73,8 +74,8 @@ impl Connection {
             .peer_addr()
             .map_or_else(|_| "peer".into(), |a| a.to_string());
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
+        stream.set_read_timeout(limit(timeout))?;
+        stream.set_write_timeout(limit(timeout))?;
         Ok(Connection {
             reader: Box::new(stream.try_clone()?),
             writer: Box::new(stream.try_clone()?),
@@ -82,6 +83,11 @@ impl Connection {
             peer,
         })
     }
+}
+
+/// A socket timeout: `--timeout 0` means none.
+fn limit(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then_some(timeout)
 }
 
 /// A network or exchange error with the peer, as one clear line, prefixed
@@ -242,7 +248,11 @@ fn connect(addr: &str, timeout: Duration) -> Result<Connection, CliError> {
         .map_err(|e| CliError::io(format!("cannot resolve {addr}"), e))?;
     let mut last = None;
     for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
+        let attempt = match limit(timeout) {
+            Some(t) => TcpStream::connect_timeout(&a, t),
+            None => TcpStream::connect(a),
+        };
+        match attempt {
             Ok(stream) => {
                 return Connection::tcp(stream, timeout)
                     .map_err(|e| CliError::io(format!("cannot connect to {addr}"), e))

@@ -192,7 +192,7 @@ enum Command {
         /// Refuse messages not signed by this sender (recipient string); repeatable
         #[arg(long, value_name = "RECIPIENT")]
         expect_sender: Vec<String>,
-        /// Give up on a silent peer after DURATION (TCP)
+        /// Give up on a silent peer after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
         timeout: String,
         /// Worker threads for the payload (0: all cores; 1: sequential)
@@ -225,7 +225,7 @@ enum Command {
         /// Write zero key hints, so the message does not show who can read it
         #[arg(long)]
         hide_recipients: bool,
-        /// Give up on a silent receiver after DURATION (TCP)
+        /// Give up on a silent receiver after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
         timeout: String,
         /// Worker threads for the payload (0: all cores; 1: sequential)
@@ -379,7 +379,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 ..policy::Policy::default()
             },
             threads,
-            timeout: std::time::Duration::from_secs(parse_duration(&timeout)?.max(1)),
+            timeout: std::time::Duration::from_secs(parse_duration(&timeout)?),
             progress,
         }),
         Command::Send {
@@ -414,7 +414,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 serial_db: serial_db.as_deref(),
             },
             threads,
-            timeout: std::time::Duration::from_secs(parse_duration(&timeout)?.max(1)),
+            timeout: std::time::Duration::from_secs(parse_duration(&timeout)?),
             progress,
         }),
         Command::Demo => demo::run(),

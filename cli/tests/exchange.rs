@@ -90,6 +90,15 @@ impl Setup {
     }
 }
 
+/// `--timeout 20s` unless `extra` sets a timeout: no test waits for ever.
+fn default_timeout(extra: &[&str]) -> &'static [&'static str] {
+    if extra.contains(&"--timeout") {
+        &[]
+    } else {
+        &["--timeout", "20s"]
+    }
+}
+
 /// A running `kapsel listen 127.0.0.1:0 ...`, its address, and its stderr.
 struct Listener {
     child: Child,
@@ -100,14 +109,8 @@ struct Listener {
 impl Listener {
     fn start(s: &Setup, extra: &[&str]) -> Listener {
         let mut child = kapsel()
-            .args([
-                "listen",
-                "127.0.0.1:0",
-                "-i",
-                &s.identity,
-                "--timeout",
-                "20s",
-            ])
+            .args(["listen", "127.0.0.1:0", "-i", &s.identity])
+            .args(default_timeout(extra))
             .args(extra)
             .env("KAPSEL_STATE_DIR", s.dir.path())
             .stdout(Stdio::null())
@@ -155,7 +158,8 @@ impl Drop for Listener {
 
 fn send_cmd(s: &Setup, addr: &str, extra: &[&str]) -> Command {
     let mut c = kapsel();
-    c.args(["send", addr, "-r", &s.recipient, "--timeout", "20s"])
+    c.args(["send", addr, "-r", &s.recipient])
+        .args(default_timeout(extra))
         .args(extra)
         .env("KAPSEL_STATE_DIR", s.dir.path());
     c
@@ -726,4 +730,34 @@ fn a_sender_whose_input_fails_abandons_the_message_and_nothing_is_stored() {
     assert!(lerr.contains("the sender abandoned the message"), "{lerr}");
     assert!(!out.exists());
     assert!(other_files(s.dir.path(), &["bob.key"]).is_empty());
+}
+
+#[test]
+fn silent_peers_time_out_on_both_sides() {
+    let s = setup();
+    // A receiver whose sender connects and says nothing.
+    let out = s.path("out.bin");
+    let mut listener = Listener::start(&s, &["-o", out.to_str().unwrap(), "--timeout", "1s"]);
+    let mut silent = TcpStream::connect(&listener.addr).unwrap();
+    let mut hello = [0u8; 40];
+    silent.read_exact(&mut hello).unwrap();
+    let (status, lerr) = listener.wait();
+    assert_eq!(status.code(), Some(1), "{lerr}");
+    assert!(lerr.contains("timed out"), "{lerr}");
+    assert!(!out.exists());
+    drop(silent);
+
+    // A sender whose receiver accepts and never sends a challenge.
+    let input = s.write("in.bin", b"x");
+    let mute = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = mute.local_addr().unwrap().to_string();
+    let server = thread::spawn(move || {
+        let (conn, _) = mute.accept().unwrap();
+        thread::sleep(Duration::from_secs(3));
+        drop(conn);
+    });
+    let (status, err) = send(&s, &addr, &["--timeout", "1s", input.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("timed out waiting for the challenge"), "{err}");
+    server.join().unwrap();
 }
