@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use kapsel_codec::armor::ArmoredWriter;
+use kapsel_codec::exchange::{Challenge, SegmentWriter};
 use kapsel_codec::payload::{ChunkCipher, PayloadWriter};
 use kapsel_codec::{hpke, Encryptor, Identity};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -25,8 +26,15 @@ fn key(rng: &mut ChaCha20Rng) -> Identity {
 }
 
 fn file(rng: &mut ChaCha20Rng, to: &Identity, sender: Option<&Identity>, len: usize) -> Vec<u8> {
+    file_answering(rng, to, sender, len, None)
+}
+
+fn file_answering(rng: &mut ChaCha20Rng, to: &Identity, sender: Option<&Identity>, len: usize, challenge: Option<Challenge>) -> Vec<u8> {
     let other = key(rng);
     let mut enc = Encryptor::new([to.to_recipient(), other.to_recipient()]).expect("recipients").created_at(1_800_000_000);
+    if let Some(c) = challenge {
+        enc = enc.challenge(c);
+    }
     if let Some(s) = sender {
         enc = enc.sender(s.clone());
     }
@@ -54,6 +62,16 @@ fn main() {
         let mut w = PayloadWriter::from_parts(vec![(i % 4) as u8], cipher);
         w.write_all(&vec![0x62u8; len]).expect("write");
         write(&root.join("parallel_decrypt"), &format!("chunks-{i}"), &w.finish().expect("finish"));
+    }
+    // Framed messages answering the exchange target's challenge, in
+    // segments of several sizes.
+    for (i, (len, signed, segment)) in [(0, false, 7), (5000, true, 1000), (40000, false, 16400), (20000, false, 1 << 20)].into_iter().enumerate() {
+        let f = file_answering(&mut rng, &id, signed.then_some(&sender), len, Some(Challenge::from_bytes([0x5c; 32])));
+        let mut framed = SegmentWriter::new(Vec::new());
+        for piece in f.chunks(segment) {
+            framed.write_all(piece).expect("vec");
+        }
+        write(&root.join("exchange_receive"), &format!("framed-{i}"), &framed.finish().expect("vec"));
     }
     println!("seeds written to {}", root.display());
 }
