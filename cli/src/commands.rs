@@ -144,21 +144,30 @@ pub fn build_encryptor(args: &Addressing<'_>) -> Result<Encryptor, CliError> {
     Ok(encryptor)
 }
 
+/// Opens the input (a file, or standard input) behind a progress line.
+pub fn open_with_progress(
+    path: Option<&Path>,
+    label: &'static str,
+    progress: bool,
+) -> Result<Input, CliError> {
+    let input = Input::open(path)?;
+    Ok(Input {
+        reader: Box::new(ProgressReader::new(
+            input.reader,
+            label,
+            input.len,
+            progress,
+        )),
+        ..input
+    })
+}
+
 pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
     let mut encryptor = build_encryptor(&args.addressing)?;
     if let Some(challenge) = args.challenge {
         encryptor = encryptor.challenge(challenge);
     }
-    let input = Input::open(args.input)?;
-    let mut input = Input {
-        reader: Box::new(ProgressReader::new(
-            input.reader,
-            "encrypting",
-            input.len,
-            args.progress,
-        )),
-        ..input
-    };
+    let mut input = open_with_progress(args.input, "encrypting", args.progress)?;
     let mut output = Output::open(args.output, !args.armor)?;
     let write_err = |e| CliError::io("cannot write output", e);
     let header_err = |e| CliError::other(format!("cannot write output: {e}"));
@@ -208,16 +217,7 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     for f in args.identity_files {
         identities.extend(keyfiles::read_identity_file(f)?);
     }
-    let input = Input::open(args.input)?;
-    let mut input = Input {
-        reader: Box::new(ProgressReader::new(
-            input.reader,
-            "decrypting",
-            input.len,
-            args.progress,
-        )),
-        ..input
-    };
+    let mut input = open_with_progress(args.input, "decrypting", args.progress)?;
     // Keep the first bytes to detect armor and to recognise foreign formats.
     let mut prefix = vec![0u8; ARMOR_DETECTION_WINDOW];
     let seen = read_up_to(&mut input.reader, &mut prefix)

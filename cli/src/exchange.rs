@@ -29,10 +29,9 @@ use kapsel_codec::{Decryptor, Identity};
 
 use crate::commands::{self, Addressing};
 use crate::error::{CliError, Exit};
-use crate::files::{Input, Output};
+use crate::files::Output;
 use crate::keyfiles;
 use crate::policy::Policy;
-use crate::progress::ProgressReader;
 
 /// How long a refusing receiver keeps reading the rest of the message, so
 /// the sender can finish writing and read the refusal.
@@ -143,16 +142,7 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         )
         .with_hint("kapsel send --stdio -r RECIPIENT FILE"));
     }
-    let input = Input::open(args.input)?;
-    let mut input = Input {
-        reader: Box::new(ProgressReader::new(
-            input.reader,
-            "sending",
-            input.len,
-            args.progress,
-        )),
-        ..input
-    };
+    let mut input = commands::open_with_progress(args.input, "sending", args.progress)?;
     let mut conn = match (args.stdio, args.addr) {
         (true, None) => Connection::stdio(),
         (false, Some(addr)) => connect(addr, args.timeout)?,
@@ -187,6 +177,9 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         Ok(signing) => signing.finish().map(drop).map_err(CopyError::Output),
         Err(e) => Err(e),
     };
+    let lost = |reader: &mut Box<dyn Read + Send>, e: &io::Error| {
+        after_lost_connection(reader, conn.tcp.as_ref(), &peer, e, timeout)
+    };
     match copied {
         Ok(()) => {}
         Err(CopyError::Input(e)) => {
@@ -197,15 +190,7 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
             return Err(CliError::io(format!("cannot read {}", input.name), e)
                 .with_hint("the message was abandoned; the receiver keeps nothing"));
         }
-        Err(CopyError::Output(e)) => {
-            return Err(after_lost_connection(
-                &mut conn.reader,
-                conn.tcp.as_ref(),
-                &peer,
-                &e,
-                timeout,
-            ))
-        }
+        Err(CopyError::Output(e)) => return Err(lost(&mut conn.reader, &e)),
     }
     let tail = framed.tail();
     let sent = framed
@@ -214,13 +199,7 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         .map_err(|e| e.into_error())
         .and_then(SegmentWriter::finish);
     if let Err(e) = sent {
-        return Err(after_lost_connection(
-            &mut conn.reader,
-            conn.tcp.as_ref(),
-            &peer,
-            &e,
-            timeout,
-        ));
+        return Err(lost(&mut conn.reader, &e));
     }
     match exchange::read_reply(&mut conn.reader) {
         Ok(Reply::Accepted(receipt)) if receipt_key.verify(&tail, &receipt) => {

@@ -73,24 +73,11 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel encrypt -r kapsel1... -o secret.kap notes.txt\n  tar c dir | kapsel encrypt -R team.txt | ssh host 'cat > dir.tar.kap'\n\n",
         "Exit codes:\n  0 success, 1 I/O error, 2 usage error (bad recipient, binary output to a terminal)"))]
     Encrypt {
-        /// Recipient string (kapsel1...); repeatable
-        #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
-        recipients: Vec<String>,
-        /// File of recipient strings, one per line, # comments; repeatable
-        #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
-        recipient_files: Vec<PathBuf>,
+        #[command(flatten)]
+        addressing: AddressingArgs,
         /// Write PEM-style ASCII armor (Base64) instead of binary
         #[arg(short, long)]
         armor: bool,
-        /// Sign as the sender in IDENTITY: receivers can verify who made the file
-        #[arg(long, value_name = "IDENTITY")]
-        sign_as: Option<PathBuf>,
-        /// Serial store for --sign-as (also $KAPSEL_SERIAL_DB; default <state dir>/serials.db)
-        #[arg(long, value_name = "PATH")]
-        serial_db: Option<PathBuf>,
-        /// Write zero key hints, so the file does not show who can read it
-        #[arg(long)]
-        hide_recipients: bool,
         /// Answer a receiver's challenge (from kapsel challenge): the receiver checks it with decrypt --expect-challenge
         #[arg(long, value_name = "CHALLENGE")]
         challenge: Option<String>,
@@ -210,21 +197,8 @@ enum Command {
         /// Run the exchange over standard input and output (IN must then be a file)
         #[arg(long)]
         stdio: bool,
-        /// Recipient string (kapsel1...); repeatable
-        #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
-        recipients: Vec<String>,
-        /// File of recipient strings, one per line, # comments; repeatable
-        #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
-        recipient_files: Vec<PathBuf>,
-        /// Sign as the sender in IDENTITY: the receiver can check who sent the message
-        #[arg(long, value_name = "IDENTITY")]
-        sign_as: Option<PathBuf>,
-        /// Serial store for --sign-as (also $KAPSEL_SERIAL_DB; default <state dir>/serials.db)
-        #[arg(long, value_name = "PATH")]
-        serial_db: Option<PathBuf>,
-        /// Write zero key hints, so the message does not show who can read it
-        #[arg(long)]
-        hide_recipients: bool,
+        #[command(flatten)]
+        addressing: AddressingArgs,
         /// Give up on a silent receiver after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
         timeout: String,
@@ -239,6 +213,38 @@ enum Command {
         after_help = "Examples:\n  kapsel demo        # prints each step and ok; exit 0 when all worked"
     )]
     Demo,
+}
+
+/// Who a message goes to and who signs it: flags shared by `encrypt` and `send`.
+#[derive(clap::Args, Debug)]
+struct AddressingArgs {
+    /// Recipient string (kapsel1...); repeatable
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    recipients: Vec<String>,
+    /// File of recipient strings, one per line, # comments; repeatable
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    recipient_files: Vec<PathBuf>,
+    /// Sign as the sender in IDENTITY: receivers can verify who made the message
+    #[arg(long, value_name = "IDENTITY")]
+    sign_as: Option<PathBuf>,
+    /// Serial store for --sign-as (also $KAPSEL_SERIAL_DB; default <state dir>/serials.db)
+    #[arg(long, value_name = "PATH")]
+    serial_db: Option<PathBuf>,
+    /// Write zero key hints, so the message does not show who can read it
+    #[arg(long)]
+    hide_recipients: bool,
+}
+
+impl AddressingArgs {
+    fn as_addressing(&self) -> commands::Addressing<'_> {
+        commands::Addressing {
+            recipients: &self.recipients,
+            recipient_files: &self.recipient_files,
+            hide_recipients: self.hide_recipients,
+            sign_as: self.sign_as.as_deref(),
+            serial_db: self.serial_db.as_deref(),
+        }
+    }
 }
 
 /// Receiver policy flags shared by `decrypt` and `verify`.
@@ -293,24 +299,14 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         Command::Pubkey { file } => commands::pubkey(file.as_deref()),
         Command::Export { private, file } => commands::export(file.as_deref(), private),
         Command::Encrypt {
-            recipients,
-            recipient_files,
-            hide_recipients,
+            addressing,
             armor,
-            sign_as,
-            serial_db,
             challenge,
             threads,
             output,
             input,
         } => commands::encrypt(commands::EncryptArgs {
-            addressing: commands::Addressing {
-                recipients: &recipients,
-                recipient_files: &recipient_files,
-                hide_recipients,
-                sign_as: sign_as.as_deref(),
-                serial_db: serial_db.as_deref(),
-            },
+            addressing: addressing.as_addressing(),
             armor,
             challenge: challenge.as_deref().map(parse_challenge).transpose()?,
             threads,
@@ -385,11 +381,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         Command::Send {
             addr,
             stdio,
-            recipients,
-            recipient_files,
-            sign_as,
-            serial_db,
-            hide_recipients,
+            addressing,
             timeout,
             threads,
             input,
@@ -406,13 +398,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 _ => input.as_deref(),
             },
             stdio,
-            addressing: commands::Addressing {
-                recipients: &recipients,
-                recipient_files: &recipient_files,
-                hide_recipients,
-                sign_as: sign_as.as_deref(),
-                serial_db: serial_db.as_deref(),
-            },
+            addressing: addressing.as_addressing(),
             threads,
             timeout: std::time::Duration::from_secs(parse_duration(&timeout)?),
             progress,

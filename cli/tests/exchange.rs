@@ -427,36 +427,42 @@ fn a_receipt_for_one_message_does_not_validate_another_and_a_damaged_one_fails()
     assert_eq!(first_reply.len(), 33);
     assert_eq!(first_reply[0], 0);
 
-    // Session 2: the receiver accepts, but the sender is shown session 1's receipt.
-    let mut listener = Listener::start(&s, &["-o", out.to_str().unwrap()]);
+    // Sessions 2 to 4: the receiver accepts, but the sender is shown session
+    // 1's receipt, the real receipt with one bit flipped, or nothing.
+    type Replace = Box<dyn FnOnce(&[u8]) -> Vec<u8> + Send>;
     let old = first_reply.clone();
-    let (addr, second) = proxy(listener.addr.clone(), move |_| old);
-    let (status, err) = send(&s, &addr, &[input.to_str().unwrap()]);
-    assert_eq!(status.code(), Some(5), "{err}");
-    assert!(err.contains("receipt does not verify"), "{err}");
-    assert!(listener.wait().0.success());
-    assert_ne!(second.join().unwrap(), first_reply);
-
-    // Session 3: the real receipt with one bit flipped.
-    let mut listener = Listener::start(&s, &["-o", out.to_str().unwrap()]);
-    let (addr, third) = proxy(listener.addr.clone(), |r| {
-        let mut r = r.to_vec();
-        r[32] ^= 1;
-        r
-    });
-    let (status, err) = send(&s, &addr, &[input.to_str().unwrap()]);
-    assert_eq!(status.code(), Some(5), "{err}");
-    assert!(listener.wait().0.success());
-    third.join().unwrap();
-
-    // Session 4: the reply is dropped.
-    let mut listener = Listener::start(&s, &["-o", out.to_str().unwrap()]);
-    let (addr, fourth) = proxy(listener.addr.clone(), |_| Vec::new());
-    let (status, err) = send(&s, &addr, &[input.to_str().unwrap()]);
-    assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.contains("no receipt"), "{err}");
-    assert!(listener.wait().0.success());
-    fourth.join().unwrap();
+    let cases: [(&str, Replace, i32, &str); 3] = [
+        (
+            "session 1's receipt",
+            Box::new(move |_| old),
+            5,
+            "receipt does not verify",
+        ),
+        (
+            "a flipped bit",
+            Box::new(|r| {
+                let mut r = r.to_vec();
+                r[32] ^= 1;
+                r
+            }),
+            5,
+            "receipt does not verify",
+        ),
+        ("no reply", Box::new(|_| Vec::new()), 1, "no receipt"),
+    ];
+    for (what, replace, code, message) in cases {
+        let mut listener = Listener::start(&s, &["-o", out.to_str().unwrap()]);
+        let (addr, session) = proxy(listener.addr.clone(), replace);
+        let (status, err) = send(&s, &addr, &[input.to_str().unwrap()]);
+        assert_eq!(status.code(), Some(code), "{what}: {err}");
+        assert!(err.contains(message), "{what}: {err}");
+        assert!(listener.wait().0.success(), "{what}: the receiver accepted");
+        assert_ne!(
+            session.join().unwrap(),
+            first_reply,
+            "{what}: a fresh receipt each time"
+        );
+    }
 }
 
 #[test]
