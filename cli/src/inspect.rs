@@ -77,7 +77,7 @@ pub fn run(mut input: crate::files::Input, as_json: bool) -> Result<(), CliError
         Sender::Anonymous => 0,
         Sender::P256(_) => kapsel_codec::sender::SIGNATURE_LEN as u64,
     };
-    let payload_len = payload_len.map(|n| n.checked_sub(trailer).unwrap_or(0));
+    let payload_len = payload_len.map(|n| n.saturating_sub(trailer));
     let size = payload_len.map(payload_size);
     if as_json {
         let (plaintext, chunks) = match size {

@@ -32,6 +32,8 @@ use aws_lc_rs::{digest, hkdf, hmac};
 use kapsel_format::{Header, EXTENSION_CHALLENGE};
 use rand_core::{OsRng, RngCore};
 use subtle::ConstantTimeEq;
+
+use crate::parallel::write_all_slices;
 use zeroize::Zeroizing;
 
 /// Length of a challenge.
@@ -267,35 +269,16 @@ impl<W: Write> Write for SegmentWriter<W> {
         let n = buf.len().min(MAX_SEGMENT_LEN as usize);
         // `n` is at most MAX_SEGMENT_LEN, which fits in a u32.
         let len = (n as u32).to_be_bytes();
-        write_all_two(&mut self.inner, &len, &buf[..n])?;
+        write_all_slices(
+            &mut self.inner,
+            &mut [IoSlice::new(&len), IoSlice::new(&buf[..n])],
+        )?;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Writes `a` then `b` completely, in one vectored write where possible.
-fn write_all_two<W: Write + ?Sized>(w: &mut W, a: &[u8], b: &[u8]) -> io::Result<()> {
-    let mut slices = [IoSlice::new(a), IoSlice::new(b)];
-    let mut slices = &mut slices[..];
-    let mut remaining = a.len() + b.len();
-    while remaining > 0 {
-        match w.write_vectored(slices) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) if n > remaining => {
-                return Err(io::Error::other("writer reported more bytes than given"))
-            }
-            Ok(n) => {
-                remaining -= n;
-                IoSlice::advance_slices(&mut slices, n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// The receiver's side of the message framing: yields the message bytes and

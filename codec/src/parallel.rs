@@ -181,7 +181,7 @@ fn fill_vectored<R: Read + ?Sized>(
 
 /// Writes every slice, in order, with vectored writes where the writer
 /// supports them (a writer that does not writes one slice per call).
-fn write_all_slices<W: Write + ?Sized>(
+pub(crate) fn write_all_slices<W: Write + ?Sized>(
     w: &mut W,
     mut slices: &mut [IoSlice<'_>],
 ) -> io::Result<()> {

@@ -165,6 +165,29 @@ struct Message {
     header_len: usize,
 }
 
+/// Name, recipients, signer, plaintext length, segment sizes, bytes after
+/// the end marker, comment.
+type AcceptedCase<'a> = (
+    &'a str,
+    Vec<&'a Identity>,
+    Option<&'a Identity>,
+    usize,
+    &'a [usize],
+    &'a [u8],
+    &'a str,
+);
+/// Name, outcome, released plaintext, comment, wire bytes.
+type CutCase<'a> = (&'a str, &'a str, &'a [u8], &'a str, Vec<u8>);
+/// Name, outcome, receiver identities, released plaintext, comment, wire bytes.
+type FailureCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a [&'a Identity],
+    &'a [u8],
+    &'a str,
+    Vec<u8>,
+);
+
 struct Gen {
     bob: Identity,
     carol: Identity,
@@ -255,7 +278,7 @@ impl Gen {
     fn accepted(&mut self) {
         let end = Some(0);
         let (bob, carol, sam) = (self.bob.clone(), self.carol.clone(), self.sam.clone());
-        let cases: [(&str, Vec<&Identity>, Option<&Identity>, usize, &[usize], &[u8], &str); 6] = [
+        let cases: [AcceptedCase<'_>; 6] = [
             ("accepted_anonymous", vec![&bob], None, 1000, &[1 << 20], b"", "an anonymous message of 1000 bytes in one segment"),
             ("accepted_empty_plaintext", vec![&bob], None, 0, &[1 << 20], b"", "an empty plaintext: the message is the header, prefix and one empty chunk"),
             ("accepted_signed_odd_segments", vec![&bob], Some(&sam), 40_000, &[1, 7, 4096, 65_535, 3], b"", "a signed message of 40000 bytes in segments of 1, 7, 4096, 65535 and 3 bytes, repeated"),
@@ -334,7 +357,7 @@ impl Gen {
         let two_chunks = &m.plaintext[..2 * CHUNK];
         let mut too_long = (MAX_SEGMENT_LEN + 1).to_be_bytes().to_vec();
         too_long.extend_from_slice(&m.file);
-        let cases: Vec<(&str, &str, &[u8], &str, Vec<u8>)> = vec![
+        let cases: Vec<CutCase<'_>> = vec![
             ("bad_framing_first_segment_too_long", "bad_framing", b"", "the first length is MAX_SEGMENT_LEN + 1", too_long),
             ("bad_framing_after_first_chunk", "bad_framing", one_chunk,
                 "segments up to 100 bytes into chunk 1, then length 0x80000000: chunk 0 was released",
@@ -421,7 +444,7 @@ impl Gen {
         let last = signature.len() - 1;
         signature[last] ^= 1;
         let (to_bob, to_dave) = ([&bob], [&dave]);
-        let cases: Vec<(&str, &str, &[&Identity], &[u8], &str, Vec<u8>)> = vec![
+        let cases: Vec<FailureCase<'_>> = vec![
             ("payload_failure_chunk_1", "payload_failure", &to_bob, &m.plaintext[..CHUNK], "one bit of chunk 1 flipped inside a segment", frame(&chunk1, &[4096], Some(0))),
             ("header_auth_failure_serial", "header_auth_failure", &to_bob, b"", "one bit of the serial flipped", frame(&serial, &[4096], Some(0))),
             ("no_match", "no_match", &to_dave, b"", "the receiver's identity is not a recipient", frame(&m.file, &[4096], Some(0))),
