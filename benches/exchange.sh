@@ -44,9 +44,11 @@ check_output() {
   [ "$(sha256sum < out.bin)" = "$IN_SUM" ] || { say "$1: output differs from the input"; exit 1; }
 }
 
-# Each run prints "wall cpu rss_a rss_b" (rss in KiB).
+# Each run writes a new out.bin (as every tool here does) and prints
+# "wall cpu rss_a rss_b" (rss in KiB).
 run_cat() {
   local s e
+  rm -f out.bin
   s=$(date +%s.%N); /usr/bin/time -f "$TF" -o a.time cat in.bin > out.bin; e=$(date +%s.%N)
   read -r _ u1 s1 m1 < a.time
   echo "$(echo "$e - $s" | bc) $(echo "$u1 + $s1" | bc) $m1 0"
@@ -54,6 +56,7 @@ run_cat() {
 
 run_pipeline() {
   local s e
+  rm -f out.bin
   s=$(date +%s.%N)
   /usr/bin/time -f "$TF" -o a.time "$K" -q encrypt -r "$REC" < in.bin \
     | /usr/bin/time -f "$TF" -o b.time "$K" -q decrypt -i bob.key -o out.bin
