@@ -209,14 +209,7 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     if args.offset.is_some() || args.length.is_some() {
         return decrypt_range(args);
     }
-    if args.identity_files.is_empty() {
-        return Err(CliError::usage("no identity given")
-            .with_hint("pass -i IDENTITY_FILE (made by kapsel keygen)"));
-    }
-    let mut identities = Vec::new();
-    for f in args.identity_files {
-        identities.extend(keyfiles::read_identity_file(f)?);
-    }
+    let identities = keyfiles::read_identity_files(args.identity_files)?;
     let mut input = open_with_progress(args.input, "decrypting", args.progress)?;
     // Keep the first bytes to detect armor and to recognise foreign formats.
     let mut prefix = vec![0u8; ARMOR_DETECTION_WINDOW];
@@ -351,14 +344,7 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
             ))
         }
     };
-    if args.identity_files.is_empty() {
-        return Err(CliError::usage("no identity given")
-            .with_hint("pass -i IDENTITY_FILE (made by kapsel keygen)"));
-    }
-    let mut identities = Vec::new();
-    for f in args.identity_files {
-        identities.extend(keyfiles::read_identity_file(f)?);
-    }
+    let identities = keyfiles::read_identity_files(args.identity_files)?;
     let name = path.display().to_string();
     let read_err = |e| CliError::io(format!("cannot read {name}"), e);
     let mut file =

@@ -316,14 +316,7 @@ enum Target<'a> {
 /// `kapsel listen`: receives messages, each bound to a fresh challenge and
 /// answered with a receipt.
 pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
-    if args.identity_files.is_empty() {
-        return Err(CliError::usage("no identity given")
-            .with_hint("pass -i IDENTITY_FILE (made by kapsel keygen)"));
-    }
-    let mut identities = Vec::new();
-    for f in args.identity_files {
-        identities.extend(keyfiles::read_identity_file(f)?);
-    }
+    let identities = keyfiles::read_identity_files(args.identity_files)?;
     let output = args.output.filter(|p| *p != Path::new("-"));
     if args.stdio && output.is_none() {
         return Err(CliError::usage(

@@ -33,6 +33,20 @@ pub fn parse_identities(text: &str, source: &str) -> Result<Vec<Identity>, CliEr
 
 /// Reads an identity file: kapsel identity strings, or one P-256 private
 /// key in PKCS#8 or SEC1 PEM.
+/// Every identity of every `-i` file, in order; a usage error if none was
+/// given.
+pub fn read_identity_files(paths: &[std::path::PathBuf]) -> Result<Vec<Identity>, CliError> {
+    if paths.is_empty() {
+        return Err(CliError::usage("no identity given")
+            .with_hint("pass -i IDENTITY_FILE (made by kapsel keygen)"));
+    }
+    let mut identities = Vec::new();
+    for f in paths {
+        identities.extend(read_identity_file(f)?);
+    }
+    Ok(identities)
+}
+
 pub fn read_identity_file(path: &Path) -> Result<Vec<Identity>, CliError> {
     warn_if_readable_by_others(path);
     let text =

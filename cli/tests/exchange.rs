@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::write_identity_file;
+use common::{random_bytes, write_identity_file};
 
 const HELLO_MAGIC: &[u8; 8] = b"\x8bKXCHG1\n";
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -24,18 +24,6 @@ fn kapsel() -> Command {
     c.env_remove("KAPSEL_REPLAY_DB")
         .env_remove("KAPSEL_SERIAL_DB");
     c
-}
-
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ len as u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 /// Waits for `child` at most `DEADLINE`; kills it and fails after that.
@@ -163,6 +151,18 @@ fn send_cmd(s: &Setup, addr: &str, extra: &[&str]) -> Command {
         .args(extra)
         .env("KAPSEL_STATE_DIR", s.dir.path());
     c
+}
+
+/// Starts `kapsel send` reading standard input from a pipe the test writes.
+fn send_from_a_pipe(s: &Setup, addr: &str) -> (Child, ChildStdin) {
+    let mut sender = send_cmd(s, addr, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = sender.stdin.take().unwrap();
+    (sender, stdin)
 }
 
 /// Runs `kapsel send` to completion; returns its status and stderr.
@@ -470,13 +470,7 @@ fn a_sender_killed_mid_stream_leaves_no_output_on_the_receiver() {
     let s = setup();
     let out = s.path("out.bin");
     let mut listener = Listener::start(&s, &["-o", out.to_str().unwrap()]);
-    let mut sender = send_cmd(&s, &listener.addr, &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = sender.stdin.take().unwrap();
+    let (mut sender, mut stdin) = send_from_a_pipe(&s, &listener.addr);
     stdin.write_all(&random_bytes(4 << 20)).unwrap();
     // Let the first batches reach the receiver, then kill the sender.
     thread::sleep(Duration::from_millis(500));
@@ -497,13 +491,7 @@ fn a_sender_killed_mid_stream_leaves_no_output_on_the_receiver() {
 fn a_receiver_killed_mid_stream_makes_the_sender_exit_non_zero() {
     let s = setup();
     let mut listener = Listener::start(&s, &["-o", s.path("out.bin").to_str().unwrap()]);
-    let mut sender = send_cmd(&s, &listener.addr, &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = sender.stdin.take().unwrap();
+    let (mut sender, mut stdin) = send_from_a_pipe(&s, &listener.addr);
     stdin.write_all(&random_bytes(2 << 20)).unwrap();
     thread::sleep(Duration::from_millis(300));
     listener.child.kill().unwrap();

@@ -107,15 +107,7 @@ impl Env {
 }
 
 fn pattern(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64 ^ len as u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::random_bytes(len)
 }
 
 fn ciphertext_len(header_len: usize, len: usize) -> usize {

@@ -1,4 +1,6 @@
-//! Helpers shared by the CLI integration tests.
+//! Helpers shared by the CLI integration tests. Each test file compiles its
+//! own copy and uses only some of them.
+#![allow(dead_code)]
 
 use std::fs;
 use std::path::Path;
@@ -16,4 +18,17 @@ pub fn write_identity_file(path: &Path) -> (String, Identity) {
         fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
     }
     (path.to_str().unwrap().to_string(), id)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different for each length.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ len as u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
 }
