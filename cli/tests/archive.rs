@@ -51,26 +51,7 @@ impl Env {
 
     /// Runs kapsel with `args` and `stdin`; returns (exit code, stdout, stderr).
     fn run(&self, args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<u8>, String) {
-        let mut child = self
-            .kapsel()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let data = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = input.write_all(&data);
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        (
-            out.status.code(),
-            out.stdout,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        common::run_with_stdin(self.kapsel().args(args), stdin)
     }
 }
 

@@ -165,6 +165,15 @@ fn send_from_a_pipe(s: &Setup, addr: &str) -> (Child, ChildStdin) {
     (sender, stdin)
 }
 
+/// Everything `child` wrote to its piped stderr.
+fn stderr_of(child: &mut Child) -> String {
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut err).unwrap();
+    }
+    err
+}
+
 /// Runs `kapsel send` to completion; returns its status and stderr.
 fn send(s: &Setup, addr: &str, extra: &[&str]) -> (ExitStatus, String) {
     let mut child = send_cmd(s, addr, extra)
@@ -271,13 +280,7 @@ fn exchange_over_a_pipe_pair_with_stdio_on_both_sides() {
         .unwrap();
     let send_status = wait(&mut sender);
     let listen_status = wait(&mut listen);
-    let mut err = String::new();
-    sender
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut sender);
     assert!(send_status.success(), "send: {err}");
     assert!(listen_status.success());
     assert_eq!(std::fs::read(&out).unwrap(), data);
@@ -505,13 +508,7 @@ fn a_receiver_killed_mid_stream_makes_the_sender_exit_non_zero() {
     }
     drop(stdin);
     let status = wait(&mut sender);
-    let mut err = String::new();
-    sender
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut sender);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("127.0.0.1"), "{err}");
 }

@@ -8,9 +8,8 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const CHUNK: usize = 16384;
 const ENCRYPTED_CHUNK: usize = CHUNK + 16;
@@ -45,27 +44,13 @@ impl Env {
     /// Runs kapsel with `args`, feeding `stdin` through a pipe; returns
     /// (exit code, stdout, stderr).
     fn run(&self, args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<u8>, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kapsel"))
-            .env("KAPSEL_STATE_DIR", self.path("state"))
-            .env_remove("KAPSEL_REPLAY_DB")
-            .env_remove("KAPSEL_SERIAL_DB")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let data = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = input.write_all(&data);
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        (
-            out.status.code(),
-            out.stdout,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        common::run_with_stdin(
+            Command::new(env!("CARGO_BIN_EXE_kapsel"))
+                .env("KAPSEL_STATE_DIR", self.path("state"))
+                .env_remove("KAPSEL_REPLAY_DB")
+                .env_remove("KAPSEL_SERIAL_DB")
+                .args(args),
+            stdin,
         )
     }
 

@@ -32,3 +32,32 @@ pub fn random_bytes(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Runs `command` with `stdin` written to it from another thread (so large
+/// inputs cannot deadlock against its output); returns (exit code, stdout,
+/// stderr).
+pub fn run_with_stdin(
+    command: &mut std::process::Command,
+    stdin: &[u8],
+) -> (Option<i32>, Vec<u8>, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        out.status.code(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
