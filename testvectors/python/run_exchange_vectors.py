@@ -19,7 +19,6 @@ and both runs must agree. It ends with the line
 `exchange-vectors: N passed, M failed` and exits non-zero on any failure.
 """
 
-import collections
 import hashlib
 import hmac
 import os
@@ -28,7 +27,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import kapsel_decode  # noqa: E402
-from run_vectors import one, parse_vector  # noqa: E402
+from run_vectors import one, parse_vector, run_directory  # noqa: E402
 
 # Section 13: the outcomes of the receiver, then the classes of section 7
 # (those of the message M itself). `success` is a decoder class; a receiver
@@ -249,24 +248,7 @@ def main(argv):
     directory = args[0] if args else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "exchange"
     )
-    passed = failed = 0
-    per_outcome = collections.Counter()
-    for name in sorted(os.listdir(directory)):
-        path = os.path.join(directory, name)
-        if not os.path.isfile(path):
-            continue
-        try:
-            expect, problem = run_one(path)
-        except Exception as e:  # a broken vector file is a failure too
-            expect, problem = "?", "cannot run: %r" % (e,)
-        per_outcome[expect] += 1
-        if problem is None:
-            passed += 1
-            if verbose:
-                print("ok   %s" % name)
-        else:
-            failed += 1
-            print("FAIL %s: %s" % (name, problem))
+    passed, failed, per_outcome = run_directory(directory, run_one, verbose)
     if verbose:
         print(
             "per outcome: "

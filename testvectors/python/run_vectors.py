@@ -80,6 +80,31 @@ def rfc9180_vectors():
         return json.load(f)
 
 
+def run_directory(directory, run, verbose):
+    """Runs `run(path) -> (expect, problem or None)` on every file of
+    `directory`, in name order; prints failures (and successes if
+    `verbose`); returns (passed, failed, count per expected outcome)."""
+    passed = failed = 0
+    per_outcome = collections.Counter()
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            expect, problem = run(path)
+        except Exception as e:  # a broken vector file is a failure too
+            expect, problem = "?", "cannot run: %r" % (e,)
+        per_outcome[expect] += 1
+        if problem is None:
+            passed += 1
+            if verbose:
+                print("ok   %s" % name)
+        else:
+            failed += 1
+            print("FAIL %s: %s" % (name, problem))
+    return passed, failed, per_outcome
+
+
 def main(argv):
     verbose = "-v" in argv
     args = [a for a in argv if a != "-v"]
@@ -93,25 +118,7 @@ def main(argv):
         print("python HPKE: %d RFC 9180 test vectors (modes 0 and 2) ok" % n)
     else:
         print("python HPKE: RFC 9180 vectors not found, checked against the library's base mode only")
-    names = sorted(os.listdir(directory))
-    passed = failed = 0
-    per_class = collections.Counter()
-    for name in names:
-        path = os.path.join(directory, name)
-        if not os.path.isfile(path):
-            continue
-        try:
-            expect, problem = run_one(path)
-        except Exception as e:  # a broken vector file is a failure too
-            expect, problem = "?", "cannot run: %r" % (e,)
-        per_class[expect] += 1
-        if problem is None:
-            passed += 1
-            if verbose:
-                print("ok   %s" % name)
-        else:
-            failed += 1
-            print("FAIL %s: %s" % (name, problem))
+    passed, failed, per_class = run_directory(directory, run_one, verbose)
     print(
         "per class: "
         + ", ".join("%s %d" % (c, per_class[c]) for c in kapsel_decode.OUTCOMES if per_class[c])
