@@ -415,42 +415,19 @@ pub fn encrypt_payload<R: Read, W: Write + Send>(
     // The head is a whole number of chunks; it is read again, from memory,
     // as the start of the first batch.
     let mut input = Cursor::new(head).chain(reader);
-    let threads = if threads == 0 {
-        default_threads()
-    } else {
-        threads
-    };
-    let pool = match threads {
-        1 => None,
-        n => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("kapsel-seal-{i}"))
-            .build()
-            .ok(),
-    };
     let mut next_index = 0u64;
-    let produce = |job: &mut SealJob| {
-        let more = job.read(&mut input, next_index);
-        next_index += (job.len / CHUNK_SIZE) as u64;
-        more
-    };
-    match pool {
-        Some(pool) => pipeline(
-            &pool,
-            || SealJob::new(BATCH_CHUNKS),
-            produce,
-            |job: &mut SealJob| job.seal(&cipher),
-            |job: &mut SealJob| job.write(&mut writer),
-        )?,
-        // One thread, or the pool could not be started: the same batches,
-        // one after the other on this thread.
-        None => sequential(
-            SealJob::new(BATCH_CHUNKS),
-            produce,
-            |job: &mut SealJob| job.seal(&cipher),
-            |job: &mut SealJob| job.write(&mut writer),
-        )?,
-    }
+    run_batches(
+        threads,
+        "kapsel-seal",
+        || SealJob::new(BATCH_CHUNKS),
+        |job: &mut SealJob| {
+            let more = job.read(&mut input, next_index);
+            next_index += (job.len / CHUNK_SIZE) as u64;
+            more
+        },
+        |job: &mut SealJob| job.seal(&cipher),
+        |job: &mut SealJob| job.write(&mut writer),
+    )?;
     writer.flush().map_err(CopyError::Output)?;
     Ok(writer)
 }
@@ -602,46 +579,24 @@ pub fn decrypt_payload<R: Read, W: Write + Send>(
         return Ok(released);
     }
     let mut input = Cursor::new(head).chain(reader);
-    let threads = if threads == 0 {
-        default_threads()
-    } else {
-        threads
-    };
-    let pool = match threads {
-        1 => None,
-        n => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("kapsel-open-{i}"))
-            .build()
-            .ok(),
-    };
     let mut next_index = 0u64;
-    let produce = |job: &mut OpenJob| {
-        let more = job.read(&mut input, next_index);
-        next_index += (job.len / ENCRYPTED_CHUNK_SIZE) as u64;
-        more
-    };
-    let consume = |job: &mut OpenJob| {
-        let released = released_bytes(job);
-        let more = job.write(&mut writer)?;
-        written += released;
-        Ok(more)
-    };
-    match pool {
-        Some(pool) => pipeline(
-            &pool,
-            || OpenJob::new(BATCH_CHUNKS),
-            produce,
-            |job: &mut OpenJob| job.open(&cipher),
-            consume,
-        )?,
-        None => sequential(
-            OpenJob::new(BATCH_CHUNKS),
-            produce,
-            |job: &mut OpenJob| job.open(&cipher),
-            consume,
-        )?,
-    }
+    run_batches(
+        threads,
+        "kapsel-open",
+        || OpenJob::new(BATCH_CHUNKS),
+        |job: &mut OpenJob| {
+            let more = job.read(&mut input, next_index);
+            next_index += (job.len / ENCRYPTED_CHUNK_SIZE) as u64;
+            more
+        },
+        |job: &mut OpenJob| job.open(&cipher),
+        |job: &mut OpenJob| {
+            let released = released_bytes(job);
+            let more = job.write(&mut writer)?;
+            written += released;
+            Ok(more)
+        },
+    )?;
     writer.flush().map_err(CopyError::Output)?;
     Ok(written)
 }
@@ -655,6 +610,36 @@ fn released_bytes(job: &OpenJob) -> u64 {
 
 // ---------------------------------------------------------------------------
 // Drivers
+
+/// Runs the batches on a pool of `threads` workers (0: all cores) named
+/// `name-N`, through [`pipeline`]; with one thread, or if the pool cannot be
+/// started, the same batches one after the other on this thread.
+fn run_batches<J: Send>(
+    threads: usize,
+    name: &'static str,
+    new_job: impl Fn() -> J,
+    produce: impl FnMut(&mut J) -> bool,
+    process: impl Fn(&mut J) + Sync,
+    consume: impl FnMut(&mut J) -> Result<bool, CopyError> + Send,
+) -> Result<(), CopyError> {
+    let threads = if threads == 0 {
+        default_threads()
+    } else {
+        threads
+    };
+    let pool = match threads {
+        1 => None,
+        n => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(move |i| format!("{name}-{i}"))
+            .build()
+            .ok(),
+    };
+    match pool {
+        Some(pool) => pipeline(&pool, new_job, produce, process, consume),
+        None => sequential(new_job(), produce, process, consume),
+    }
+}
 
 /// Runs read, process and write one batch at a time on this thread.
 fn sequential<J>(
