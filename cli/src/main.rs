@@ -188,7 +188,7 @@ enum Command {
     },
     /// Send IN to a kapsel listener: answers its challenge, then checks its receipt
     #[command(after_help = concat!("Examples:\n  kapsel send host:7000 -r kapsel1... backup.tar\n  tar c dir | kapsel send host:7000 -r kapsel1... --sign-as me.key\n\n",
-        "Over ssh (a FIFO joins the two directions):\n  mkfifo back\n  kapsel send --stdio -r kapsel1... backup.tar < back | ssh host kapsel listen --stdio -i me.key -o backup.tar > back\n\n",
+        "Over ssh (a FIFO joins the two directions):\n  mkfifo back\n  kapsel send --stdio -r kapsel1... backup.tar < back \\\n    | ssh host kapsel listen --stdio -i me.key -o backup.tar > back\n\n",
         "Exit codes:\n  0 delivered: the receipt verified\n  1 I/O error, connection lost, or no receipt\n  2 usage error\n  3 the peer is not a kapsel listener\n  5 the receipt does not verify\n  7 the receiver refused the message"))]
     Send {
         /// Receiver address, HOST:PORT (not with --stdio, where the only operand is IN)

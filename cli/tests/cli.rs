@@ -555,7 +555,17 @@ fn io_errors_exit_1_with_one_line() {
 #[test]
 fn every_command_has_help_with_examples() {
     for cmd in [
-        "keygen", "pubkey", "export", "encrypt", "decrypt", "inspect",
+        "keygen",
+        "pubkey",
+        "export",
+        "encrypt",
+        "decrypt",
+        "verify",
+        "inspect",
+        "challenge",
+        "listen",
+        "send",
+        "demo",
     ] {
         let out = run(&[cmd, "--help"], b"");
         assert!(out.status.success());
@@ -564,4 +574,5 @@ fn every_command_has_help_with_examples() {
     }
     let top = String::from_utf8(run(&["--help"], b"").stdout).unwrap();
     assert!(top.contains("Exit codes:") && top.contains("4  no identity matches"));
+    assert!(top.contains("7  send: the receiver refused the message"));
 }
