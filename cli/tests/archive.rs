@@ -31,11 +31,7 @@ impl Env {
     }
 
     fn kapsel(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kapsel"));
-        c.env("KAPSEL_STATE_DIR", self.path("state"))
-            .env_remove("KAPSEL_REPLAY_DB")
-            .env_remove("KAPSEL_SERIAL_DB");
-        c
+        common::kapsel_in(&self.path("state"))
     }
 
     /// Writes an identity file; returns (path, identity).

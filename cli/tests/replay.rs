@@ -13,10 +13,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kapsel_cli::ledger::Ledger;
 use kapsel_codec::{Encryptor, Identity};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kapsel")
-}
-
 struct Env {
     dir: tempfile::TempDir,
 }
@@ -33,12 +29,7 @@ impl Env {
     }
 
     fn cmd(&self) -> Command {
-        let mut c = Command::new(bin());
-        // Keep the serial store and any default ledger inside the test directory.
-        c.env("KAPSEL_STATE_DIR", self.path("state"))
-            .env_remove("KAPSEL_REPLAY_DB")
-            .env_remove("KAPSEL_SERIAL_DB");
-        c
+        common::kapsel_in(&self.path("state"))
     }
 
     /// Writes an identity file and returns (path, identity).

@@ -9,7 +9,6 @@ mod common;
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::Command;
 
 const CHUNK: usize = 16384;
 const ENCRYPTED_CHUNK: usize = CHUNK + 16;
@@ -44,14 +43,7 @@ impl Env {
     /// Runs kapsel with `args`, feeding `stdin` through a pipe; returns
     /// (exit code, stdout, stderr).
     fn run(&self, args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<u8>, String) {
-        common::run_with_stdin(
-            Command::new(env!("CARGO_BIN_EXE_kapsel"))
-                .env("KAPSEL_STATE_DIR", self.path("state"))
-                .env_remove("KAPSEL_REPLAY_DB")
-                .env_remove("KAPSEL_SERIAL_DB")
-                .args(args),
-            stdin,
-        )
+        common::run_with_stdin(common::kapsel_in(&self.path("state")).args(args), stdin)
     }
 
     /// Encrypts `pt` with `--threads threads`, from a file to a file, or

@@ -61,3 +61,14 @@ pub fn run_with_stdin(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The `kapsel` binary with its serial store and default ledger kept under
+/// `state_dir`, and no ledger or serial store inherited from the caller's
+/// environment.
+pub fn kapsel_in(state_dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kapsel"));
+    c.env("KAPSEL_STATE_DIR", state_dir)
+        .env_remove("KAPSEL_REPLAY_DB")
+        .env_remove("KAPSEL_SERIAL_DB");
+    c
+}
