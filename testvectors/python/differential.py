@@ -4,8 +4,9 @@
     python3 testvectors/python/differential.py [--per-vector N] [--seed S]
 
 Every vector of testvectors/vectors is mutated N times (bit flips,
-truncations, insertions, deletions, duplicated ranges; for armor, edits of the
-text), with a seeded generator. Each mutant is decoded by the Rust codec (the
+truncations, insertions, deletions, duplicated ranges, cuts and flips next to
+a chunk or signed-segment boundary; for armor, edits of the text), with a
+seeded generator. Each mutant is decoded by the Rust codec (the
 `decode` binary of kapsel-testvectors) and by the Python decoder, and the
 outcome class and released plaintext must agree. Disagreements are printed
 and the mutant is kept in the output directory for inspection. Not part of
@@ -29,13 +30,42 @@ import kapsel_decode  # noqa: E402
 from run_vectors import parse_vector  # noqa: E402
 
 HOT = [0, 8, 9, 11, 12, 16, 24, 32, 33, 35, 37, 39, 43, 108, 156, 158, 182, 214]
+CHUNK_CIPHER = 16400
+FULL_SEGMENT_LEN = 64 * 16400 + 64  # SPEC 6.5
+
+
+def boundary(rng, data):
+    """A file offset next to a chunk or segment boundary of the payload
+    (SPEC 6.5: chunk i at payload offset 56 + 16400 i + 64 floor(i / 64),
+    segment j at 56 + 1049664 j), for either layout."""
+    header_len = int.from_bytes(data[12:16], "big") if len(data) >= 16 else 0
+    signed = len(data) > 32 and data[32] == 0x01
+    start = header_len + 56
+    if signed and rng.random() < 0.5:
+        j = rng.randrange(max(1, (len(data) - start) // FULL_SEGMENT_LEN + 1))
+        at = start + FULL_SEGMENT_LEN * j
+    else:
+        i = rng.randrange(max(1, (len(data) - start) // CHUNK_CIPHER + 1))
+        at = start + CHUNK_CIPHER * i + (64 * (i // 64) if signed else 0)
+    return at + rng.choice([-81, -80, -65, -64, -63, -17, -16, -1, 0, 1, 15, 16, 63, 64, 79, 80])
 
 
 def mutate(rng, data, armored):
     if not data:
         return bytes([rng.randrange(256)])
     n = len(data)
-    kind = rng.randrange(7)
+    kind = rng.randrange(9)
+    if kind >= 7:
+        if armored:
+            kind = rng.randrange(7)
+        else:
+            # A cut (7) or a bit flip (8) next to a chunk or segment boundary.
+            i = min(max(boundary(rng, data), 0), n - 1)
+            if kind == 7:
+                return data[:i]
+            out = bytearray(data)
+            out[i] ^= 1 << rng.randrange(8)
+            return bytes(out)
     if armored and kind < 3:
         text = bytearray(data)
         i = rng.randrange(n)

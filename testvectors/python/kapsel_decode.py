@@ -1,20 +1,27 @@
 """A second kapsel v1 decoder, written from format-spec/SPEC.md.
 
 It uses only the Python standard library and the `cryptography` package:
-ECDH, HKDF, HMAC, AES-256-GCM and ECDSA from `cryptography`, HPKE base mode
-from `cryptography`'s HPKE module, and HPKE auth mode composed by hand from
-the primitives as RFC 9180 specifies (the library offers base mode only).
+ECDH, HKDF, HMAC, AES-256-GCM and ECDSA from `cryptography`, and HPKE base
+mode (the only mode of the format, SPEC 5.1) from `cryptography`'s HPKE
+module, with a composition by hand from the primitives as RFC 9180 specifies
+as a fallback and a cross-check.
 
 `decode(data, identities, armored)` returns `(outcome, released)`: the outcome
 class of SPEC section 7 (one of OUTCOMES) and the plaintext bytes a streaming
 decoder released before it stopped. The input is in memory, but it is read
 through sources that behave like a stream: the header parser asks for exactly
 the bytes it needs, the armor is decoded line by line only as far as bytes are
-asked for, a signed file's last 64 bytes are held back, and a chunk's
-plaintext is released as soon as that chunk opened (SPEC 6.4, 6.5, 10).
-`decode_source(src, identities, released, check)` is the same decode over any
-source with that behaviour, with a hook for a receiver's policy; the live
-exchange runner (run_exchange_vectors.py) feeds it the unframed segments.
+asked for, the salt and commitment are read only when a stanza opened (5.3),
+an anonymous file's chunk is released as soon as it opened, and a signed
+file's segment only after its signature verified and all its chunks opened
+(SPEC 6.4, 6.5, 10). `decode_source(src, identities, released, check,
+reserve)` is the same decode over any source with that behaviour, with hooks
+for a receiver's policy; the live exchange runner (run_exchange_vectors.py)
+feeds it the unframed frames of phase 2.
+
+`decode_range(data, identities, offset, length)` is a random-access decoder
+(SPEC 6.6) over `RandomAccess` sources, which read each signed segment once
+and verify it before they decrypt it.
 
 Section numbers in comments refer to SPEC.md.
 """
@@ -26,10 +33,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as c_hmac
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    Prehashed,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -73,8 +77,11 @@ B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 HPKE_INFO = b"kapsel/v1 file key"
 KEM_SUITE_ID = b"KEM" + bytes([0x00, 0x10])
 HPKE_SUITE_ID = b"HPKE" + bytes([0x00, 0x10, 0x00, 0x01, 0x00, 0x02])
-MODE_BASE = 0x00
-MODE_AUTH = 0x02
+MODE_BASE = 0x00  # the only mode (5.1)
+
+# Section 4.4.
+HINT_LABEL = b"kapsel/v1 hint" + b"\x00"
+ZERO_HINT = b"\x00" * 4
 
 # Section 6.
 SALT_LEN = 24
@@ -83,9 +90,18 @@ CHUNK_PLAIN = 16384
 CHUNK_CIPHER = 16400
 TAG_LEN = 16
 MAX_CHUNKS = 1 << 38
+PAYLOAD_PREFIX_LEN = SALT_LEN + COMMITMENT_LEN  # 56
 COBBLESTONE_LABEL = b"c2sp.org/chunked-encryption@v1+" + b"AEAD_AES_256_GCM" + b"\x00"
-SIGNATURE_LABEL = b"kapsel/v1 signature" + b"\x00"
+
+# Section 6.5: signed segments.
+SEGMENT_LABEL = b"kapsel/v1 segment" + b"\x00"  # 18 bytes
 SIGNATURE_LEN = 64
+SEGMENT_CHUNKS = 64
+SEGMENT_PLAIN = SEGMENT_CHUNKS * CHUNK_PLAIN  # 1048576
+FULL_SEGMENT_LEN = SEGMENT_CHUNKS * CHUNK_CIPHER + SIGNATURE_LEN  # 1049664
+MIN_FINAL_SEGMENT_LEN = TAG_LEN + SIGNATURE_LEN  # 80: an empty final chunk and the signature
+SIGNED_LEN = 147
+HALF_N = (N - 1) // 2  # the largest low s
 
 # Section 10.
 ARMOR_BEGIN = b"-----BEGIN KAPSEL ENCRYPTED FILE-----"
@@ -175,10 +191,14 @@ def uncompressed(public_key):
     return public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
 
-def key_hint(public_key):
-    """Section 4.4: first 4 bytes of SHA-256 of the compressed point."""
-    compressed = public_key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
-    return hashlib.sha256(compressed).digest()[:4]
+def compressed(public_key):
+    return public_key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+
+
+def stanza_hint(compressed_pk, enc):
+    """Section 4.4: the hint of the stanza with `enc` for the recipient
+    whose compressed point is `compressed_pk`."""
+    return hashlib.sha256(HINT_LABEL + compressed_pk + enc).digest()[:4]
 
 
 def validate_point(b):
@@ -313,53 +333,34 @@ class ArmorSource:
         return got
 
 
-class SignedSource:
-    """Section 6.5: holds back the last 64 bytes; at the end of input it
-    verifies them as the signature before it reports the end."""
+class RandomAccess:
+    """A file that a random-access decoder (section 6.6) reads at offsets:
+    `size` is its length, `read_at(offset, n)` returns the n bytes at
+    `offset` (fewer only past the end). `reads` records every (offset, n)
+    asked for, so a test can check that no byte was read twice."""
 
-    def __init__(self, inner, header_bytes, sender_key):
-        self.inner = inner
-        self.key = sender_key
-        self.transcript = hashlib.sha256(SIGNATURE_LABEL + header_bytes)
-        self.buf = bytearray()
-        self.at_end = False
-        self.verified = False
+    def __init__(self, data):
+        self.data = data
+        self.size = len(data)
+        self.reads = []
+
+    def read_at(self, offset, n):
+        self.reads.append((offset, n))
+        return self.data[offset : offset + n]
+
+
+class SequentialView:
+    """A RandomAccess file read from the start as a stream source, for the
+    header and the payload prefix of a random-access decode."""
+
+    def __init__(self, ra):
+        self.ra = ra
+        self.pos = 0
 
     def read(self, n):
-        if self.verified:
-            return b""
-        while not self.at_end and len(self.buf) < n + SIGNATURE_LEN:
-            want = n + SIGNATURE_LEN - len(self.buf)
-            got = self.inner.read(want)
-            self.buf += got
-            if len(got) < want:
-                self.at_end = True
-        if len(self.buf) >= n + SIGNATURE_LEN:
-            out = bytes(self.buf[:n])
-            del self.buf[:n]
-            self.transcript.update(out)
-            return out
-        # The end of input is reached in this read: check the signature first.
-        if len(self.buf) < SIGNATURE_LEN:
-            fail("payload_failure", "file shorter than its signature (truncated)")
-        rest = bytes(self.buf[:-SIGNATURE_LEN])
-        signature = bytes(self.buf[-SIGNATURE_LEN:])
-        self.transcript.update(rest)
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:], "big")
-        if not (1 <= r < N and 1 <= s < N):
-            fail("sender_verification_failure", "r or s out of range")
-        try:
-            self.key.verify(
-                encode_dss_signature(r, s),
-                self.transcript.digest(),
-                ec.ECDSA(Prehashed(hashes.SHA256())),
-            )
-        except InvalidSignature:
-            fail("sender_verification_failure", "signature does not verify")
-        self.buf = bytearray()
-        self.verified = True
-        return rest
+        out = self.ra.read_at(self.pos, n)
+        self.pos += len(out)
+        return out
 
 
 # ---------------------------------------------------------------------------
@@ -493,8 +494,8 @@ def read_header(src):
 
 
 # ---------------------------------------------------------------------------
-# HPKE (section 5), RFC 9180 DHKEM(P-256, HKDF-SHA256), HKDF-SHA256,
-# AES-256-GCM.
+# HPKE (section 5): RFC 9180 DHKEM(P-256, HKDF-SHA256), HKDF-SHA256,
+# AES-256-GCM, base mode only (5.1).
 
 
 def hkdf_extract(salt, ikm):
@@ -520,18 +521,16 @@ def dh(private_key, public_key):
     return private_key.exchange(ec.ECDH(), public_key)
 
 
-def auth_decap(enc, sk_r, pk_e, pk_s):
-    """AuthDecap(enc, skR, pkS), or Decap(enc, skR) when pk_s is None."""
+def decap(enc, sk_r, pk_e):
+    """Decap(enc, skR) of DHKEM(P-256, HKDF-SHA256)."""
     dh_bytes = dh(sk_r, pk_e)
     kem_context = enc + uncompressed(sk_r.public_key())
-    if pk_s is not None:
-        dh_bytes += dh(sk_r, pk_s)
-        kem_context += uncompressed(pk_s)
     eae_prk = labeled_extract(KEM_SUITE_ID, b"", b"eae_prk", dh_bytes)
     return labeled_expand(KEM_SUITE_ID, eae_prk, b"shared_secret", kem_context, 32)
 
 
 def key_schedule(mode, shared_secret, info):
+    """KeySchedule with the default (empty) PSK and PSK id."""
     psk_id_hash = labeled_extract(HPKE_SUITE_ID, b"", b"psk_id_hash", b"")
     info_hash = labeled_extract(HPKE_SUITE_ID, b"", b"info_hash", info)
     context = bytes([mode]) + psk_id_hash + info_hash
@@ -541,13 +540,12 @@ def key_schedule(mode, shared_secret, info):
     return key, base_nonce
 
 
-def hpke_open_by_hand(enc, sk_r, pk_s, ciphertext, info=HPKE_INFO, aad=b""):
-    """Single-shot Open (sequence number 0) in base or auth mode."""
+def hpke_open_by_hand(enc, sk_r, ciphertext, info=HPKE_INFO, aad=b""):
+    """SetupBaseR then a single-shot Open (sequence number 0), or None."""
     pk_e = validate_point(enc)
     if pk_e is None:
         return None
-    shared = auth_decap(enc, sk_r, pk_e, pk_s)
-    key, nonce = key_schedule(MODE_BASE if pk_s is None else MODE_AUTH, shared, info)
+    key, nonce = key_schedule(MODE_BASE, decap(enc, sk_r, pk_e), info)
     try:
         return AESGCM(key).decrypt(nonce, ciphertext, aad)
     except InvalidTag:
@@ -562,37 +560,214 @@ def hpke_open_base_library(enc, sk_r, ciphertext):
         return None
 
 
-def open_stanza(enc, wrapped_key, sk_r, pk_s):
-    if pk_s is None and c_hpke is not None:
+def open_stanza(enc, wrapped_key, sk_r):
+    """The candidate key a type 0x0001 stanza wraps for `sk_r`, or None."""
+    if c_hpke is not None:
         return hpke_open_base_library(enc, sk_r, wrapped_key)
-    return hpke_open_by_hand(enc, sk_r, pk_s, wrapped_key)
+    return hpke_open_by_hand(enc, sk_r, wrapped_key)
 
 
-def unwrap_file_key(header, identities, sender):
-    """Section 5.3 steps 2 and 3."""
-    addressed = False
+# ---------------------------------------------------------------------------
+# Stanza trial (section 5.3) and the payload key schedule (6.1).
+
+
+def cobblestone(file_key, salt, context):
+    okm = hkdf_expand(file_key, COBBLESTONE_LABEL + salt + context, 76, hashes.SHA512())
+    return okm[0:32], okm[32:44], okm[44:76]
+
+
+class PayloadKeys:
+    """The file key that passed the commitment, and what it derives."""
+
+    def __init__(self, file_key, salt, commitment, key, base_nonce):
+        self.file_key = file_key
+        self.salt = salt
+        self.commitment = commitment
+        self.key = key
+        self.base_nonce = base_nonce
+        self.aead = AESGCM(key)
+
+
+def validate_points(header):
+    """Section 3.7, last paragraph (5.3 step 1): the sender key first, then
+    every enc in header order. Returns the sender's public key or None."""
+    sender = None
+    if header.sender_key is not None:
+        sender = validate_point(header.sender_key)
+        if sender is None:
+            fail("malformed_header", "sender_key is not a valid point")
+    for _hint, enc, _wrapped in header.stanzas:
+        if validate_point(enc) is None:
+            fail("malformed_header", "enc is not a valid point")
+    return sender
+
+
+def read_payload_prefix(src):
+    """Section 6.3 step 1: salt and commitment."""
+    prefix = src.read(PAYLOAD_PREFIX_LEN)
+    if len(prefix) < PAYLOAD_PREFIX_LEN:
+        fail("payload_failure", "truncated in the salt or commitment")
+    return prefix
+
+
+def find_file_key(header, identities, read_prefix):
+    """Section 5.3 steps 2 and 3 with the commitment check of 6.3 step 2.
+
+    `read_prefix()` returns the 56 bytes of salt and commitment or raises
+    payload failure (truncated); it is called once, when the first stanza
+    opens, and never if none does. A key that opens a stanza but fails the
+    commitment does not end the search. Returns PayloadKeys."""
+    prefix = None
+    judged = {}  # candidate key -> (key, base_nonce) if it passed, else None
+    opened = False  # some stanza opened (to a key that failed)
+    addressed = False  # some stanza's hint matched an identity
     for sk in identities:
-        own = key_hint(sk.public_key())
-        hinted = [s for s in header.stanzas if s[0] != b"\x00" * 4 and s[0] == own]
-        others = [s for s in header.stanzas if not (s[0] != b"\x00" * 4 and s[0] == own)]
+        own = compressed(sk.public_key())
+        hinted, others = [], []
+        for stanza in header.stanzas:
+            hint, enc, _wrapped = stanza
+            if hint != ZERO_HINT and hint == stanza_hint(own, enc):
+                hinted.append(stanza)
+            else:
+                others.append(stanza)
         if hinted:
             addressed = True
         for _hint, enc, wrapped in hinted + others:
-            file_key = open_stanza(enc, wrapped, sk, sender)
-            if file_key is not None:
-                return file_key
+            candidate = open_stanza(enc, wrapped, sk)
+            if candidate is None:
+                continue
+            opened = True
+            if prefix is None:
+                prefix = read_prefix()  # step 2.1
+            salt, commitment = prefix[:SALT_LEN], prefix[SALT_LEN:]
+            if candidate not in judged:  # step 2.2, once per candidate key
+                key, base_nonce, expected = cobblestone(candidate, salt, header.bytes)
+                ok = std_hmac.compare_digest(expected, commitment)
+                judged[candidate] = (key, base_nonce) if ok else None
+            if judged[candidate] is not None:
+                key, base_nonce = judged[candidate]
+                return PayloadKeys(candidate, salt, commitment, key, base_nonce)
+    # Step 3.
+    if opened:
+        fail("header_auth_failure", "no key that opened a stanza passes the commitment")
     if addressed:
         fail("header_auth_failure", "a stanza hinted for an identity does not open")
     fail("no_match", "no identity opens any stanza")
 
 
 # ---------------------------------------------------------------------------
-# Payload (section 6) and the whole decode.
+# Payload (sections 6.3 to 6.6) and the whole decode.
 
 
-def cobblestone(file_key, salt, context):
-    okm = hkdf_expand(file_key, COBBLESTONE_LABEL + salt + context, 76, hashes.SHA512())
-    return okm[0:32], okm[32:44], okm[44:76]
+def open_chunk(payload, index, piece):
+    """Chunk `index` (section 6.2 step 4), or payload failure."""
+    if index >= MAX_CHUNKS:
+        fail("payload_failure", "too many chunks")
+    nonce = bytes(a ^ b for a, b in zip(payload.base_nonce, index.to_bytes(12, "big")))
+    try:
+        return payload.aead.decrypt(nonce, piece, b"")
+    except InvalidTag:
+        fail("payload_failure", "chunk %d does not open" % index)
+
+
+def signed_message(header, payload, j, final, chunk_bytes):
+    """Section 6.5: signed_j, 147 bytes."""
+    message = (
+        SEGMENT_LABEL
+        + hashlib.sha256(header.bytes).digest()
+        + payload.salt
+        + payload.commitment
+        + j.to_bytes(8, "big")
+        + (b"\x01" if final else b"\x00")
+        + hashlib.sha256(chunk_bytes).digest()
+    )
+    assert len(message) == SIGNED_LEN
+    return message
+
+
+def verify_segment(sender, message, signature, j):
+    """Section 6.5 step 3: a low-s ECDSA P-256 SHA-256 signature r || s."""
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    if not (1 <= r <= N - 1 and 1 <= s <= N - 1):
+        fail("sender_verification_failure", "segment %d: r or s out of range" % j)
+    if s > HALF_N:
+        fail("sender_verification_failure", "segment %d: high s" % j)
+    try:
+        sender.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        fail("sender_verification_failure", "segment %d: signature does not verify" % j)
+
+
+def open_segment(header, sender, payload, j, data, final):
+    """Section 6.5 steps 2 (after the length), 3 and 4: the plaintext of
+    segment `j` from its bytes `data` (chunk bytes || signature), all or
+    nothing."""
+    chunk_bytes, signature = data[:-SIGNATURE_LEN], data[-SIGNATURE_LEN:]
+    verify_segment(sender, signed_message(header, payload, j, final, chunk_bytes), signature, j)
+    full, last = divmod(len(chunk_bytes), CHUNK_CIPHER)
+    if final:
+        # The last piece holds 16 to 16399 bytes; a multiple of 16400 has
+        # no short final chunk (its last piece is full, or empty).
+        if last < TAG_LEN:
+            fail("payload_failure", "segment %d: final chunk shorter than a tag (truncated)" % j)
+        pieces = [chunk_bytes[k * CHUNK_CIPHER : (k + 1) * CHUNK_CIPHER] for k in range(full)]
+        pieces.append(chunk_bytes[full * CHUNK_CIPHER :])
+    else:
+        assert full == SEGMENT_CHUNKS and last == 0
+        pieces = [chunk_bytes[k * CHUNK_CIPHER : (k + 1) * CHUNK_CIPHER] for k in range(full)]
+    out = bytearray()
+    for k, piece in enumerate(pieces):
+        out += open_chunk(payload, SEGMENT_CHUNKS * j + k, piece)
+    return bytes(out)
+
+
+class Release:
+    """Appends released plaintext to `released`; right before the first
+    release (even of zero bytes) it calls `reserve(header, file_key)`, the
+    moment of SPEC 12.1 check 3."""
+
+    def __init__(self, released, reserve, header, file_key):
+        self.released = released
+        self.reserve = reserve
+        self.header = header
+        self.file_key = file_key
+        self.first = True
+
+    def __call__(self, plaintext):
+        if self.first:
+            self.first = False
+            if self.reserve is not None:
+                self.reserve(self.header, self.file_key)
+        self.released += plaintext
+
+
+def decode_anonymous_body(src, payload, release):
+    """Section 6.3 step 3, anonymous file: each chunk released as it opens."""
+    index = 0
+    while True:
+        piece = src.read(CHUNK_CIPHER)
+        if len(piece) < TAG_LEN:
+            fail("payload_failure", "chunk %d shorter than a tag (truncated)" % index)
+        release(open_chunk(payload, index, piece))
+        index += 1
+        if len(piece) < CHUNK_CIPHER:
+            return
+
+
+def decode_signed_body(src, header, sender, payload, release):
+    """Section 6.5, decoding a signed file: each segment released after its
+    signature verified and all its chunks opened."""
+    j = 0
+    while True:
+        data = src.read(FULL_SEGMENT_LEN)  # step 1
+        final = len(data) < FULL_SEGMENT_LEN  # step 2
+        if final and len(data) < MIN_FINAL_SEGMENT_LEN:
+            fail("payload_failure", "segment %d: %d bytes, shorter than a final segment (truncated)" % (j, len(data)))
+        release(open_segment(header, sender, payload, j, data, final))  # steps 3 to 5
+        if final:
+            return
+        j += 1
 
 
 def decode(data, identities, armored):
@@ -606,57 +781,128 @@ def decode(data, identities, armored):
         return f.outcome, bytes(released)
 
 
-def decode_source(src, identities, released, check=None):
+def decode_source(src, identities, released, check=None, reserve=None):
     """Decodes the file that `src` yields (its read(n) returns fewer than n
     bytes only at the true end of input) and returns (header, file_key) on
     success; any other class raises Failure.
 
-    The plaintext of each chunk is appended to `released` (a bytearray) as
-    soon as the chunk opened, so the caller keeps what was released however
-    the decode ends, including by an exception the source itself raises
-    (which propagates unchanged). `check(header, file_key)`, if given, runs
-    after the commitment check (section 6.3 step 2) and before any chunk is
-    decrypted: a receiver's policy (sections 12.1, 13.4) raises there to
-    refuse the file.
+    Plaintext is appended to `released` (a bytearray) as soon as SPEC 6.4
+    allows: an anonymous file's chunk once it opened, a signed file's
+    segment once its signature verified and all its chunks opened. The
+    caller keeps what was released however the decode ends, including by an
+    exception the source itself raises (which propagates unchanged).
+
+    `check(header, file_key)`, if given, runs after the commitment check and
+    before any chunk is read (SPEC 12.1 checks 0 to 2, 13.4): a receiver's
+    policy raises there to refuse the file. `reserve(header, file_key)`, if
+    given, runs once, right before the first plaintext is released (SPEC
+    12.1 check 3: after the first segment verified and its chunks opened, or
+    the first chunk opened); it may raise to refuse the file too.
     """
     header = read_header(src)
-    # Step 7 of 3.7: points, sender key first, then every enc in order.
-    sender = None
-    if header.sender_key is not None:
-        sender = validate_point(header.sender_key)
-        if sender is None:
-            fail("malformed_header", "sender_key is not a valid point")
-    for _hint, enc, _wrapped in header.stanzas:
-        if validate_point(enc) is None:
-            fail("malformed_header", "enc is not a valid point")
-    file_key = unwrap_file_key(header, identities, sender)
-    if sender is not None:
-        src = SignedSource(src, header.bytes, sender)
-    prefix = src.read(SALT_LEN + COMMITMENT_LEN)
-    if len(prefix) < SALT_LEN + COMMITMENT_LEN:
-        fail("payload_failure", "truncated in the salt or commitment")
-    key, base_nonce, commitment = cobblestone(file_key, prefix[:SALT_LEN], header.bytes)
-    if not std_hmac.compare_digest(commitment, prefix[SALT_LEN:]):
-        fail("header_auth_failure", "commitment mismatch")
+    sender = validate_points(header)  # 3.7 step 7, 5.3 step 1
+    payload = find_file_key(header, identities, lambda: read_payload_prefix(src))
     if check is not None:
-        check(header, file_key)
-    aead = AESGCM(key)
-    index = 0
-    while True:
-        piece = src.read(CHUNK_CIPHER)
-        if len(piece) < TAG_LEN:
-            fail("payload_failure", "chunk %d shorter than a tag" % index)
-        if index >= MAX_CHUNKS:
-            fail("payload_failure", "too many chunks")
-        nonce = bytes(a ^ b for a, b in zip(base_nonce, index.to_bytes(12, "big")))
-        try:
-            plaintext = aead.decrypt(nonce, piece, b"")
-        except InvalidTag:
-            fail("payload_failure", "chunk %d does not open" % index)
-        released += plaintext
-        index += 1
-        if len(piece) < CHUNK_CIPHER:
-            return header, file_key
+        check(header, payload.file_key)
+    release = Release(released, reserve, header, payload.file_key)
+    if sender is None:
+        decode_anonymous_body(src, payload, release)
+    else:
+        decode_signed_body(src, header, sender, payload, release)
+    return header, payload.file_key
+
+
+# ---------------------------------------------------------------------------
+# Random access (section 6.6).
+
+
+class Layout:
+    """Section 6.6 step 2: the layout a payload length implies. `units` are
+    the chunks (anonymous) or segments (signed), each `unit_plain` bytes of
+    plaintext but the last; unit k starts at payload offset
+    56 + k * unit_len and the last one is `last_len` bytes long."""
+
+    def __init__(self, header, file_size):
+        self.signed = header.sender_key is not None
+        body = file_size - len(header.bytes) - PAYLOAD_PREFIX_LEN
+        if body < 0:
+            fail("payload_failure", "payload shorter than the salt and commitment (truncated)")
+        if self.signed:
+            b, g = divmod(body, FULL_SEGMENT_LEN)
+            if g < MIN_FINAL_SEGMENT_LEN:
+                fail("payload_failure", "no layout: final segment of %d bytes" % g)
+            a, f = divmod(g - SIGNATURE_LEN, CHUNK_CIPHER)
+            self.unit_len, self.unit_plain = FULL_SEGMENT_LEN, SEGMENT_PLAIN
+            self.units, self.last_len = b + 1, g
+            chunks = SEGMENT_CHUNKS * b + a + 1
+            self.plain_len = b * SEGMENT_PLAIN + a * CHUNK_PLAIN + f - TAG_LEN
+        else:
+            a, f = divmod(body, CHUNK_CIPHER)
+            self.unit_len, self.unit_plain = CHUNK_CIPHER, CHUNK_PLAIN
+            self.units, self.last_len = a + 1, f
+            chunks = a + 1
+            self.plain_len = a * CHUNK_PLAIN + f - TAG_LEN
+        if f < TAG_LEN:
+            fail("payload_failure", "no layout: final chunk of %d bytes" % f)
+        if chunks > MAX_CHUNKS:
+            fail("payload_failure", "no layout: too many chunks")
+
+
+def decode_range_source(ra, identities, offset, length, released, check=None, reserve=None):
+    """Serves the plaintext range [offset, offset + length) of the file `ra`
+    (a RandomAccess) as SPEC 6.6 describes, appending the range's bytes to
+    `released` unit by unit as each chunk opened or segment verified.
+    Returns (header, file_key, plaintext length) on success; raises Failure.
+    Every segment (or chunk) is read once, verified and decrypted from the
+    same bytes; the final one, when verified first, is not read again."""
+    if offset < 0 or length < 0:
+        raise ValueError("negative offset or length")
+    view = SequentialView(ra)
+    header = read_header(view)
+    sender = validate_points(header)
+    payload = find_file_key(header, identities, lambda: read_payload_prefix(view))  # step 1
+    if check is not None:
+        check(header, payload.file_key)
+    lay = Layout(header, ra.size)  # step 2
+    start = len(header.bytes) + PAYLOAD_PREFIX_LEN
+    opened = {}
+
+    def unit(k):
+        if k not in opened:
+            final = k == lay.units - 1
+            n = lay.last_len if final else lay.unit_len
+            data = ra.read_at(start + k * lay.unit_len, n)
+            if len(data) < n:
+                fail("payload_failure", "the file is shorter than its layout (truncated)")
+            if lay.signed:
+                opened[k] = open_segment(header, sender, payload, k, data, final)
+            else:
+                opened[k] = open_chunk(payload, k, data)
+        return opened[k]
+
+    # Step 4.
+    end = offset + length
+    if end > lay.plain_len or offset >= lay.plain_len:
+        unit(lay.units - 1)
+        end = min(end, lay.plain_len)
+    release = Release(released, reserve, header, payload.file_key)
+    if offset < end:
+        for k in range(offset // lay.unit_plain, (end - 1) // lay.unit_plain + 1):
+            plaintext = unit(k)
+            base = k * lay.unit_plain
+            release(plaintext[max(offset, base) - base : min(end, base + lay.unit_plain) - base])
+            opened.pop(k, None)  # each unit of the range is served once
+    return header, payload.file_key, lay.plain_len
+
+
+def decode_range(data, identities, offset, length):
+    """(outcome, released bytes of the range) for one in-memory file."""
+    released = bytearray()
+    try:
+        decode_range_source(RandomAccess(data), identities, offset, length, released)
+        return "success", bytes(released)
+    except Failure as f:
+        return f.outcome, bytes(released)
 
 
 # ---------------------------------------------------------------------------
@@ -671,34 +917,32 @@ def selftest_hpke():
     sk = ec.generate_private_key(ec.SECP256R1())
     message = b"k" * 32
     sealed = suite.encrypt(message, sk.public_key(), HPKE_INFO)
-    opened = hpke_open_by_hand(sealed[:65], sk, None, sealed[65:])
+    opened = hpke_open_by_hand(sealed[:65], sk, sealed[65:])
     if opened != message:
         raise AssertionError("hand-composed HPKE base mode disagrees with the library")
 
 
 def selftest_rfc9180(vectors):
-    """Modes 0 and 2 of the RFC 9180 vectors for this suite: the hand-made
-    decap and key schedule, and the first encryption. Returns the count."""
+    """Mode 0 of the RFC 9180 vectors for this suite (SPEC 11): the
+    hand-made decap and key schedule, and the first encryption. Returns the
+    count."""
     checked = 0
     for v in vectors:
         if (v["kem_id"], v["kdf_id"], v["aead_id"]) != (0x10, 0x01, 0x02):
             continue
-        if v["mode"] not in (MODE_BASE, MODE_AUTH):
+        if v["mode"] != MODE_BASE:
             continue
         sk_r = ec.derive_private_key(int(v["skRm"], 16), ec.SECP256R1())
         enc = bytes.fromhex(v["enc"])
-        pk_s = validate_point(bytes.fromhex(v["pkSm"])) if v["mode"] == MODE_AUTH else None
-        shared = auth_decap(enc, sk_r, validate_point(enc), pk_s)
+        shared = decap(enc, sk_r, validate_point(enc))
         if shared.hex() != v["shared_secret"]:
-            raise AssertionError("RFC 9180 shared_secret mismatch (mode %d)" % v["mode"])
-        key, nonce = key_schedule(v["mode"], shared, bytes.fromhex(v["info"]))
+            raise AssertionError("RFC 9180 shared_secret mismatch")
+        key, nonce = key_schedule(MODE_BASE, shared, bytes.fromhex(v["info"]))
         if key.hex() != v["key"] or nonce.hex() != v["base_nonce"]:
-            raise AssertionError("RFC 9180 key schedule mismatch (mode %d)" % v["mode"])
+            raise AssertionError("RFC 9180 key schedule mismatch")
         first = v["encryptions"][0]
-        opened = hpke_open_by_hand(
-            enc, sk_r, pk_s, bytes.fromhex(first["ct"]), bytes.fromhex(v["info"]), bytes.fromhex(first["aad"])
-        )
+        opened = hpke_open_by_hand(enc, sk_r, bytes.fromhex(first["ct"]), bytes.fromhex(v["info"]), bytes.fromhex(first["aad"]))
         if opened is None or opened.hex() != first["pt"]:
-            raise AssertionError("RFC 9180 first encryption does not open (mode %d)" % v["mode"])
+            raise AssertionError("RFC 9180 first encryption does not open")
         checked += 1
     return checked

@@ -4,10 +4,12 @@
     python3 testvectors/python/run_exchange_vectors.py [testvectors/exchange] [-v]
 
 The receiver side of SPEC section 13, written from SPEC.md alone: it unframes
-the segments of phase 2 as it reads them (13.2), decodes the message M with
-the decoder of kapsel_decode.py while it arrives, checks the challenge after
-the header authenticated and before any plaintext (13.4), and on success
-computes the receipt of phase 3 (13.5).
+the frames of phase 2 as it reads them (13.2), decodes the message M with
+the decoder of kapsel_decode.py while it arrives (an anonymous M's chunks
+released as they open, a signed M's segments once their signature
+verified), checks the challenge after the header authenticated and before
+any chunk is read (13.4, 12.1 check 0), and on success computes the receipt
+of phase 3 (13.5).
 
 A vector file (format: testvectors/README.md) holds, after its text header,
 the bytes the receiver reads after it sent its hello. For each vector the
@@ -43,7 +45,7 @@ EXCHANGE_OUTCOMES = (
 # Sections 13.1, 13.2, 13.5, 13.7.
 HELLO_MAGIC = b"\x8bKXCHG1\x0a"
 CHALLENGE_LEN = 32
-MAX_SEGMENT_LEN = 1 << 20
+MAX_FRAME_LEN = 1 << 20
 END_MARKER = 0
 ABORT_MARKER = 0xFFFFFFFF
 CHALLENGE_EXT_TYPE = 0x0020
@@ -96,15 +98,15 @@ class FramedSource:
     """Section 13.2: M as a decoder source. read(n) returns fewer than n
     bytes only at the end marker, the only end of input the decoder of M may
     see. A transport end before the end marker raises ConnectionClosed, the
-    abort marker Abandoned, a length above MAX_SEGMENT_LEN BadFraming. It
-    reads a segment's length only when the decoder needs bytes past the
-    previous segment, never more of a segment than the decoder asked for,
-    and nothing after the end marker. It also keeps len(M) and the last 80
+    abort marker Abandoned, a length above MAX_FRAME_LEN BadFraming. It
+    reads a frame's length only when the decoder needs bytes past the
+    previous frame, never more of a frame than the decoder asked for, and
+    nothing after the end marker. It also keeps len(M) and the last 80
     bytes of M for the receipt (section 13.5)."""
 
     def __init__(self, transport):
         self.transport = transport
-        self.remaining = 0  # bytes of the current segment not yet read
+        self.remaining = 0  # bytes of the current frame not yet read
         self.ended = False  # the end marker was read
         self.length = 0  # len(M) so far
         self.tail = bytearray()  # the last RECEIPT_TAIL_LEN bytes of M so far
@@ -114,7 +116,7 @@ class FramedSource:
         while len(buf) < n:
             got = self.transport.read(n - len(buf))
             if not got:
-                raise ConnectionClosed("the stream ended inside a segment length")
+                raise ConnectionClosed("the stream ended inside a frame length")
             buf += got
         return bytes(buf)
 
@@ -127,8 +129,8 @@ class FramedSource:
                     self.ended = True
                 elif length == ABORT_MARKER:
                     raise Abandoned("abort marker")
-                elif length > MAX_SEGMENT_LEN:
-                    raise BadFraming("segment length %d" % length)
+                elif length > MAX_FRAME_LEN:
+                    raise BadFraming("frame length %d" % length)
                 else:
                     self.remaining = length
                 continue
