@@ -174,17 +174,12 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
     if args.armor {
         let armored = ArmoredWriter::new(&mut output).map_err(write_err)?;
         let writer = encryptor.wrap_output(armored).map_err(header_err)?;
-        let (sink, cipher) = writer.into_parts();
-        copy(&mut input.reader, sink, cipher, args.threads, &input.name)?
+        copy(&mut input.reader, writer, args.threads, &input.name)?
             .finish()
-            .and_then(ArmoredWriter::finish)
             .map_err(write_err)?;
     } else {
         let writer = encryptor.wrap_output(&mut output).map_err(header_err)?;
-        let (sink, cipher) = writer.into_parts();
-        copy(&mut input.reader, sink, cipher, args.threads, &input.name)?
-            .finish()
-            .map_err(write_err)?;
+        copy(&mut input.reader, writer, args.threads, &input.name)?;
     }
     output.commit()
 }
@@ -230,70 +225,153 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
             _ => err,
         }
     })?;
-    let header = decryptor.header().clone();
-    let header_bytes = decryptor.header_bytes().to_vec();
-    let sender = decryptor.sender();
-    // Unwrap the file key and check the commitment: from here on the header
-    // is authentic (up to insiders, until the sender signature verified).
+    let claimed = decryptor.claimed_sender();
+    // Find the file key and check the commitment: from here on the header
+    // is authentic against anyone without the file key; for a signed file
+    // each segment is verified as the sender's before it is released.
     let plaintext = decryptor.decrypt(&identities)?;
     let now = now();
-    args.policy.check_header(&header, sender.as_ref(), now)?;
-    // The message counts as accepted from here, before any plaintext leaves
-    // (SPEC.md section 9): the reservation is confirmed on success and
-    // withdrawn on failure.
-    let mut reservation = args.policy.reserve(&header, &header_bytes, now)?;
+    args.policy
+        .check_header(plaintext.header(), claimed.as_ref(), now, None)?;
+    let header = plaintext.header().clone();
+    let header_bytes = plaintext.header_bytes().to_vec();
     // Output is opened only once the header authenticated: a file that does
     // not open never creates even a temporary file.
-    let output = if args.discard_output {
-        Ok(Output::Discard)
+    let mut output = if args.discard_output {
+        Output::Discard
     } else {
-        Output::open(args.output, false)
+        Output::open(args.output, false)?
     };
-    let result = output.and_then(|mut output| {
-        copy_plaintext(plaintext, &mut output, args.threads)?;
-        output.commit()
-    });
-    match (result, reservation.take()) {
-        (Ok(()), Some((mut ledger, r))) => {
-            // The output is in place; a failure to confirm leaves the
-            // reservation, which counts as accepted.
-            if let Err(e) = ledger.confirm(r) {
-                eprintln!("kapsel: warning: {e}");
-            }
-            Ok(())
+    let mut ledger = LedgerGate::new(&args.policy, &header, &header_bytes, now);
+    let result = copy_plaintext(plaintext, &mut output, args.threads, &mut ledger)
+        .and_then(|released| output.commit().map(|()| released));
+    let released = released_to_consumer(&args, result.is_ok());
+    ledger.settle(result.as_ref().map(|_| ()), released)?;
+    result.map(drop)
+}
+
+/// Whether plaintext may have left this process: only through standard
+/// output (a named output file is renamed into place only on success, and
+/// `verify` keeps nothing).
+fn released_to_consumer(args: &DecryptArgs<'_>, succeeded: bool) -> ReleasedTo {
+    let to_stdout = !args.discard_output && args.output.is_none_or(|p| p == Path::new("-"));
+    match (to_stdout, succeeded) {
+        (false, _) => ReleasedTo::Nobody,
+        (true, true) => ReleasedTo::Consumer,
+        (true, false) => ReleasedTo::Counted,
+    }
+}
+
+/// Who received plaintext before a decrypt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleasedTo {
+    /// Nothing left the process.
+    Nobody,
+    /// Whatever the counting writer saw went to the consumer.
+    Counted,
+    /// The whole plaintext went to the consumer.
+    Consumer,
+}
+
+/// The replay ledger around one decrypt: [`LedgerGate::reserve`] runs as the
+/// codec's release gate (just before the first plaintext is released, after
+/// the first chunk or signed segment verified), and
+/// [`LedgerGate::settle`] confirms or withdraws (SPEC.md section 12.2).
+pub struct LedgerGate<'a> {
+    policy: &'a crate::policy::Policy,
+    header: &'a kapsel_format::Header,
+    header_bytes: &'a [u8],
+    now: u64,
+    held: Option<(kapsel_cli::ledger::Ledger, kapsel_cli::ledger::Reservation)>,
+    refusal: Option<CliError>,
+    /// Plaintext bytes handed to the output after the gate passed.
+    released: u64,
+}
+
+impl<'a> LedgerGate<'a> {
+    pub fn new(
+        policy: &'a crate::policy::Policy,
+        header: &'a kapsel_format::Header,
+        header_bytes: &'a [u8],
+        now: u64,
+    ) -> Self {
+        LedgerGate {
+            policy,
+            header,
+            header_bytes,
+            now,
+            held: None,
+            refusal: None,
+            released: 0,
         }
-        (Ok(()), None) => Ok(()),
-        (Err(e), Some((mut ledger, r))) => {
-            // Withdraw only when no plaintext can have left this process:
-            // output to a file is renamed into place only on success, and
-            // verify keeps nothing. After a failure on standard output,
-            // verified chunks may already have been read by the consumer;
-            // they must never be released a second time, so the reservation
-            // stays (SPEC.md section 12.2).
-            let nothing_released =
-                args.discard_output || args.output.is_some_and(|p| p != Path::new("-"));
-            if nothing_released {
-                if let Err(w) = ledger.withdraw(r) {
-                    eprintln!("kapsel: warning: {w}");
-                }
+    }
+
+    /// Reserves the replay identifier; a refusal is kept for
+    /// [`LedgerGate::take_refusal`].
+    pub fn reserve(&mut self) -> std::io::Result<()> {
+        match self
+            .policy
+            .reserve(self.header, self.header_bytes, self.now)
+        {
+            Ok(held) => {
+                self.held = held;
+                Ok(())
             }
-            Err(e)
+            Err(e) => {
+                self.refusal = Some(e);
+                Err(std::io::Error::other("refused by the replay ledger"))
+            }
         }
-        (Err(e), None) => Err(e),
+    }
+
+    /// The ledger's refusal, if the gate refused.
+    pub fn take_refusal(&mut self) -> Option<CliError> {
+        self.refusal.take()
+    }
+
+    /// Counts plaintext bytes written after the gate.
+    pub fn count(&mut self, n: usize) {
+        self.released += n as u64;
+    }
+
+    /// Confirms the reservation on success; on failure withdraws it when no
+    /// plaintext byte left this process, and keeps it otherwise (it must
+    /// never be released twice).
+    pub fn settle(
+        mut self,
+        result: Result<(), &CliError>,
+        released: ReleasedTo,
+    ) -> Result<(), CliError> {
+        let Some((mut ledger, r)) = self.held.take() else {
+            return Ok(());
+        };
+        let outcome = match (result, released) {
+            (Ok(()), _) => ledger.confirm(r),
+            (Err(_), ReleasedTo::Nobody) => ledger.withdraw(r),
+            (Err(_), ReleasedTo::Counted) if self.released == 0 => ledger.withdraw(r),
+            (Err(_), _) => Ok(()),
+        };
+        // A lost confirmation or withdrawal leaves the reservation, which
+        // counts as accepted: the safe side.
+        if let Err(e) = outcome {
+            eprintln!("kapsel: warning: {e}");
+        }
+        Ok(())
     }
 }
 
 /// Writes verified plaintext to `output` until the end of the file, with
-/// the parallel decryptor: the plaintext of a chunk is written only after it
-/// and every chunk before it verified, and nothing after a failure.
+/// the parallel decryptor: the plaintext of a chunk (or signed segment) is
+/// written only after it and everything before it verified, and nothing
+/// after a failure. The replay identifier is reserved through `ledger` just
+/// before the first plaintext is written.
 pub fn copy_plaintext<R: Read>(
-    plaintext: kapsel_codec::PayloadReader<R>,
+    plaintext: kapsel_codec::PlaintextReader<R>,
     output: &mut Output,
     threads: usize,
+    ledger: &mut LedgerGate<'_>,
 ) -> Result<u64, CliError> {
     let write_err = |e| CliError::io("cannot write output", e);
-    // Nothing has been read from the payload reader yet.
-    let (chunks, cipher) = plaintext.into_parts();
     let mut discard = std::io::sink();
     // Large vectored writes go straight to the file or standard output:
     // `BufWriter` would copy them, as `NamedTempFile` cannot tell it that it
@@ -306,10 +384,44 @@ pub fn copy_plaintext<R: Read>(
             file.get_mut()
         }
     };
-    match kapsel_codec::parallel::decrypt_payload(chunks, sink, cipher, threads) {
+    let mut counted = CountingWriter {
+        inner: sink,
+        count: 0,
+    };
+    let mut gate = || ledger.reserve();
+    let result = plaintext.decrypt_to(&mut counted, threads, &mut gate);
+    ledger.count(counted.count);
+    match result {
         Ok(n) => Ok(n),
         Err(kapsel_codec::parallel::CopyError::Input(e)) => Err(crate::error::from_decrypt_io(e)),
         Err(kapsel_codec::parallel::CopyError::Output(e)) => Err(write_err(e)),
+        Err(kapsel_codec::parallel::CopyError::Refused(e)) => Err(ledger
+            .take_refusal()
+            .unwrap_or_else(|| CliError::other(e.to_string()))),
+    }
+}
+
+/// Counts the bytes its writer accepted.
+struct CountingWriter<'a> {
+    inner: &'a mut (dyn Write + Send),
+    count: usize,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n;
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        let n = self.inner.write_vectored(bufs)?;
+        self.count += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -325,12 +437,15 @@ const RANGE_PIECE: usize = 64 * kapsel_codec::payload::CHUNK_SIZE;
 ///   length is then authenticated by the final chunk first (so a truncated
 ///   file fails, exit 5, instead of yielding a short range). An offset at or
 ///   past the end writes nothing.
-/// - The receiver policy applies as for a whole decrypt: the header checks,
-///   then, for a signed file, the sender signature (one hashing pass over
-///   the file, no decryption) before any plaintext, then the replay ledger:
-///   a range counts as accepting the file.
-/// - Each piece is written only after its chunks verified; with `-o` the
-///   output replaces the target only on success.
+/// - The receiver policy applies as for a whole decrypt: the header checks
+///   before any chunk is read, then the replay ledger, reserved after the
+///   first piece of the range verified (for a signed file: the signatures of
+///   the segments it touches) and before it is written. A range counts as
+///   accepting the file; the reservation is withdrawn if the range fails
+///   before any byte was written.
+/// - Each piece is written only after its chunks, and for a signed file the
+///   signatures of its segments, verified over bytes read once; with `-o`
+///   the output replaces the target only on success.
 fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
     let path = match args.input {
         Some(p) if p != Path::new("-") => p,
@@ -372,67 +487,69 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
             _ => err,
         }
     })?;
-    let sender = decryptor.sender();
-    // Unwraps the file key and checks the commitment; reads no chunk.
+    let claimed = decryptor.claimed_sender();
+    // Finds the file key and checks the commitment and the payload length;
+    // reads no chunk.
     let reader = decryptor.decrypt_seekable(&identities)?;
     let now = now();
     args.policy
-        .check_header(reader.header(), sender.as_ref(), now)?;
-    if sender.is_some() {
-        reader
-            .verify_signature()
-            .map_err(crate::error::from_decrypt_io)?;
-    }
-    let mut reservation = args
-        .policy
-        .reserve(reader.header(), reader.header_bytes(), now)?;
-    let output = if args.discard_output {
-        Ok(Output::Discard)
+        .check_header(reader.header(), claimed.as_ref(), now, None)?;
+    let mut output = if args.discard_output {
+        Output::Discard
     } else {
-        Output::open(args.output, false)
+        Output::open(args.output, false)?
     };
     let offset = args.offset.unwrap_or(0);
     let end = args.length.map_or(u64::MAX, |m| offset.saturating_add(m));
-    let result = output.and_then(|mut output| {
-        write_range(&reader, offset, end, &mut output)?;
-        output.commit()
-    });
-    match (result, reservation.take()) {
-        (Ok(()), Some((mut ledger, r))) => {
-            if let Err(e) = ledger.confirm(r) {
-                eprintln!("kapsel: warning: {e}");
-            }
-            Ok(())
-        }
-        (Err(e), Some((mut ledger, r))) => {
-            if let Err(w) = ledger.withdraw(r) {
-                eprintln!("kapsel: warning: {w}");
-            }
-            Err(e)
-        }
-        (result, None) => result,
-    }
+    let header = reader.header().clone();
+    let header_bytes = reader.header_bytes().to_vec();
+    let mut ledger = LedgerGate::new(&args.policy, &header, &header_bytes, now);
+    let result =
+        write_range(&reader, offset, end, &mut output, &mut ledger).and_then(|()| output.commit());
+    let released = released_to_consumer(&args, result.is_ok());
+    ledger.settle(result.as_ref().map(|_| ()), released)?;
+    result
 }
 
 /// Writes the plaintext of `[offset, end)`, clipped at the authenticated
-/// end of the plaintext, to `output`.
+/// end of the plaintext, to `output`. Every piece comes from chunks (or
+/// signed segments) read once and verified; the replay identifier is
+/// reserved after the first piece verified and before it is written.
 fn write_range<R: Read + std::io::Seek>(
     reader: &kapsel_codec::SeekableReader<R>,
     offset: u64,
     end: u64,
     output: &mut Output,
+    ledger: &mut LedgerGate<'_>,
 ) -> Result<(), CliError> {
     let mut buf = vec![0u8; RANGE_PIECE];
     let mut pos = offset;
+    let mut reserved = false;
+    let mut reserve = |ledger: &mut LedgerGate<'_>| -> Result<(), CliError> {
+        if !reserved {
+            reserved = true;
+            ledger.reserve().map_err(|e| {
+                ledger
+                    .take_refusal()
+                    .unwrap_or_else(|| CliError::other(e.to_string()))
+            })?;
+        }
+        Ok(())
+    };
     while pos < end {
         // Bounded by the buffer length.
         let want = (end - pos).min(buf.len() as u64) as usize;
         let n = reader
             .read_at(pos, &mut buf[..want])
             .map_err(crate::error::from_decrypt_io)?;
+        if n > 0 {
+            // A range that releases nothing accepts nothing.
+            reserve(ledger)?;
+        }
         output
             .write_all(&buf[..n])
             .map_err(|e| CliError::io("cannot write output", e))?;
+        ledger.count(n);
         pos += n as u64;
         if n < want {
             // read_at stops short only at the end, after authenticating it.
@@ -455,19 +572,19 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Encrypts `reader` into the chunks of the payload whose prefix `writer`
-/// has received, with the parallel encryptor; returns `writer` to be finished.
+/// Encrypts `reader` to the end into `writer` with the parallel encryptor
+/// and finishes the file; returns the output.
 fn copy<W: Write + Send>(
     reader: &mut dyn Read,
-    writer: W,
-    cipher: kapsel_codec::payload::ChunkCipher,
+    writer: kapsel_codec::FileWriter<W>,
     threads: usize,
     name: &str,
 ) -> Result<W, CliError> {
-    kapsel_codec::parallel::encrypt_payload(reader, writer, cipher, threads).map_err(|e| match e {
+    writer.encrypt_from(reader, threads).map_err(|e| match e {
         kapsel_codec::parallel::CopyError::Input(e) => {
             CliError::io(format!("cannot read {name}"), e)
         }
-        kapsel_codec::parallel::CopyError::Output(e) => CliError::io("cannot write output", e),
+        kapsel_codec::parallel::CopyError::Output(e)
+        | kapsel_codec::parallel::CopyError::Refused(e) => CliError::io("cannot write output", e),
     })
 }

@@ -113,8 +113,9 @@ fn from_outcome(outcome: Outcome, message: String) -> CliError {
             .with_hint("the file is truncated, corrupted, or has trailing data; output so far is not trustworthy"),
         Outcome::ArmorFailed => CliError::new(Exit::BadHeader, message)
             .with_hint("the ASCII armor is damaged: lines must be 64 Base64 characters between the BEGIN and END lines"),
-        Outcome::SenderAuthFailed => CliError::new(Exit::AuthFailed, "sender signature is invalid: the file was not made by the sender it names")
-            .with_hint("the file was forged or altered, possibly by another recipient; do not trust its contents"),
+        Outcome::SenderAuthFailed => CliError::new(Exit::AuthFailed, format!("sender verification failed: {message}: that part of the file was not made by the sender it names"))
+            .with_hint("the file was forged, altered or cut, possibly by another recipient; nothing the sender did not sign was written"),
+        Outcome::Refused => CliError::new(Exit::Refused, message),
         Outcome::Io => CliError::other(message),
     }
 }

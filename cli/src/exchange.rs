@@ -24,7 +24,7 @@ use kapsel_codec::exchange::{
     self, exchange_error_of, Challenge, ExchangeError, Reply, SegmentReader, SegmentWriter,
     TailReader, TailWriter,
 };
-use kapsel_codec::parallel::{self, CopyError};
+use kapsel_codec::parallel::CopyError;
 use kapsel_codec::{Decryptor, Identity};
 
 use crate::commands::{self, Addressing};
@@ -172,11 +172,7 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
             "internal error: no receipt key for a challenged message",
         ));
     };
-    let (sink, cipher) = file.into_parts();
-    let copied = match parallel::encrypt_payload(&mut input.reader, sink, cipher, args.threads) {
-        Ok(signing) => signing.finish().map(drop).map_err(CopyError::Output),
-        Err(e) => Err(e),
-    };
+    let copied = file.encrypt_from(&mut input.reader, args.threads).map(drop);
     let lost = |reader: &mut Box<dyn Read + Send>, e: &io::Error| {
         after_lost_connection(reader, conn.tcp.as_ref(), &peer, e, timeout)
     };
@@ -190,7 +186,9 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
             return Err(CliError::io(format!("cannot read {}", input.name), e)
                 .with_hint("the message was abandoned; the receiver keeps nothing"));
         }
-        Err(CopyError::Output(e)) => return Err(lost(&mut conn.reader, &e)),
+        Err(CopyError::Output(e) | CopyError::Refused(e)) => {
+            return Err(lost(&mut conn.reader, &e))
+        }
     }
     let tail = framed.tail();
     let sent = framed
@@ -499,20 +497,24 @@ fn receive<R: Read>(
         kapsel_codec::DecryptError::Io(io) => peer_error("", "reading the message", &io, timeout),
         other => CliError::from(other),
     })?;
-    let header = decryptor.header().clone();
-    let header_bytes = decryptor.header_bytes().to_vec();
-    let sender = decryptor.sender();
-    let (plaintext, key) = decryptor.decrypt_with_receipt_key(&receiver.identities, challenge)?;
-    // The header is authentic from here: the challenge and the policy are
-    // checked before any plaintext.
-    challenge.check(&header).map_err(|e| {
-        CliError::new(Exit::Refused, e).with_hint(
-            "the sender must run kapsel send (which answers the challenge of this connection)",
-        )
-    })?;
+    let claimed = decryptor.claimed_sender();
+    // The challenge is checked on the header before any payload byte is
+    // read; the header is authentic once the key commitment matched, and
+    // the policy is checked before any chunk.
+    let (plaintext, key) = decryptor
+        .decrypt_live(&receiver.identities, challenge)
+        .map_err(|e| match e {
+            kapsel_codec::DecryptError::Challenge(c) => CliError::new(Exit::Refused, c).with_hint(
+                "the sender must run kapsel send (which answers the challenge of this connection)",
+            ),
+            other => CliError::from(other),
+        })?;
+    let header = plaintext.header().clone();
+    let header_bytes = plaintext.header_bytes().to_vec();
+    let now = commands::now();
     receiver
         .policy
-        .check_header(&header, sender.as_ref(), commands::now())?;
+        .check_header(&header, claimed.as_ref(), now, Some(challenge))?;
     let path = match target {
         Target::Path(p) => p.map(Path::to_path_buf),
         Target::Directory(dir) => Some(dir.join(message_file_name(&header_bytes))),
@@ -521,8 +523,15 @@ fn receive<R: Read>(
         .as_deref()
         .map_or_else(|| "standard output".into(), |p| p.display().to_string());
     let mut output = Output::open(path.as_deref(), false)?;
-    let stored = commands::copy_plaintext(plaintext, &mut output, receiver.threads)?;
-    Ok((output, name, key, stored))
+    let mut ledger = commands::LedgerGate::new(&receiver.policy, &header, &header_bytes, now);
+    let stored = commands::copy_plaintext(plaintext, &mut output, receiver.threads, &mut ledger);
+    let released = if path.is_some() {
+        commands::ReleasedTo::Nobody
+    } else {
+        commands::ReleasedTo::Counted
+    };
+    ledger.settle(stored.as_ref().map(|_| ()), released)?;
+    Ok((output, name, key, stored?))
 }
 
 /// `YYYYMMDDTHHMMSSZ-` and 8 hex digits of the header's SHA-256: sorted by

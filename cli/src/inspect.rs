@@ -1,9 +1,8 @@
 //! `kapsel inspect`: the header of a file, without any key.
 
-use std::io::Read;
-
 use kapsel_codec::aead::TAG_LEN;
 use kapsel_codec::payload::{ENCRYPTED_CHUNK_SIZE, PAYLOAD_HEADER_LEN};
+use kapsel_codec::segment::{FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS};
 use kapsel_codec::{Decryptor, Recipient};
 use kapsel_format::{Header, Sender, Stanza, CHUNK_SIZE};
 use serde_json::json;
@@ -21,12 +20,25 @@ pub enum PayloadSize {
 }
 
 /// Plaintext length and chunk count for `ciphertext_len` payload bytes
-/// (salt and commitment included).
-pub fn payload_size(ciphertext_len: u64) -> PayloadSize {
-    let Some(chunk_bytes) = ciphertext_len.checked_sub(PAYLOAD_HEADER_LEN as u64) else {
+/// (salt and commitment included) of an anonymous (`signed = false`) or
+/// signed file (SPEC.md section 6.6 step 2).
+pub fn payload_size(ciphertext_len: u64, signed: bool) -> PayloadSize {
+    let Some(body) = ciphertext_len.checked_sub(PAYLOAD_HEADER_LEN as u64) else {
         return PayloadSize::Invalid;
     };
-    let full = chunk_bytes / ENCRYPTED_CHUNK_SIZE as u64;
+    let (full_before, chunk_bytes) = if signed {
+        let segment = FULL_SEGMENT_LEN as u64;
+        let Some(chunk_bytes) = (body % segment).checked_sub(MIN_FINAL_SEGMENT_LEN as u64) else {
+            return PayloadSize::Invalid;
+        };
+        (
+            body / segment * SEGMENT_CHUNKS as u64,
+            chunk_bytes + TAG_LEN as u64,
+        )
+    } else {
+        (0, body)
+    };
+    let full = full_before + chunk_bytes / ENCRYPTED_CHUNK_SIZE as u64;
     let last = chunk_bytes % ENCRYPTED_CHUNK_SIZE as u64;
     if last < TAG_LEN as u64 {
         return PayloadSize::Invalid;
@@ -58,27 +70,22 @@ fn stanza_hint(stanza: &Stanza) -> Option<String> {
 /// Runs `inspect` on an opened input.
 pub fn run(mut input: crate::files::Input, as_json: bool) -> Result<(), CliError> {
     let name = input.name.clone();
-    let mut decryptor = Decryptor::new(&mut input.reader).map_err(CliError::from)?;
+    let decryptor = Decryptor::new(&mut input.reader).map_err(CliError::from)?;
     let header = decryptor.header().clone();
     let header_len = decryptor.header_bytes().len() as u64;
     let payload_len = match input.len {
         Some(total) => total.checked_sub(header_len),
         None => {
             // A pipe: count the rest to report the size.
-            let mut rest = std::io::sink();
+            let mut rest = decryptor.into_source();
             Some(
-                std::io::copy(&mut DecryptorInner(&mut decryptor), &mut rest)
+                std::io::copy(&mut rest, &mut std::io::sink())
                     .map_err(|e| CliError::io(format!("cannot read {name}"), e))?,
             )
         }
     };
-    // A signed file ends with the sender's signature after the payload.
-    let trailer = match header.sender {
-        Sender::Anonymous => 0,
-        Sender::P256(_) => kapsel_codec::sender::SIGNATURE_LEN as u64,
-    };
-    let payload_len = payload_len.map(|n| n.saturating_sub(trailer));
-    let size = payload_len.map(payload_size);
+    let signed = matches!(header.sender, Sender::P256(_));
+    let size = payload_len.map(|n| payload_size(n, signed));
     if as_json {
         let (plaintext, chunks) = match size {
             Some(PayloadSize::Valid { plaintext, chunks }) => (json!(plaintext), json!(chunks)),
@@ -156,43 +163,65 @@ fn challenge_string(header: &kapsel_format::Header) -> Option<String> {
         .map(|v| v.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Reads the raw bytes after the header (for counting a pipe's payload).
-struct DecryptorInner<'a, R: Read>(&'a mut Decryptor<R>);
-
-impl<R: Read> Read for DecryptorInner<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.raw_payload().read(buf)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{payload_size, PayloadSize};
 
     #[test]
+    fn signed_payload_size_follows_the_segments() {
+        // An empty plaintext: one empty final chunk and its signature.
+        assert_eq!(
+            payload_size(56 + 16 + 64, true),
+            PayloadSize::Valid {
+                plaintext: 0,
+                chunks: 1
+            }
+        );
+        // 1 MiB: one full segment, then a final segment with an empty chunk.
+        assert_eq!(
+            payload_size(56 + 1_049_664 + 80, true),
+            PayloadSize::Valid {
+                plaintext: 1 << 20,
+                chunks: 65
+            }
+        );
+        assert_eq!(
+            payload_size(56 + 1_049_664 + 16400 + 17 + 64, true),
+            PayloadSize::Valid {
+                plaintext: (1 << 20) + 16385,
+                chunks: 66
+            }
+        );
+        // Cut at a segment boundary, or too short for a final segment.
+        assert_eq!(payload_size(56 + 1_049_664, true), PayloadSize::Invalid);
+        assert_eq!(payload_size(56 + 79, true), PayloadSize::Invalid);
+        assert_eq!(payload_size(56 + 16400 + 64, true), PayloadSize::Invalid);
+    }
+
+    #[test]
     fn payload_size_follows_the_chunking() {
         assert_eq!(
-            payload_size(56 + 16),
+            payload_size(56 + 16, false),
             PayloadSize::Valid {
                 plaintext: 0,
                 chunks: 1
             }
         );
         assert_eq!(
-            payload_size(56 + 16400 + 16),
+            payload_size(56 + 16400 + 16, false),
             PayloadSize::Valid {
                 plaintext: 16384,
                 chunks: 2
             }
         );
         assert_eq!(
-            payload_size(56 + 16400 + 17),
+            payload_size(56 + 16400 + 17, false),
             PayloadSize::Valid {
                 plaintext: 16385,
                 chunks: 2
             }
         );
-        assert_eq!(payload_size(56 + 16400), PayloadSize::Invalid);
-        assert_eq!(payload_size(55), PayloadSize::Invalid);
+        assert_eq!(payload_size(56 + 16400, false), PayloadSize::Invalid);
+        assert_eq!(payload_size(55, false), PayloadSize::Invalid);
     }
 }

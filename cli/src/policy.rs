@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 
 use kapsel_cli::ledger::{replay_id, Ledger, LedgerError, Reservation};
+use kapsel_codec::decrypt::ClaimedSender;
 use kapsel_codec::exchange::Challenge;
 use kapsel_codec::Recipient;
-use kapsel_format::{Header, Sender};
+use kapsel_format::{Header, Sender, EXTENSION_CHALLENGE};
 
 use crate::error::{CliError, Exit};
 
@@ -33,13 +34,20 @@ fn refuse(message: impl std::fmt::Display) -> CliError {
 }
 
 impl Policy {
+    /// Whether any check other than the challenge applies.
+    fn guards_replay_or_sender(&self) -> bool {
+        self.replay_db.is_some() || self.max_age.is_some() || !self.expect_senders.is_empty()
+    }
+
     /// Checks the (authenticated) header against the policy, before any
-    /// plaintext is released.
+    /// chunk is read (SPEC.md section 12.1 checks 0 to 2). `live` is the
+    /// challenge of a live exchange, which the caller already checked.
     pub fn check_header(
         &self,
         header: &Header,
-        sender: Option<&Recipient>,
+        sender: Option<&ClaimedSender>,
         now: u64,
+        live: Option<&Challenge>,
     ) -> Result<(), CliError> {
         if let Some(challenge) = &self.expect_challenge {
             challenge.check(header).map_err(|e| {
@@ -47,6 +55,16 @@ impl Policy {
                     "the sender must encrypt with --challenge and the challenge you gave it",
                 )
             })?;
+        } else if live.is_none()
+            && self.guards_replay_or_sender()
+            && header.extension(EXTENSION_CHALLENGE).is_some()
+        {
+            return Err(refuse(
+                "the file answers a live-exchange challenge; it is accepted only by the receiver that checks that challenge",
+            )
+            .with_hint(
+                "a captured live message must not replay into an offline decrypt; decrypt it with --expect-challenge, or without a replay or sender policy",
+            ));
         }
         if !self.expect_senders.is_empty() {
             match sender {
@@ -56,7 +74,7 @@ impl Policy {
                 .with_hint(
                     "anyone can make an anonymous file; ask the sender to use encrypt --sign-as",
                 )),
-                Some(s) if !self.expect_senders.contains(s) => {
+                Some(s) if !self.expect_senders.iter().any(|e| s.is(e)) => {
                     return Err(refuse(format!(
                         "the file names sender {s}, which is not an expected sender"
                     )))

@@ -8,7 +8,7 @@
 //!   before any decryption is attempted.
 //! - No chunk is decrypted before the commitment matched.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use kapsel_format::{read, Header, HeaderError, Sender, Stanza};
 use nom::{Err, Needed};
@@ -18,12 +18,9 @@ use zeroize::Zeroizing;
 use crate::error::DecryptError;
 use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
-use crate::keys::Identity;
-use crate::payload::{
-    read_full, ChunkCipher, PayloadError, PayloadReader, COMMITMENT_LEN, PAYLOAD_HEADER_LEN,
-    SALT_LEN,
-};
-use crate::sender::VerifyingReader;
+use crate::keys::{Identity, Recipient};
+use crate::payload::{read_full, ChunkCipher, PayloadError, PayloadReader, PAYLOAD_HEADER_LEN};
+use crate::segment::SegmentVerifier;
 use crate::{FILE_KEY_LEN, HPKE_INFO};
 
 /// A file whose header has been read and parsed, not yet decrypted.
@@ -68,7 +65,8 @@ impl<R: Read> Decryptor<R> {
         }
     }
 
-    /// The parsed header.
+    /// The parsed header, **not yet authenticated**: anyone can have written
+    /// it. Only the key commitment ([`Decryptor::decrypt`]) authenticates it.
     pub fn header(&self) -> &Header {
         &self.header
     }
@@ -78,10 +76,10 @@ impl<R: Read> Decryptor<R> {
         &self.header_bytes
     }
 
-    /// The undecrypted bytes after the header (salt, commitment, chunks),
-    /// for tools that only measure or copy them.
-    pub fn raw_payload(&mut self) -> &mut R {
-        &mut self.inner
+    /// The source, positioned just after the header, for tools that only
+    /// measure or copy the undecrypted rest.
+    pub fn into_source(self) -> R {
+        self.inner
     }
 
     /// The source, positioned just after the header, with the parsed header
@@ -90,33 +88,31 @@ impl<R: Read> Decryptor<R> {
         (self.inner, self.header, self.header_bytes)
     }
 
-    /// The sender key the header names, if any (claimed until the signature
-    /// at the end of the file verified).
-    pub fn sender(&self) -> Option<crate::Recipient> {
-        match &self.header.sender {
-            Sender::Anonymous => None,
-            Sender::P256(p) => crate::Recipient::from_wire(p).ok(),
-        }
+    /// The sender key the header *claims*: nothing is verified yet. Every
+    /// segment's signature is checked before its plaintext is released; use
+    /// it to refuse a file early (an unexpected sender), never to trust one.
+    pub fn claimed_sender(&self) -> Option<ClaimedSender> {
+        claimed_sender(&self.header)
     }
 
-    /// Unwraps the file key with the first identity that opens a stanza,
-    /// reads the salt and commitment, checks the commitment, and returns the
-    /// plaintext reader. For a file with a sender, the reader reports the end
-    /// of the plaintext (and releases the final chunk) only after the
-    /// sender's signature verified.
+    /// Finds the file key (SPEC.md section 5.3: every identity against every
+    /// stanza until a key passes the commitment), and returns the plaintext
+    /// reader. For a signed file the reader releases each segment only after
+    /// its signature verified.
     pub fn decrypt(self, identities: &[Identity]) -> Result<PlaintextReader<R>, DecryptError> {
         self.decrypt_with_key(identities).map(|(reader, _)| reader)
     }
 
     /// [`Decryptor::decrypt`] for a message of the live exchange (SPEC.md
-    /// section 13), which also returns the key of its receipt for
-    /// `challenge`. Checking that the header answers `challenge`
-    /// ([`Challenge::check`]) is the caller's policy, before any plaintext.
-    pub fn decrypt_with_receipt_key(
+    /// section 13): refuses a header that does not carry `challenge`
+    /// ([`DecryptError::Challenge`], before any payload byte is read), and
+    /// returns the key of the receipt.
+    pub fn decrypt_live(
         self,
         identities: &[Identity],
         challenge: &Challenge,
     ) -> Result<(PlaintextReader<R>, ReceiptKey), DecryptError> {
+        challenge.check(&self.header)?;
         let header_bytes = self.header_bytes.clone();
         let (reader, file_key) = self.decrypt_with_key(identities)?;
         let key = ReceiptKey::derive(&file_key[..], &header_bytes, challenge);
@@ -127,41 +123,177 @@ impl<R: Read> Decryptor<R> {
         self,
         identities: &[Identity],
     ) -> Result<(PlaintextReader<R>, Zeroizing<[u8; FILE_KEY_LEN]>), DecryptError> {
-        let (file_key, sender) = unwrap_file_key(&self.header, identities)?;
-        let mut input = VerifyingReader::new(self.inner, &self.header_bytes, sender.as_ref());
-        let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
-        if read_full(&mut input, &mut prefix)? < prefix.len() {
-            return Err(PayloadError::Truncated.into());
-        }
-        let mut salt = [0u8; SALT_LEN];
-        salt.copy_from_slice(&prefix[..SALT_LEN]);
-        let mut commitment = [0u8; COMMITMENT_LEN];
-        commitment.copy_from_slice(&prefix[SALT_LEN..]);
-        let cipher =
-            ChunkCipher::for_decryption(&file_key[..], &self.header_bytes, &salt, &commitment)?;
-        Ok((PayloadReader::from_parts(input, cipher), file_key))
+        let mut inner = self.inner;
+        let found = find_file_key(&self.header, &self.header_bytes, identities, || {
+            let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
+            if read_full(&mut inner, &mut prefix)? < prefix.len() {
+                return Err(PayloadError::Truncated.into());
+            }
+            Ok(prefix)
+        })?;
+        let verifier = found.verifier(&self.header_bytes)?;
+        let reader = PlaintextReader {
+            payload: PayloadReader::from_parts_signed(inner, found.cipher, verifier),
+            header: self.header,
+            header_bytes: self.header_bytes,
+        };
+        Ok((reader, found.file_key))
     }
 }
 
-/// The plaintext reader [`Decryptor::decrypt`] returns.
-pub type PlaintextReader<R> = PayloadReader<VerifyingReader<R>>;
+/// The sender a header names, before any of its signatures verified.
+///
+/// It is a claim: anyone can write any key into a header. Compare it with
+/// the senders you expect ([`ClaimedSender::is`]) to refuse a file early;
+/// the key becomes a [`Recipient`] you may trust only through
+/// [`PlaintextReader::verified_sender`] (or a seekable reader's), once a
+/// signature by it verified.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClaimedSender(Recipient);
 
-/// Validates every public key in the header, then tries, for each identity,
-/// the stanzas whose hint matches it first and all others after.
-pub(crate) fn unwrap_file_key(
+impl ClaimedSender {
+    /// Whether the claim names `key`.
+    pub fn is(&self, key: &Recipient) -> bool {
+        self.0 == *key
+    }
+
+    /// The claimed key, for display and policy decisions only.
+    pub fn unverified_key(&self) -> &Recipient {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClaimedSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClaimedSender({})", self.0)
+    }
+}
+
+impl std::fmt::Display for ClaimedSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+pub(crate) fn claimed_sender(header: &Header) -> Option<ClaimedSender> {
+    match &header.sender {
+        Sender::Anonymous => None,
+        Sender::P256(p) => Recipient::from_wire(p).ok().map(ClaimedSender),
+    }
+}
+
+/// The plaintext of a file, as [`Decryptor::decrypt`] returns it: `Read`
+/// yields only chunks (anonymous) or segments (signed) that verified, and
+/// reports the end only after the final one did.
+#[derive(Debug)]
+pub struct PlaintextReader<R: Read> {
+    payload: PayloadReader<R>,
+    header: Header,
+    header_bytes: Vec<u8>,
+}
+
+impl<R: Read> PlaintextReader<R> {
+    /// The header, authenticated by the key commitment (against anyone who
+    /// does not know the file key) and, for a signed file, by the sender's
+    /// signature once [`verified_sender`](Self::verified_sender) is `Some`.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The header's bytes as received.
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.header_bytes
+    }
+
+    /// The sender whose signature covers every byte read so far: `Some` once
+    /// the first segment of a signed file verified (after the first
+    /// successful `read` that returned data, or the end); `None` for an
+    /// anonymous file.
+    pub fn verified_sender(&self) -> Option<Recipient> {
+        self.payload
+            .verified_sender()
+            .map(|pk| Recipient::from_public_key(*pk))
+    }
+
+    /// The sender the header claims (see [`ClaimedSender`]).
+    pub fn claimed_sender(&self) -> Option<ClaimedSender> {
+        claimed_sender(&self.header)
+    }
+
+    /// Chunks authenticated so far.
+    pub fn chunks_verified(&self) -> u64 {
+        self.payload.chunks_verified()
+    }
+
+    /// Segment signatures verified so far (0 for an anonymous file).
+    pub fn segments_verified(&self) -> u64 {
+        self.payload.segments_verified()
+    }
+
+    /// Decrypts the rest of the file into `writer` with the parallel
+    /// decryptor (`threads`: 0 all cores, 1 sequential), calling `gate` once
+    /// just before the first plaintext is written (see
+    /// [`ReleaseGate`](crate::parallel::ReleaseGate)); returns the plaintext
+    /// bytes written. Valid only before the first `read`.
+    pub fn decrypt_to<W: Write + Send>(
+        self,
+        writer: W,
+        threads: usize,
+        gate: &mut crate::parallel::ReleaseGate<'_>,
+    ) -> Result<u64, crate::parallel::CopyError> {
+        let (chunks, cipher, verifier) = self.payload.into_parts();
+        crate::parallel::decrypt_body(chunks, writer, &cipher, verifier.as_ref(), threads, gate)
+    }
+}
+
+impl<R: Read> Read for PlaintextReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        self.payload.read(out)
+    }
+}
+
+/// The outcome of the key search: the file key, its verified cipher, and
+/// the payload prefix it was checked against.
+pub(crate) struct FoundKey {
+    pub(crate) file_key: Zeroizing<[u8; FILE_KEY_LEN]>,
+    pub(crate) cipher: ChunkCipher,
+    pub(crate) prefix: [u8; PAYLOAD_HEADER_LEN],
+    pub(crate) sender: Option<PublicKey>,
+}
+
+impl FoundKey {
+    /// The segment verifier of a signed file (`None` for an anonymous one).
+    pub(crate) fn verifier(
+        &self,
+        header_bytes: &[u8],
+    ) -> Result<Option<SegmentVerifier>, DecryptError> {
+        match &self.sender {
+            None => Ok(None),
+            Some(pk) => SegmentVerifier::new(pk, header_bytes, &self.prefix)
+                .map(Some)
+                .ok_or(DecryptError::InvalidPublicKey),
+        }
+    }
+}
+
+/// Validates every public key in the header, then searches for the file
+/// key (SPEC.md section 5.3): for each identity, the stanzas whose hint
+/// matches it first and all others after; each key a stanza opens to is
+/// checked against the commitment, and the search goes on after a
+/// mismatch, so the order of identities does not change the outcome.
+/// `read_prefix` reads the salt and commitment; it is called at most once,
+/// when the first stanza opens.
+pub(crate) fn find_file_key(
     header: &Header,
+    header_bytes: &[u8],
     identities: &[Identity],
-) -> Result<(Zeroizing<[u8; FILE_KEY_LEN]>, Option<PublicKey>), DecryptError> {
+    mut read_prefix: impl FnMut() -> Result<[u8; PAYLOAD_HEADER_LEN], DecryptError>,
+) -> Result<FoundKey, DecryptError> {
     let sender: Option<PublicKey> = match &header.sender {
         Sender::Anonymous => None,
         Sender::P256(p) => {
             Some(hpke::deserialize_public_key(&p.0).map_err(|_| DecryptError::InvalidPublicKey)?)
         }
-    };
-    let mode = if sender.is_some() {
-        Mode::Auth
-    } else {
-        Mode::Base
     };
     let mut candidates = Vec::with_capacity(header.stanzas.len());
     for stanza in &header.stanzas {
@@ -175,31 +307,53 @@ pub(crate) fn unwrap_file_key(
             candidates.push((hint, enc, wrapped_key));
         }
     }
+    let mut prefix: Option<[u8; PAYLOAD_HEADER_LEN]> = None;
     let mut addressed_to_us = false;
+    let mut opened_any = false;
     for identity in identities {
-        // A zero hint means "hidden" and never matches, even for the one key
-        // in 2^32 whose real hint is zero.
-        let own_hint = identity.to_recipient().hint();
-        let is_ours = |hint: &[u8; 4]| *hint != [0u8; 4] && *hint == own_hint;
-        let (mut ordered, others): (Vec<_>, Vec<_>) =
-            candidates.iter().partition(|(hint, _, _)| is_ours(hint));
+        let recipient = identity.to_recipient();
+        // A zero hint means "hidden" and never matches, even where the
+        // computed hint is zero.
+        let is_ours = |hint: &[u8; 4], enc: &kapsel_format::P256Point| {
+            *hint != [0u8; 4] && *hint == recipient.stanza_hint(&enc.0)
+        };
+        let (mut ordered, others): (Vec<_>, Vec<_>) = candidates
+            .iter()
+            .partition(|(hint, enc, _)| is_ours(hint, enc));
         addressed_to_us |= !ordered.is_empty();
         ordered.extend(others);
         for (_, enc, wrapped_key) in ordered {
-            let Ok(shared) = hpke::decap(&enc.0, identity.secret_key(), sender.as_ref()) else {
+            let Ok(shared) = hpke::decap(&enc.0, identity.secret_key(), None) else {
                 continue;
             };
-            let mut ctx = hpke::Context::new(mode, &shared, HPKE_INFO);
+            let mut ctx = hpke::Context::new(Mode::Base, &shared, HPKE_INFO);
             let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
             if ctx
                 .open_into(b"", &wrapped_key[..], &mut file_key[..])
-                .is_ok()
+                .is_err()
             {
-                return Ok((file_key, sender));
+                continue;
+            }
+            opened_any = true;
+            let prefix = match prefix {
+                Some(p) => p,
+                None => *prefix.insert(read_prefix()?),
+            };
+            match ChunkCipher::for_decryption_with_prefix(&file_key[..], header_bytes, &prefix) {
+                Ok(cipher) => {
+                    return Ok(FoundKey {
+                        file_key,
+                        cipher,
+                        prefix,
+                        sender,
+                    })
+                }
+                Err(PayloadError::CommitmentMismatch) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
-    Err(if addressed_to_us {
+    Err(if addressed_to_us || opened_any {
         DecryptError::HeaderAuthFailed
     } else {
         DecryptError::NoMatchingRecipient

@@ -2,7 +2,7 @@
 //! the header, then the Cobblestone-256 payload keyed by the file key with
 //! the header bytes as context.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kapsel_format::{
@@ -10,7 +10,7 @@ use kapsel_format::{
     WRAPPED_KEY_LEN,
 };
 use p256::SecretKey;
-use rand_core::{CryptoRngCore, OsRng};
+use rand_core::{CryptoRngCore, OsRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::error::EncryptError;
@@ -18,7 +18,7 @@ use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
 use crate::keys::{Identity, Recipient};
 use crate::payload::{ChunkCipher, PayloadWriter, SALT_LEN};
-use crate::sender::SigningWriter;
+use crate::segment::SegmentSigner;
 use crate::{FILE_KEY_LEN, HPKE_INFO};
 
 /// Configures and starts the encryption of one file.
@@ -60,9 +60,9 @@ impl Encryptor {
         })
     }
 
-    /// Names the sender: its public key goes into the header, every stanza
-    /// is sealed in HPKE auth mode with it, and the file ends with its ECDSA
-    /// signature over everything before (SPEC.md section 8).
+    /// Names the sender: its public key goes into the header, and every
+    /// segment of 64 chunks ends with its ECDSA signature (SPEC.md section
+    /// 6.5), so receivers release nothing it did not sign.
     pub fn sender(mut self, identity: Identity) -> Self {
         self.sender = Some(identity);
         self
@@ -104,17 +104,11 @@ impl Encryptor {
     ) -> Result<(Vec<u8>, Zeroizing<[u8; FILE_KEY_LEN]>), EncryptError> {
         let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
         rng.fill_bytes(&mut file_key[..]);
-        let sender_secret = self.sender.as_ref().map(Identity::secret_key);
-        let mode = if sender_secret.is_some() {
-            Mode::Auth
-        } else {
-            Mode::Base
-        };
         let mut stanzas = Vec::with_capacity(self.recipients.len());
         for recipient in &self.recipients {
             let ephemeral = SecretKey::random(&mut *rng);
-            let encapsulation = hpke::encap(recipient.public_key(), sender_secret, &ephemeral);
-            let mut ctx = hpke::Context::new(mode, &encapsulation.shared_secret, HPKE_INFO);
+            let encapsulation = hpke::encap(recipient.public_key(), None, &ephemeral);
+            let mut ctx = hpke::Context::new(Mode::Base, &encapsulation.shared_secret, HPKE_INFO);
             // A fresh context has sequence number 0: sealing cannot hit the limit.
             #[allow(clippy::expect_used)]
             let sealed = ctx.seal(b"", &file_key[..]).expect("first HPKE seal");
@@ -123,13 +117,18 @@ impl Encryptor {
             let hint = if self.hide_recipients {
                 [0u8; 4]
             } else {
-                recipient.hint()
+                recipient.stanza_hint(&encapsulation.enc)
             };
             stanzas.push(Stanza::P256Hpke {
                 hint,
                 enc: kapsel_format::P256Point(encapsulation.enc),
                 wrapped_key,
             });
+        }
+        if self.hide_recipients {
+            // With zero hints, the order of the stanzas would still tell
+            // which recipient came first (SPEC.md section 4.4).
+            shuffle(&mut stanzas, rng);
         }
         let header = Header {
             suite: Suite::P256HpkeCobblestone256,
@@ -155,15 +154,19 @@ impl Encryptor {
     /// Writes the header and the payload prefix to `output` and returns the
     /// writer for the plaintext. Call [`FileWriter::finish`] at the end.
     pub fn wrap_output<W: Write>(self, output: W) -> Result<FileWriter<W>, EncryptError> {
-        self.wrap_output_with_rng(output, &mut OsRng)
+        let (header_bytes, file_key) = self.header(&mut OsRng)?;
+        let mut salt = [0u8; SALT_LEN];
+        OsRng.fill_bytes(&mut salt);
+        self.start(output, header_bytes, file_key, salt, false)
     }
 
     /// [`Encryptor::wrap_output`] with every random value drawn from `rng`,
     /// in this order: the file key, one ephemeral HPKE key per recipient (in
-    /// recipient order), the serial (unless set), the payload salt. With a
-    /// seeded generator and a fixed [`Encryptor::created_at`] the output is
-    /// reproducible byte for byte (the sender signature is deterministic,
-    /// RFC 6979): for conformance test vectors only. Real files must use
+    /// recipient order), the stanza shuffle (with hidden recipients), the
+    /// serial (unless set), the payload salt. With a seeded generator and a
+    /// fixed [`Encryptor::created_at`] the output is reproducible byte for
+    /// byte (segment signatures are then deterministic, RFC 6979): for
+    /// conformance test vectors only. Real files must use
     /// [`Encryptor::wrap_output`], which draws from the operating system.
     pub fn wrap_output_with_rng<W: Write>(
         self,
@@ -173,7 +176,19 @@ impl Encryptor {
         let (header_bytes, file_key) = self.header(rng)?;
         let mut salt = [0u8; SALT_LEN];
         rng.fill_bytes(&mut salt);
-        let mut output = SigningWriter::new(output, self.sender.as_ref().map(Identity::secret_key));
+        self.start(output, header_bytes, file_key, salt, true)
+    }
+
+    /// Writes the header and the payload prefix; the signer of a signed file
+    /// is deterministic (RFC 6979) for conformance vectors.
+    fn start<W: Write>(
+        self,
+        mut output: W,
+        header_bytes: Vec<u8>,
+        file_key: Zeroizing<[u8; FILE_KEY_LEN]>,
+        salt: [u8; SALT_LEN],
+        deterministic: bool,
+    ) -> Result<FileWriter<W>, EncryptError> {
         output.write_all(&header_bytes)?;
         // The file key always has FILE_KEY_LEN bytes, so payload setup
         // cannot fail; report it without panicking all the same.
@@ -181,11 +196,15 @@ impl Encryptor {
             ChunkCipher::for_encryption_with_salt(&file_key[..], &header_bytes, salt)
                 .map_err(|p| EncryptError::Io(io::Error::other(p)))?;
         output.write_all(&prefix)?;
+        let signer = self
+            .sender
+            .as_ref()
+            .map(|id| SegmentSigner::new(id.secret_key(), &header_bytes, &prefix, deterministic));
         let receipt_key = self
             .challenge
             .map(|c| ReceiptKey::derive(&file_key[..], &header_bytes, &c));
         Ok(FileWriter {
-            payload: PayloadWriter::from_parts(output, cipher),
+            payload: PayloadWriter::from_parts_signed(output, cipher, signer),
             receipt_key,
         })
     }
@@ -193,10 +212,10 @@ impl Encryptor {
 
 /// The plaintext side of a file being written: encrypts what is written,
 /// and on [`FileWriter::finish`] writes the final chunk and, for a named
-/// sender, the signature.
+/// sender, the final segment's signature.
 #[derive(Debug)]
 pub struct FileWriter<W: Write> {
-    payload: PayloadWriter<SigningWriter<W>>,
+    payload: PayloadWriter<W>,
     receipt_key: Option<ReceiptKey>,
 }
 
@@ -207,18 +226,28 @@ impl<W: Write> FileWriter<W> {
         self.receipt_key.as_ref()
     }
 
-    /// Seals the final chunk, appends the sender signature if any, flushes,
-    /// and returns the output.
+    /// Seals the final chunk, writes the final segment's signature of a
+    /// signed file, flushes, and returns the output.
     pub fn finish(self) -> io::Result<W> {
-        self.payload.finish()?.finish()
+        self.payload.finish()
     }
 
-    /// The signing output (positioned after the salt and commitment) and the
-    /// chunk cipher, for a caller that seals the chunks itself (the parallel
-    /// path). It must write the chunks to the output, then call
-    /// [`SigningWriter::finish`]. Valid only before anything was written.
-    pub fn into_parts(self) -> (SigningWriter<W>, ChunkCipher) {
-        self.payload.into_parts()
+    /// Encrypts everything `reader` yields with the parallel encryptor
+    /// (`threads`: 0 all cores, 1 sequential), then finishes the file and
+    /// returns the output. Valid only before anything was written.
+    pub fn encrypt_from<R: Read>(
+        self,
+        reader: R,
+        threads: usize,
+    ) -> Result<W, crate::parallel::CopyError>
+    where
+        W: Send,
+    {
+        let (output, cipher, signer) = self.payload.into_parts();
+        let mut output =
+            crate::parallel::encrypt_body(reader, output, &cipher, signer.as_ref(), threads)?;
+        output.flush().map_err(crate::parallel::CopyError::Output)?;
+        Ok(output)
     }
 }
 
@@ -237,4 +266,20 @@ fn now_unix_seconds() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Fisher-Yates shuffle with `rng` (uniform for a uniform `rng`).
+fn shuffle<T>(items: &mut [T], rng: &mut impl CryptoRngCore) {
+    for i in (1..items.len()).rev() {
+        // Rejection sampling keeps every index equally likely.
+        let bound = (i + 1) as u64;
+        let zone = u64::MAX - u64::MAX % bound;
+        let j = loop {
+            let x = rng.next_u64();
+            if x < zone {
+                break (x % bound) as usize;
+            }
+        };
+        items.swap(i, j);
+    }
 }

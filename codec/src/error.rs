@@ -24,8 +24,11 @@ pub enum Outcome {
     PayloadFailed,
     /// ASCII armor around the file is malformed.
     ArmorFailed,
-    /// The sender's signature at the end of the file did not verify.
+    /// A segment signature of a signed file did not verify.
     SenderAuthFailed,
+    /// The file decodes, but the caller's policy refused it (here: it does
+    /// not answer the expected challenge).
+    Refused,
     /// Reading or writing failed for reasons outside the file.
     Io,
 }
@@ -50,6 +53,13 @@ pub enum DecryptError {
     /// The payload failed.
     #[error(transparent)]
     Payload(PayloadError),
+    /// A segment of a signed file is not the sender's.
+    #[error(transparent)]
+    Signature(#[from] crate::segment::SignatureError),
+    /// The file does not answer the challenge the caller expects (a message
+    /// of the live exchange, SPEC.md section 13.4).
+    #[error(transparent)]
+    Challenge(#[from] crate::exchange::ChallengeMismatch),
     /// Reading failed.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -69,6 +79,8 @@ impl DecryptError {
             DecryptError::HeaderAuthFailed => Outcome::HeaderAuthFailed,
             DecryptError::Payload(PayloadError::CommitmentMismatch) => Outcome::HeaderAuthFailed,
             DecryptError::Payload(_) => Outcome::PayloadFailed,
+            DecryptError::Signature(_) => Outcome::SenderAuthFailed,
+            DecryptError::Challenge(_) => Outcome::Refused,
             DecryptError::Io(e) => outcome_of_io_error(e),
         }
     }
@@ -87,6 +99,7 @@ impl From<crate::payload::StreamError> for DecryptError {
     fn from(e: crate::payload::StreamError) -> Self {
         match e {
             crate::payload::StreamError::Payload(p) => p.into(),
+            crate::payload::StreamError::Signature(s) => DecryptError::Signature(s),
             crate::payload::StreamError::Io(e) => DecryptError::Io(e),
         }
     }
@@ -100,14 +113,10 @@ pub fn outcome_of_io_error(e: &io::Error) -> Outcome {
     {
         return Outcome::ArmorFailed;
     }
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<crate::sender::SignatureError>())
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<crate::segment::SignatureError>())
     {
-        // A file too short to hold its signature is a truncated file.
-        Some(crate::sender::SignatureError::Missing) => return Outcome::PayloadFailed,
-        Some(_) => return Outcome::SenderAuthFailed,
-        None => {}
+        return Outcome::SenderAuthFailed;
     }
     payload_error_of(e).map_or(Outcome::Io, |p| DecryptError::from(p).outcome())
 }

@@ -235,10 +235,15 @@ impl Recipient {
         p
     }
 
-    /// The stanza key hint: the first four bytes of SHA-256 of the
-    /// compressed point.
-    pub fn hint(&self) -> [u8; KEY_HINT_LEN] {
-        let digest = Sha256::digest(self.to_compressed());
+    /// The key hint of a stanza for this recipient with encapsulated key
+    /// `enc` (SPEC.md section 4.4): the first four bytes of
+    /// `SHA-256("kapsel/v1 hint" || 0x00 || compressed point || enc)`.
+    pub fn stanza_hint(&self, enc: &[u8]) -> [u8; KEY_HINT_LEN] {
+        let mut h = Sha256::new();
+        h.update(b"kapsel/v1 hint\x00");
+        h.update(self.to_compressed());
+        h.update(enc);
+        let digest = h.finalize();
         let mut h = [0u8; KEY_HINT_LEN];
         h.copy_from_slice(&digest[..KEY_HINT_LEN]);
         h

@@ -39,7 +39,7 @@ pub mod keys;
 pub mod parallel;
 pub mod payload;
 pub mod seek;
-pub mod sender;
+pub mod segment;
 
 pub use decrypt::{Decryptor, PlaintextReader};
 pub use encrypt::{Encryptor, FileWriter};

@@ -59,7 +59,13 @@ use std::io::{self, Cursor, IoSlice, IoSliceMut, Read, Write};
 use std::sync::mpsc;
 
 use crate::aead::TAG_LEN;
-use crate::payload::{ChunkCipher, PayloadError, StreamError, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+use crate::payload::{
+    open_segment_chunks, ChunkCipher, PayloadError, StreamError, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE,
+};
+use crate::segment::{
+    SegmentSigner, SegmentVerifier, SignatureError, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN,
+    SEGMENT_CHUNKS, SIGNATURE_LEN,
+};
 
 /// Chunks per batch: 128 chunks is 2 MiB of plaintext. Every read and write
 /// is one large system call on files, and a reader behind a `BufReader` of
@@ -84,12 +90,16 @@ pub enum CopyError {
     /// Writing failed.
     #[error(transparent)]
     Output(io::Error),
+    /// The release gate refused before any plaintext was written (see
+    /// [`ReleaseGate`]).
+    #[error(transparent)]
+    Refused(io::Error),
 }
 
 impl From<CopyError> for io::Error {
     fn from(e: CopyError) -> Self {
         match e {
-            CopyError::Input(e) | CopyError::Output(e) => e,
+            CopyError::Input(e) | CopyError::Output(e) | CopyError::Refused(e) => e,
         }
     }
 }
@@ -266,17 +276,50 @@ impl std::ops::DerefMut for AlignedBuf {
 }
 
 // ---------------------------------------------------------------------------
+// Layout of a batch
+
+/// Where the chunks of a batch lie in its buffer, which is laid out exactly
+/// as the file: chunk after chunk, and in a signed file a signature after
+/// every [`SEGMENT_CHUNKS`] chunks. Batches start on a segment boundary.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    signed: bool,
+}
+
+impl Layout {
+    /// Buffer offset of chunk `k` of a batch.
+    fn chunk_offset(self, k: usize) -> usize {
+        if self.signed {
+            (k / SEGMENT_CHUNKS) * FULL_SEGMENT_LEN + (k % SEGMENT_CHUNKS) * ENCRYPTED_CHUNK_SIZE
+        } else {
+            k * ENCRYPTED_CHUNK_SIZE
+        }
+    }
+
+    /// Buffer bytes of a batch of `chunks` full chunks (and their signatures).
+    fn capacity(self, chunks: usize) -> usize {
+        if self.signed {
+            chunks.div_ceil(SEGMENT_CHUNKS) * FULL_SEGMENT_LEN
+        } else {
+            chunks * ENCRYPTED_CHUNK_SIZE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Encryption
 
-/// One batch of the encryptor, in one buffer laid out as its output: chunk
-/// `i` of the batch occupies bytes `i * ENCRYPTED_CHUNK_SIZE ..` (its body,
-/// then its tag). The plaintext is read straight into the bodies with
-/// vectored reads and sealed in place, so no plaintext copy exists.
+/// One batch of the encryptor, in one buffer laid out as its output (see
+/// [`Layout`]). The plaintext is read straight into the chunk bodies with
+/// vectored reads and sealed in place, so no plaintext copy exists; in a
+/// signed file each segment's signature is written into its place after
+/// its chunks.
 #[derive(Debug)]
 struct SealJob {
     /// Index of the batch's first chunk.
     first_index: u64,
-    /// `BATCH_CHUNKS` (or fewer) slots of `ENCRYPTED_CHUNK_SIZE` bytes.
+    layout: Layout,
+    /// Room for `BATCH_CHUNKS` (or fewer) chunks and their signatures.
     buf: AlignedBuf,
     /// Plaintext bytes read; a multiple of `CHUNK_SIZE` unless `end` is `Eof`.
     len: usize,
@@ -288,10 +331,11 @@ struct SealJob {
 }
 
 impl SealJob {
-    fn new(chunks: usize) -> Self {
+    fn new(chunks: usize, layout: Layout) -> Self {
         SealJob {
             first_index: 0,
-            buf: AlignedBuf::new(chunks * ENCRYPTED_CHUNK_SIZE),
+            layout,
+            buf: AlignedBuf::new(layout.capacity(chunks)),
             len: 0,
             end: End::More,
             sealed_len: 0,
@@ -299,13 +343,30 @@ impl SealJob {
         }
     }
 
+    /// Chunk slots the buffer holds.
+    fn slots(&self) -> usize {
+        if self.layout.signed {
+            self.buf.len() / FULL_SEGMENT_LEN * SEGMENT_CHUNKS
+        } else {
+            self.buf.len() / ENCRYPTED_CHUNK_SIZE
+        }
+    }
+
     /// Fills the chunk bodies from `reader`; returns whether more may follow.
     fn read<R: Read + ?Sized>(&mut self, reader: &mut R, first_index: u64) -> bool {
-        let mut bodies: Vec<IoSliceMut<'_>> = self
-            .buf
-            .chunks_mut(ENCRYPTED_CHUNK_SIZE)
-            .map(|slot| IoSliceMut::new(&mut slot[..CHUNK_SIZE]))
-            .collect();
+        let layout = self.layout;
+        let slots = self.slots();
+        let mut rest: &mut [u8] = &mut self.buf;
+        let mut bodies: Vec<IoSliceMut<'_>> = Vec::with_capacity(slots);
+        let mut at = 0;
+        for k in 0..slots {
+            let offset = layout.chunk_offset(k);
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(offset - at);
+            let (body, after) = tail.split_at_mut(CHUNK_SIZE);
+            bodies.push(IoSliceMut::new(body));
+            rest = after;
+            at = offset + CHUNK_SIZE;
+        }
         let (len, end) = fill_vectored(reader, &mut bodies);
         self.first_index = first_index;
         self.len = len;
@@ -324,48 +385,53 @@ impl SealJob {
         }
     }
 
-    /// Seals the body at the start of `slot` (all of it but the tag's room)
-    /// and writes its tag after it.
-    fn seal_one(
-        cipher: &ChunkCipher,
-        first_index: u64,
-        i: usize,
-        slot: &mut [u8],
-    ) -> Option<(usize, PayloadError)> {
-        let (body, tag) = slot.split_at_mut(slot.len() - TAG_LEN);
-        match cipher.seal(first_index + i as u64, body) {
-            Ok(t) => {
-                tag.copy_from_slice(&t);
-                None
-            }
-            Err(e) => Some((i, e)),
-        }
-    }
-
-    /// Seals every chunk of the batch, in order, on the current thread.
-    fn seal(&mut self, cipher: &ChunkCipher) {
+    /// Seals every chunk of the batch in place, in order, on the current
+    /// thread, then signs each segment it completes.
+    fn seal(&mut self, cipher: &ChunkCipher, signer: Option<&SegmentSigner>) {
         let chunks = self.chunk_count();
-        // The final short chunk's tag lands right after its body, inside its
-        // slot; every other slot is whole.
-        let total = match self.end {
-            End::Eof => self.len + chunks * TAG_LEN,
-            _ => chunks * ENCRYPTED_CHUNK_SIZE,
+        let is_eof = matches!(self.end, End::Eof);
+        let mut end_of_chunk = vec![0usize; chunks];
+        self.failure = None;
+        for (k, end) in end_of_chunk.iter_mut().enumerate() {
+            let offset = self.layout.chunk_offset(k);
+            let body = (self.len - k * CHUNK_SIZE).min(CHUNK_SIZE);
+            let slot = &mut self.buf[offset..offset + body + TAG_LEN];
+            let (body, tag) = slot.split_at_mut(body);
+            match cipher.seal(self.first_index + k as u64, body) {
+                Ok(t) => tag.copy_from_slice(&t),
+                Err(e) => {
+                    // Write only what precedes the failing chunk's segment
+                    // (a signed file) or the failing chunk.
+                    let keep = if self.layout.signed {
+                        (k / SEGMENT_CHUNKS) * SEGMENT_CHUNKS
+                    } else {
+                        k
+                    };
+                    self.sealed_len = self.layout.chunk_offset(keep);
+                    self.failure = Some(e);
+                    return;
+                }
+            }
+            *end = offset + body.len() + TAG_LEN;
+        }
+        let Some(signer) = signer else {
+            self.sealed_len = end_of_chunk.last().copied().unwrap_or(0);
+            return;
         };
-        let first_index = self.first_index;
-        let failure = self.buf[..total]
-            .chunks_mut(ENCRYPTED_CHUNK_SIZE)
-            .enumerate()
-            .find_map(|(i, slot)| Self::seal_one(cipher, first_index, i, slot));
-        match failure {
-            // Every chunk before a failing one is full.
-            Some((i, e)) => {
-                self.sealed_len = i * ENCRYPTED_CHUNK_SIZE;
-                self.failure = Some(e);
+        // Sign every segment whose last chunk is in this batch: a full one,
+        // or at the end of input the final one.
+        self.sealed_len = 0;
+        let first_segment = self.first_index / SEGMENT_CHUNKS as u64;
+        for (s, group) in end_of_chunk.chunks(SEGMENT_CHUNKS).enumerate() {
+            let is_final = is_eof && (s + 1) * SEGMENT_CHUNKS >= chunks;
+            if group.len() < SEGMENT_CHUNKS && !is_final {
+                break;
             }
-            None => {
-                self.sealed_len = total;
-                self.failure = None;
-            }
+            let start = s * FULL_SEGMENT_LEN;
+            let end = group.last().copied().unwrap_or(start);
+            let signature = signer.sign(first_segment + s as u64, is_final, &self.buf[start..end]);
+            self.buf[end..end + SIGNATURE_LEN].copy_from_slice(&signature);
+            self.sealed_len = end + SIGNATURE_LEN;
         }
     }
 
@@ -385,29 +451,43 @@ impl SealJob {
     }
 }
 
-/// Encrypts everything `reader` yields as the chunks of a payload whose
-/// 56-byte prefix (salt and commitment) was already written to `writer`,
-/// then flushes `writer` and returns it.
+/// Encrypts everything `reader` yields as the chunks of an unsigned
+/// payload whose 56-byte prefix (salt and commitment) was already written to
+/// `writer`, then flushes `writer` and returns it.
 ///
 /// The output is byte-identical to writing the same plaintext through
 /// [`PayloadWriter::from_parts`](crate::payload::PayloadWriter::from_parts)
 /// with the same cipher. `threads` is the number of worker threads (0: all
 /// cores; 1: sequential, no thread started).
 pub fn encrypt_payload<R: Read, W: Write + Send>(
-    mut reader: R,
-    mut writer: W,
+    reader: R,
+    writer: W,
     cipher: ChunkCipher,
     threads: usize,
 ) -> Result<W, CopyError> {
+    encrypt_body(reader, writer, &cipher, None, threads)
+}
+
+/// [`encrypt_payload`] for an unsigned or (with `signer`) signed body.
+pub(crate) fn encrypt_body<R: Read, W: Write + Send>(
+    mut reader: R,
+    mut writer: W,
+    cipher: &ChunkCipher,
+    signer: Option<&SegmentSigner>,
+    threads: usize,
+) -> Result<W, CopyError> {
+    let layout = Layout {
+        signed: signer.is_some(),
+    };
     // Read the start of the input first: a short input goes the sequential
     // way without allocating batch buffers or starting threads.
     let (head, head_end) = read_head(&mut reader, SEQUENTIAL_BELOW);
     if !matches!(head_end, End::More) {
-        let mut job = SealJob::new(head.len() / CHUNK_SIZE + 1);
+        let mut job = SealJob::new(head.len() / CHUNK_SIZE + 1, layout);
         // Reading from memory cannot fail; the head's own end is kept.
         job.read(&mut &head[..], 0);
         job.end = head_end;
-        job.seal(&cipher);
+        job.seal(cipher, signer);
         job.write(&mut writer)?;
         writer.flush().map_err(CopyError::Output)?;
         return Ok(writer);
@@ -419,13 +499,13 @@ pub fn encrypt_payload<R: Read, W: Write + Send>(
     run_batches(
         threads,
         "kapsel-seal",
-        || SealJob::new(BATCH_CHUNKS),
+        || SealJob::new(BATCH_CHUNKS, layout),
         |job: &mut SealJob| {
             let more = job.read(&mut input, next_index);
             next_index += (job.len / CHUNK_SIZE) as u64;
             more
         },
-        |job: &mut SealJob| job.seal(&cipher),
+        |job: &mut SealJob| job.seal(cipher, signer),
         |job: &mut SealJob| job.write(&mut writer),
     )?;
     writer.flush().map_err(CopyError::Output)?;
@@ -444,31 +524,36 @@ enum Stop {
     Done,
     /// The payload failed here.
     Payload(PayloadError),
+    /// A segment signature failed here.
+    Signature(SignatureError),
     /// Reading failed here.
     Io(io::Error),
 }
 
-/// One batch of the decryptor: pieces of `ENCRYPTED_CHUNK_SIZE` bytes,
+/// One batch of the decryptor, laid out as the file (see [`Layout`]) and
 /// opened in place.
 #[derive(Debug)]
 struct OpenJob {
     first_index: u64,
+    layout: Layout,
     buf: AlignedBuf,
     len: usize,
     end: End,
-    /// Leading pieces that verified; their plaintext may be released.
-    verified: usize,
+    /// Plaintext ranges of `buf` that verified, in order; only they may be
+    /// released.
+    released: Vec<(usize, usize)>,
     stop: Stop,
 }
 
 impl OpenJob {
-    fn new(chunks: usize) -> Self {
+    fn new(chunks: usize, layout: Layout) -> Self {
         OpenJob {
             first_index: 0,
-            buf: AlignedBuf::new(chunks * ENCRYPTED_CHUNK_SIZE),
+            layout,
+            buf: AlignedBuf::new(layout.capacity(chunks)),
             len: 0,
             end: End::More,
-            verified: 0,
+            released: Vec::with_capacity(chunks),
             stop: Stop::Continue,
         }
     }
@@ -481,71 +566,125 @@ impl OpenJob {
         matches!(self.end, End::More)
     }
 
-    /// Plaintext length of piece `i` of a batch holding `len` bytes.
-    fn plain_len(len: usize, i: usize) -> usize {
-        (len - i * ENCRYPTED_CHUNK_SIZE).min(ENCRYPTED_CHUNK_SIZE) - TAG_LEN
+    /// Chunks the input of this batch holds (for the next batch's index).
+    fn chunks_read(&self) -> u64 {
+        let units = if self.layout.signed {
+            self.len / FULL_SEGMENT_LEN * SEGMENT_CHUNKS
+        } else {
+            self.len / ENCRYPTED_CHUNK_SIZE
+        };
+        units as u64
     }
 
-    /// Opens every piece, in order, on the current thread, up to the first
-    /// that fails; records how many leading pieces verified and what stops
-    /// the payload after them.
-    fn open(&mut self, cipher: &ChunkCipher) {
+    /// Opens the batch, in order, on the current thread, up to the first
+    /// failure; records the plaintext that verified and what stops the
+    /// payload after it.
+    fn open(&mut self, cipher: &ChunkCipher, verifier: Option<&SegmentVerifier>) {
+        self.released.clear();
+        let end = std::mem::replace(&mut self.end, End::More);
+        let at_eof = matches!(end, End::Eof);
+        let failure = match verifier {
+            None => self.open_chunks(cipher, at_eof),
+            Some(v) => self.open_segments(cipher, v, at_eof),
+        };
+        self.stop = match (failure, end) {
+            (Some(stop), _) => stop,
+            (None, End::More) => Stop::Continue,
+            (None, End::Eof) => Stop::Done,
+            (None, End::Failed(e)) => Stop::Io(e),
+        };
+    }
+
+    /// An anonymous body: full pieces, and at the end of input the final
+    /// short piece, which must hold a tag.
+    fn open_chunks(&mut self, cipher: &ChunkCipher, at_eof: bool) -> Option<Stop> {
         let full = self.len / ENCRYPTED_CHUNK_SIZE;
         let rem = self.len % ENCRYPTED_CHUNK_SIZE;
-        // The final piece is opened only at the end of input, and only if it
-        // can hold a tag; a shorter one (including none after a full chunk)
-        // is a truncation.
-        let final_piece = matches!(self.end, End::Eof) && rem >= TAG_LEN;
-        let opened = full * ENCRYPTED_CHUNK_SIZE + if final_piece { rem } else { 0 };
-        let first_index = self.first_index;
-        let failure = self.buf[..opened]
-            .chunks_mut(ENCRYPTED_CHUNK_SIZE)
-            .enumerate()
-            .find_map(
-                |(i, piece)| match cipher.open(first_index + i as u64, piece) {
-                    Ok(_) => None,
-                    Err(e) => Some((i, e)),
-                },
-            );
-        let end = std::mem::replace(&mut self.end, End::More);
-        (self.verified, self.stop) = match failure {
-            Some((i, e)) => (i, Stop::Payload(e)),
-            None => (
-                full + usize::from(final_piece),
-                match end {
-                    End::More => Stop::Continue,
-                    End::Eof if final_piece => Stop::Done,
-                    End::Eof => Stop::Payload(PayloadError::Truncated),
-                    End::Failed(e) => Stop::Io(e),
-                },
-            ),
-        };
+        let pieces = full + usize::from(at_eof);
+        for k in 0..pieces {
+            let start = k * ENCRYPTED_CHUNK_SIZE;
+            let len = if k < full { ENCRYPTED_CHUNK_SIZE } else { rem };
+            if len < TAG_LEN {
+                return Some(Stop::Payload(PayloadError::Truncated));
+            }
+            match cipher.open(
+                self.first_index + k as u64,
+                &mut self.buf[start..start + len],
+            ) {
+                Ok(plain) => self.released.push((start, plain.len())),
+                Err(e) => return Some(Stop::Payload(e)),
+            }
+        }
+        None
+    }
+
+    /// A signed body: full segments, and at the end of input the final one;
+    /// each segment's signature is verified before its chunks are opened.
+    fn open_segments(
+        &mut self,
+        cipher: &ChunkCipher,
+        verifier: &SegmentVerifier,
+        at_eof: bool,
+    ) -> Option<Stop> {
+        let full = self.len / FULL_SEGMENT_LEN;
+        let segments = full + usize::from(at_eof);
+        let first_segment = self.first_index / SEGMENT_CHUNKS as u64;
+        let mut pieces = Vec::with_capacity(SEGMENT_CHUNKS);
+        for s in 0..segments {
+            let start = s * FULL_SEGMENT_LEN;
+            let len = (self.len - start).min(FULL_SEGMENT_LEN);
+            let is_final = s == full;
+            if is_final && len < MIN_FINAL_SEGMENT_LEN {
+                return Some(Stop::Payload(PayloadError::Truncated));
+            }
+            let (body, signature) = self.buf[start..start + len].split_at_mut(len - SIGNATURE_LEN);
+            let index = first_segment + s as u64;
+            if let Err(e) = verifier.verify(index, is_final, body, signature) {
+                return Some(Stop::Signature(e));
+            }
+            pieces.clear();
+            let first_chunk = index * SEGMENT_CHUNKS as u64;
+            if let Err(e) = open_segment_chunks(cipher, first_chunk, body, is_final, &mut pieces) {
+                return Some(Stop::Payload(e));
+            }
+            self.released
+                .extend(pieces.iter().map(|&(at, n)| (start + at, n)));
+        }
+        None
+    }
+
+    /// Plaintext bytes that verified.
+    fn released_bytes(&self) -> u64 {
+        self.released.iter().map(|&(_, n)| n as u64).sum()
     }
 
     /// Writes the verified plaintext; returns whether more batches follow.
     fn write<W: Write + ?Sized>(&mut self, writer: &mut W) -> Result<bool, CopyError> {
-        let len = self.len;
         let mut slices: Vec<IoSlice<'_>> = self
-            .buf
-            .chunks(ENCRYPTED_CHUNK_SIZE)
-            .take(self.verified)
-            .enumerate()
-            .map(|(i, piece)| IoSlice::new(&piece[..Self::plain_len(len, i)]))
+            .released
+            .iter()
+            .map(|&(at, n)| IoSlice::new(&self.buf[at..at + n]))
             .collect();
         write_all_slices(writer, &mut slices).map_err(CopyError::Output)?;
         match std::mem::replace(&mut self.stop, Stop::Continue) {
             Stop::Continue => Ok(true),
             Stop::Done => Ok(false),
             Stop::Payload(e) => Err(payload_failure(e)),
+            Stop::Signature(e) => Err(CopyError::Input(e.into())),
             Stop::Io(e) => Err(CopyError::Input(e)),
         }
     }
-}
 
-/// Decrypts the chunks `reader` yields (the payload after its salt and
-/// commitment, whose commitment `cipher` was verified against) and writes
-/// the verified plaintext to `writer`, then flushes it; returns the number
-/// of plaintext bytes written.
+    /// Whether releasing this batch's output needs the release gate to have
+    /// passed: it has plaintext that verified, or it completes the payload.
+    fn releases_anything(&self) -> bool {
+        !self.released.is_empty() || matches!(self.stop, Stop::Done)
+    }
+}
+/// Decrypts the chunks `reader` yields (an unsigned payload after its salt
+/// and commitment, whose commitment `cipher` was verified against) and
+/// writes the verified plaintext to `writer`, then flushes it; returns the
+/// number of plaintext bytes written.
 ///
 /// On success the output equals what
 /// [`PayloadReader::from_parts`](crate::payload::PayloadReader::from_parts)
@@ -554,58 +693,83 @@ impl OpenJob {
 /// one the sequential reader reports. `threads` is the number of worker
 /// threads (0: all cores; 1: sequential, no thread started).
 pub fn decrypt_payload<R: Read, W: Write + Send>(
-    mut reader: R,
-    mut writer: W,
+    reader: R,
+    writer: W,
     cipher: ChunkCipher,
     threads: usize,
 ) -> Result<u64, CopyError> {
+    decrypt_body(reader, writer, &cipher, None, threads, &mut || Ok(()))
+}
+
+/// Called once, on the writer thread, just before the first plaintext of a
+/// decryption is written (or before success, for an empty plaintext): after
+/// the first chunk (unsigned) or the first segment (signed) verified. An
+/// error stops the decryption with [`CopyError::Refused`] before any
+/// plaintext is written.
+pub type ReleaseGate<'a> = dyn FnMut() -> io::Result<()> + Send + 'a;
+
+/// [`decrypt_payload`] for an unsigned or (with `verifier`) signed body, with
+/// a release gate.
+pub(crate) fn decrypt_body<R: Read, W: Write + Send>(
+    mut reader: R,
+    mut writer: W,
+    cipher: &ChunkCipher,
+    verifier: Option<&SegmentVerifier>,
+    threads: usize,
+    gate: &mut ReleaseGate<'_>,
+) -> Result<u64, CopyError> {
+    let layout = Layout {
+        signed: verifier.is_some(),
+    };
+    let mut gate_passed = false;
+    let mut release = |job: &mut OpenJob, writer: &mut W| -> Result<bool, CopyError> {
+        if !gate_passed && job.releases_anything() {
+            gate().map_err(CopyError::Refused)?;
+            gate_passed = true;
+        }
+        job.write(writer)
+    };
     // As for encryption: the same number of chunks, as ciphertext.
     let head_limit = SEQUENTIAL_BELOW / CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE;
     let (head, head_end) = read_head(&mut reader, head_limit);
-    let mut written = 0u64;
     if !matches!(head_end, End::More) {
         let mut job = OpenJob {
             first_index: 0,
+            layout,
             len: head.len(),
             buf: AlignedBuf::from_vec(head),
             end: head_end,
-            verified: 0,
+            released: Vec::new(),
             stop: Stop::Continue,
         };
-        job.open(&cipher);
-        let released = released_bytes(&job);
-        job.write(&mut writer)?;
+        job.open(cipher, verifier);
+        let released = job.released_bytes();
+        release(&mut job, &mut writer)?;
         writer.flush().map_err(CopyError::Output)?;
         return Ok(released);
     }
     let mut input = Cursor::new(head).chain(reader);
     let mut next_index = 0u64;
+    let mut written = 0u64;
     run_batches(
         threads,
         "kapsel-open",
-        || OpenJob::new(BATCH_CHUNKS),
+        || OpenJob::new(BATCH_CHUNKS, layout),
         |job: &mut OpenJob| {
             let more = job.read(&mut input, next_index);
-            next_index += (job.len / ENCRYPTED_CHUNK_SIZE) as u64;
+            next_index += job.chunks_read();
             more
         },
-        |job: &mut OpenJob| job.open(&cipher),
+        |job: &mut OpenJob| job.open(cipher, verifier),
         |job: &mut OpenJob| {
-            let released = released_bytes(job);
-            let more = job.write(&mut writer)?;
+            let released = job.released_bytes();
+            let more = release(job, &mut writer)?;
             written += released;
             Ok(more)
         },
     )?;
     writer.flush().map_err(CopyError::Output)?;
     Ok(written)
-}
-
-/// Plaintext bytes of the verified pieces of an opened batch.
-fn released_bytes(job: &OpenJob) -> u64 {
-    (0..job.verified)
-        .map(|i| OpenJob::plain_len(job.len, i) as u64)
-        .sum()
 }
 
 // ---------------------------------------------------------------------------

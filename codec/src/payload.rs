@@ -27,6 +27,10 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::segment::{
+    SegmentHasher, SegmentSigner, SegmentVerifier, SignatureError, FULL_SEGMENT_LEN,
+    MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS, SIGNATURE_LEN,
+};
 pub use kapsel_format::CHUNK_SIZE;
 
 /// Salt length.
@@ -142,6 +146,20 @@ impl ChunkCipher {
         }
     }
 
+    /// [`ChunkCipher::for_decryption`] with the salt and commitment as the 56
+    /// bytes that precede the first chunk.
+    pub fn for_decryption_with_prefix(
+        input_key: &[u8],
+        context: &[u8],
+        prefix: &[u8; PAYLOAD_HEADER_LEN],
+    ) -> Result<Self, PayloadError> {
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(&prefix[..SALT_LEN]);
+        let mut commitment = [0u8; COMMITMENT_LEN];
+        commitment.copy_from_slice(&prefix[SALT_LEN..]);
+        Self::for_decryption(input_key, context, &salt, &commitment)
+    }
+
     /// Derives the cipher for a new payload with a given salt, returning the
     /// 56 bytes that must precede the first chunk. Use a fresh random salt
     /// ([`ChunkCipher::for_encryption`]) except in conformance tests.
@@ -214,12 +232,16 @@ pub(crate) fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<u
     Ok(filled)
 }
 
-/// A payload failure or an I/O error from the underlying reader or writer.
+/// A payload failure, a segment signature failure, or an I/O error from the
+/// underlying reader or writer.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     /// The payload is invalid.
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    /// A segment of a signed file is not the sender's.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     /// Reading or writing failed.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -230,17 +252,28 @@ impl From<StreamError> for io::Error {
         match e {
             StreamError::Io(e) => e,
             StreamError::Payload(p) => io::Error::new(io::ErrorKind::InvalidData, p),
+            StreamError::Signature(s) => s.into(),
         }
     }
 }
 
-/// Streaming encryptor: `io::Write` in, chunks out, in constant memory.
-/// [`PayloadWriter::finish`] must be called to write the final chunk.
+/// A segment being signed: the signer and the hash of its chunks so far.
+#[derive(Debug)]
+struct SigningState {
+    signer: SegmentSigner,
+    hasher: SegmentHasher,
+}
+
+/// Streaming encryptor: `io::Write` in, chunks out, in constant memory. For
+/// a signed file it writes each segment's signature after the segment's
+/// last chunk. [`PayloadWriter::finish`] must be called to write the final
+/// chunk (and the final segment's signature).
 pub struct PayloadWriter<W: Write> {
     inner: W,
     cipher: ChunkCipher,
     buf: Vec<u8>,
     index: u64,
+    signing: Option<SigningState>,
 }
 
 // Debug output shows progress only: never buffered plaintext.
@@ -249,67 +282,81 @@ impl<W: Write> std::fmt::Debug for PayloadWriter<W> {
         f.debug_struct("PayloadWriter")
             .field("chunks_sealed", &self.index)
             .field("buffered", &self.buf.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R: Read> std::fmt::Debug for PayloadReader<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PayloadReader")
-            .field("chunks_verified", &self.index)
-            .field("state", &self.state)
+            .field("signed", &self.signing.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl<W: Write> PayloadWriter<W> {
-    /// Starts a payload: writes the salt and commitment to `inner`.
+    /// Starts an unsigned payload: writes the salt and commitment to `inner`.
     pub fn new(mut inner: W, input_key: &[u8], context: &[u8]) -> Result<Self, StreamError> {
         let (cipher, prefix) = ChunkCipher::for_encryption(input_key, context)?;
         inner.write_all(&prefix)?;
         Ok(Self::from_parts(inner, cipher))
     }
 
-    /// Continues a payload whose 56-byte prefix the caller already wrote.
+    /// Continues an unsigned payload whose 56-byte prefix the caller already
+    /// wrote.
     pub fn from_parts(inner: W, cipher: ChunkCipher) -> Self {
+        Self::from_parts_signed(inner, cipher, None)
+    }
+
+    /// [`PayloadWriter::from_parts`]; with a signer, the body is written in
+    /// signed segments.
+    pub(crate) fn from_parts_signed(
+        inner: W,
+        cipher: ChunkCipher,
+        signer: Option<SegmentSigner>,
+    ) -> Self {
         PayloadWriter {
             inner,
             cipher,
             buf: Vec::with_capacity(ENCRYPTED_CHUNK_SIZE),
             index: 0,
+            signing: signer.map(|signer| SigningState {
+                signer,
+                hasher: SegmentHasher::default(),
+            }),
         }
     }
 
-    /// The inner writer and the cipher, for a caller (the parallel path)
-    /// that seals the chunks itself. Valid only before anything was written:
-    /// bytes buffered for an unfinished chunk would be lost.
-    pub fn into_parts(self) -> (W, ChunkCipher) {
+    /// The inner writer, the cipher and the signer, for the parallel path,
+    /// which seals (and signs) the chunks itself. Valid only before anything
+    /// was written: bytes buffered for an unfinished chunk would be lost.
+    pub(crate) fn into_parts(self) -> (W, ChunkCipher, Option<SegmentSigner>) {
         debug_assert!(self.buf.is_empty() && self.index == 0);
-        (self.inner, self.cipher)
+        (self.inner, self.cipher, self.signing.map(|s| s.signer))
     }
 
-    fn flush_full_chunk(&mut self) -> io::Result<()> {
-        debug_assert_eq!(self.buf.len(), CHUNK_SIZE);
+    /// Seals the buffered plaintext as the next chunk and writes it; for a
+    /// signed file, writes the segment's signature after its last chunk
+    /// (the 64th, or the final chunk).
+    fn seal_and_write(&mut self, is_final: bool) -> io::Result<()> {
         let tag = self
             .cipher
             .seal(self.index, &mut self.buf)
             .map_err(StreamError::from)?;
         self.buf.extend_from_slice(&tag);
         self.inner.write_all(&self.buf)?;
-        self.buf.clear();
+        let segment = self.index / SEGMENT_CHUNKS as u64;
         self.index += 1;
+        if let Some(state) = &mut self.signing {
+            state.hasher.update(&self.buf);
+            if is_final || self.index % SEGMENT_CHUNKS as u64 == 0 {
+                let digest = std::mem::take(&mut state.hasher).finish();
+                let signature = state.signer.sign_digest(segment, is_final, &digest);
+                self.inner.write_all(&signature)?;
+            }
+        }
+        self.buf.clear();
         Ok(())
     }
 
-    /// Seals the final (short, possibly empty) chunk, flushes, and returns the
-    /// inner writer.
+    /// Seals the final (short, possibly empty) chunk, writes the final
+    /// segment's signature of a signed file, flushes, and returns the inner
+    /// writer.
     pub fn finish(mut self) -> io::Result<W> {
-        let tag = self
-            .cipher
-            .seal(self.index, &mut self.buf)
-            .map_err(StreamError::from)?;
-        self.buf.extend_from_slice(&tag);
-        self.inner.write_all(&self.buf)?;
+        self.seal_and_write(true)?;
         self.inner.flush()?;
         Ok(self.inner)
     }
@@ -322,7 +369,7 @@ impl<W: Write> Write for PayloadWriter<W> {
         // A full chunk is never the last one (the last is always short), so
         // it can be sealed and written as soon as it fills.
         if self.buf.len() == CHUNK_SIZE {
-            self.flush_full_chunk()?;
+            self.seal_and_write(false)?;
         }
         Ok(take)
     }
@@ -332,59 +379,84 @@ impl<W: Write> Write for PayloadWriter<W> {
     }
 }
 
-/// Where a [`PayloadReader`] stands.
+/// Why a [`PayloadReader`] stopped for good.
 #[derive(Clone, Copy, Debug)]
-enum ReadState {
-    Chunks,
-    Done,
-    Failed(PayloadError),
-    /// A read of the input failed; `layer` keeps the class of a failure
-    /// from a layer below (armor, sender signature) for later reads.
-    IoFailed(io::ErrorKind, Option<LowerFailure>),
+enum Failure {
+    Payload(PayloadError),
+    Signature(SignatureError),
+    /// A read of the input failed; an armor failure below keeps its class
+    /// for later reads.
+    Io(io::ErrorKind, Option<crate::armor::ArmorError>),
 }
 
-/// A failure of a reader below the payload that must keep its outcome class
-/// on every later read.
-#[derive(Clone, Copy, Debug)]
-enum LowerFailure {
-    Armor(crate::armor::ArmorError),
-    Signature(crate::sender::SignatureError),
-}
-
-impl LowerFailure {
-    fn of(e: &io::Error) -> Option<Self> {
-        let inner = e.get_ref()?;
-        if let Some(a) = inner.downcast_ref::<crate::armor::ArmorError>() {
-            return Some(LowerFailure::Armor(*a));
+impl Failure {
+    fn of(e: &StreamError) -> Self {
+        match e {
+            StreamError::Payload(p) => Failure::Payload(*p),
+            StreamError::Signature(s) => Failure::Signature(*s),
+            StreamError::Io(e) => {
+                let armor = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<crate::armor::ArmorError>())
+                    .copied();
+                Failure::Io(e.kind(), armor)
+            }
         }
-        inner
-            .downcast_ref::<crate::sender::SignatureError>()
-            .map(|s| LowerFailure::Signature(*s))
     }
 
     fn to_io_error(self) -> io::Error {
         match self {
-            LowerFailure::Armor(a) => a.into(),
-            LowerFailure::Signature(s) => s.into(),
+            Failure::Payload(p) => StreamError::Payload(p).into(),
+            Failure::Signature(s) => s.into(),
+            Failure::Io(_, Some(a)) => a.into(),
+            Failure::Io(kind, None) => {
+                io::Error::new(kind, "an earlier read of the payload failed")
+            }
         }
     }
 }
 
-/// Streaming decryptor: ciphertext in, authenticated plaintext out, one
-/// chunk at a time, in constant memory.
+/// Where a [`PayloadReader`] stands.
+#[derive(Clone, Copy, Debug)]
+enum ReadState {
+    Reading,
+    Done,
+    Failed(Failure),
+}
+
+/// Streaming decryptor: ciphertext in, authenticated plaintext out, in
+/// constant memory: one chunk at a time for an anonymous file, one verified
+/// segment at a time for a signed file.
 pub struct PayloadReader<R: Read> {
     inner: R,
     cipher: ChunkCipher,
+    verifier: Option<SegmentVerifier>,
+    /// Ciphertext of the current chunk (anonymous) or segment (signed),
+    /// opened in place.
     buf: Box<[u8]>,
-    start: usize,
-    end: usize,
+    /// Plaintext ranges of `buf` still to hand out, in order.
+    pieces: Vec<(usize, usize)>,
+    next_piece: usize,
+    /// Next chunk index to open.
     index: u64,
+    segments_verified: u64,
     state: ReadState,
 }
 
+impl<R: Read> std::fmt::Debug for PayloadReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadReader")
+            .field("chunks_verified", &self.index)
+            .field("segments_verified", &self.segments_verified)
+            .field("signed", &self.verifier.is_some())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Read> PayloadReader<R> {
-    /// Reads the salt and commitment and checks the commitment; no chunk is
-    /// read or decrypted before it matched.
+    /// Reads the salt and commitment of an unsigned payload and checks the
+    /// commitment; no chunk is read or decrypted before it matched.
     pub fn new(mut inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, StreamError> {
         if input_key.len() != KEY_LEN {
             return Err(PayloadError::InvalidKeySize {
@@ -396,49 +468,82 @@ impl<R: Read> PayloadReader<R> {
         if read_full(&mut inner, &mut prefix)? < PAYLOAD_HEADER_LEN {
             return Err(PayloadError::Truncated.into());
         }
-        let mut salt = [0u8; SALT_LEN];
-        salt.copy_from_slice(&prefix[..SALT_LEN]);
-        let mut commitment = [0u8; COMMITMENT_LEN];
-        commitment.copy_from_slice(&prefix[SALT_LEN..]);
-        let cipher = ChunkCipher::for_decryption(input_key, context, &salt, &commitment)?;
+        let cipher = ChunkCipher::for_decryption_with_prefix(input_key, context, &prefix)?;
         Ok(Self::from_parts(inner, cipher))
     }
 
-    /// Continues from the first chunk with an already verified cipher.
+    /// Continues an unsigned payload from the first chunk with an already
+    /// verified cipher.
     pub fn from_parts(inner: R, cipher: ChunkCipher) -> Self {
+        Self::from_parts_signed(inner, cipher, None)
+    }
+
+    /// [`PayloadReader::from_parts`]; with a verifier, the body is read in
+    /// signed segments.
+    pub(crate) fn from_parts_signed(
+        inner: R,
+        cipher: ChunkCipher,
+        verifier: Option<SegmentVerifier>,
+    ) -> Self {
+        let unit = if verifier.is_some() {
+            FULL_SEGMENT_LEN
+        } else {
+            ENCRYPTED_CHUNK_SIZE
+        };
         PayloadReader {
             inner,
             cipher,
-            buf: vec![0u8; ENCRYPTED_CHUNK_SIZE].into_boxed_slice(),
-            start: 0,
-            end: 0,
+            verifier,
+            buf: vec![0u8; unit].into_boxed_slice(),
+            pieces: Vec::with_capacity(SEGMENT_CHUNKS),
+            next_piece: 0,
             index: 0,
-            state: ReadState::Chunks,
+            segments_verified: 0,
+            state: ReadState::Reading,
         }
     }
 
-    /// The inner reader, positioned at the first chunk, and the verified
-    /// cipher, for a caller (the parallel path) that opens the chunks itself.
-    /// Valid only before the first read.
-    pub fn into_parts(self) -> (R, ChunkCipher) {
-        debug_assert!(self.index == 0 && self.start == self.end);
-        (self.inner, self.cipher)
+    /// The inner reader (positioned at the first chunk), the verified
+    /// cipher and the segment verifier, for the parallel path, which opens
+    /// the chunks itself. Valid only before the first read.
+    pub(crate) fn into_parts(self) -> (R, ChunkCipher, Option<SegmentVerifier>) {
+        debug_assert!(self.index == 0 && self.pieces.is_empty());
+        (self.inner, self.cipher, self.verifier)
     }
 
-    /// Reads and opens the next chunk into the buffer.
+    /// Reads and opens the next chunk of an anonymous file.
     fn next_chunk(&mut self) -> Result<(), StreamError> {
         let n = read_full(&mut self.inner, &mut self.buf)?;
-        let last = n < ENCRYPTED_CHUNK_SIZE;
         if n < TAG_LEN {
             // Either nothing after a full chunk (the short final chunk is
             // missing) or a fragment too short to hold a tag.
             return Err(PayloadError::Truncated.into());
         }
         let plain = self.cipher.open(self.index, &mut self.buf[..n])?.len();
-        self.start = 0;
-        self.end = plain;
+        self.pieces.push((0, plain));
         self.index += 1;
-        if last {
+        if n < ENCRYPTED_CHUNK_SIZE {
+            self.state = ReadState::Done;
+        }
+        Ok(())
+    }
+
+    /// Reads the next segment of a signed file, verifies its signature, then
+    /// opens its chunks from the same bytes (SPEC.md section 6.5).
+    fn next_segment(&mut self, verifier: &SegmentVerifier) -> Result<(), StreamError> {
+        let n = read_full(&mut self.inner, &mut self.buf)?;
+        let is_final = n < FULL_SEGMENT_LEN;
+        if is_final && n < MIN_FINAL_SEGMENT_LEN {
+            return Err(PayloadError::Truncated.into());
+        }
+        let chunk_bytes = n - SIGNATURE_LEN;
+        let segment = self.index / SEGMENT_CHUNKS as u64;
+        let (body, signature) = self.buf[..n].split_at_mut(chunk_bytes);
+        verifier.verify(segment, is_final, body, signature)?;
+        open_segment_chunks(&self.cipher, self.index, body, is_final, &mut self.pieces)?;
+        self.index += self.pieces.len() as u64;
+        self.segments_verified += 1;
+        if is_final {
             self.state = ReadState::Done;
         }
         Ok(())
@@ -448,40 +553,88 @@ impl<R: Read> PayloadReader<R> {
     pub fn chunks_verified(&self) -> u64 {
         self.index
     }
+
+    /// Number of segment signatures verified so far (0 for an anonymous file).
+    pub fn segments_verified(&self) -> u64 {
+        self.segments_verified
+    }
+
+    /// Whether the payload is signed (read in segments).
+    pub fn is_signed(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The sender whose signature covered every byte released so far: `Some`
+    /// once the first segment of a signed file verified.
+    pub fn verified_sender(&self) -> Option<&p256::PublicKey> {
+        match &self.verifier {
+            Some(v) if self.segments_verified > 0 => Some(v.sender()),
+            _ => None,
+        }
+    }
+
+    fn refill(&mut self) -> Result<(), StreamError> {
+        self.pieces.clear();
+        self.next_piece = 0;
+        match self.verifier.take() {
+            None => self.next_chunk(),
+            Some(v) => {
+                let result = self.next_segment(&v);
+                self.verifier = Some(v);
+                result
+            }
+        }
+    }
+}
+
+/// Opens the chunks of one segment's chunk bytes in place, from chunk
+/// `first_index` on, and records their plaintext ranges in `pieces`. A
+/// non-final segment holds exactly [`SEGMENT_CHUNKS`] full chunks; a final
+/// one ends with a short chunk of at least a tag.
+pub(crate) fn open_segment_chunks(
+    cipher: &ChunkCipher,
+    first_index: u64,
+    body: &mut [u8],
+    is_final: bool,
+    pieces: &mut Vec<(usize, usize)>,
+) -> Result<(), PayloadError> {
+    let rem = body.len() % ENCRYPTED_CHUNK_SIZE;
+    if is_final && rem < TAG_LEN {
+        return Err(PayloadError::Truncated);
+    }
+    for (k, chunk) in body.chunks_mut(ENCRYPTED_CHUNK_SIZE).enumerate() {
+        let start = k * ENCRYPTED_CHUNK_SIZE;
+        let plain = cipher.open(first_index + k as u64, chunk)?.len();
+        pieces.push((start, plain));
+    }
+    Ok(())
 }
 
 impl<R: Read> Read for PayloadReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.start < self.end {
-                let n = (self.end - self.start).min(out.len());
-                out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-                self.start += n;
+            if let Some(&(start, len)) = self.pieces.get(self.next_piece) {
+                if len == 0 {
+                    self.next_piece += 1;
+                    continue;
+                }
+                let n = len.min(out.len());
+                out[..n].copy_from_slice(&self.buf[start..start + n]);
+                self.pieces[self.next_piece] = (start + n, len - n);
                 return Ok(n);
             }
             match self.state {
                 ReadState::Done => return Ok(0),
-                ReadState::Failed(e) => return Err(StreamError::Payload(e).into()),
-                ReadState::IoFailed(_, Some(lower)) => return Err(lower.to_io_error()),
-                ReadState::IoFailed(kind, None) => {
-                    return Err(io::Error::new(
-                        kind,
-                        "an earlier read of the payload failed",
-                    ))
-                }
-                ReadState::Chunks => {
+                ReadState::Failed(f) => return Err(f.to_io_error()),
+                ReadState::Reading => {
                     if out.is_empty() {
                         return Ok(0);
                     }
-                    match self.next_chunk() {
-                        Ok(()) => {}
-                        Err(StreamError::Payload(e)) => {
-                            self.state = ReadState::Failed(e);
-                        }
-                        Err(StreamError::Io(e)) => {
-                            self.state = ReadState::IoFailed(e.kind(), LowerFailure::of(&e));
-                            return Err(e);
-                        }
+                    if let Err(e) = self.refill() {
+                        self.pieces.clear();
+                        self.state = ReadState::Failed(Failure::of(&e));
+                        // The first report of a read error keeps its message.
+                        return Err(e.into());
                     }
                 }
             }

@@ -7,10 +7,9 @@
 //!   input key and context. It knows nothing about kapsel headers, so the
 //!   C2SP vectors run through it directly.
 //! - [`SeekableReader`], made by [`Decryptor::decrypt_seekable`], is a
-//!   kapsel file: it unwraps the file key from the header, takes the payload
-//!   length from the source length (less the 64-byte signature of a signed
-//!   file), and adds the sender signature check
-//!   ([`SeekableReader::verify_signature`]).
+//!   kapsel file: it finds the file key from the header, takes the payload
+//!   length from the source length, and for a signed file reads whole
+//!   signed segments, verifying each before it decrypts any of it.
 //!
 //! Both implement `Read + Seek` (one position, `&mut self`), and offer
 //! [`read_at`](SeekablePayload::read_at) (`&self`, no position), which
@@ -37,122 +36,166 @@
 //! # }
 //! ```
 //!
-//! Layout: chunk `i` is the `16400` bytes at payload offset `56 + i * 16400`,
-//! except the last, which holds the remaining `16..=16399` bytes (its tag and
-//! up to 16383 plaintext bytes). Plaintext byte `p` lies in chunk
-//! `p / 16384`.
+//! Layout (SPEC.md section 6.6): in an anonymous file chunk `i` is the
+//! `16400` bytes at payload offset `56 + i * 16400`, except the last, which
+//! holds the remaining `16..=16399` bytes; plaintext byte `p` lies in chunk
+//! `p / 16384`. In a signed file segment `j` is the `1049664` bytes at
+//! payload offset `56 + j * 1049664` (64 chunks and a signature), except the
+//! last, which holds the remaining `80..=1049663`; plaintext byte `p` lies
+//! in segment `p / 1048576`. The *unit* of a reader is the chunk (anonymous)
+//! or the segment (signed): what is read, verified and decrypted at once.
 //!
 //! Invariants:
 //! - Nothing is decrypted before the key commitment matched (at
-//!   construction), and a payload whose length no valid payload can have
-//!   (a final chunk shorter than a tag, or no short final chunk) is refused
-//!   at construction as truncated.
-//! - Plaintext comes only from chunks whose tag verified at their own index
-//!   and with their expected length: each range decrypts exactly the chunks
-//!   it touches, and a corrupt chunk fails exactly the reads that touch it.
-//!   There is no sticky failure state (unlike the streaming
-//!   [`PayloadReader`](crate::payload::PayloadReader)), since the next read
-//!   may be elsewhere.
+//!   construction), and a payload whose length no valid payload can have is
+//!   refused at construction as truncated, before any chunk is read.
+//! - Single fetch: a unit's bytes are read from the source once, under the
+//!   source lock, into memory; a segment's signature is verified over those
+//!   bytes and its chunks are opened from the same bytes. A source that
+//!   answers two reads differently can make a read fail, never return
+//!   plaintext that was not verified.
+//! - Plaintext comes only from units that verified at their own index and
+//!   with their expected length (and final flag): each range decrypts
+//!   exactly the units it touches, and a corrupt unit fails exactly the
+//!   reads that touch it. There is no sticky failure state (unlike the
+//!   streaming [`PayloadReader`](crate::payload::PayloadReader)), since the
+//!   next read may be elsewhere.
 //! - The end of the plaintext is reported (`Ok(0)` from `read`, a short
 //!   `read_at`, `SeekFrom::End`, [`SeekablePayload::plaintext_len`]) only
-//!   after the final chunk opened as the final chunk at its index. Its index
-//!   and length enter the tag check, so a truncated or extended file cannot
-//!   produce a wrong end; without this step the length is only a claim.
+//!   after the final unit verified as the final one at its index. A range
+//!   that ends at or before the claimed length does not need it.
 //! - The length is fixed when the reader is made; bytes appended to the
 //!   source later are never read, and a source that shrank reads as
 //!   truncated.
-//! - `read_at` and cursors lock the source only to seek and read one
-//!   chunk's ciphertext, and decrypt outside the lock. A one-chunk cache
-//!   (behind its own lock) holds the plaintext of the last chunk decrypted,
-//!   so small sequential reads (as archive readers make) decrypt each chunk
-//!   once.
+//! - `read_at` and cursors lock the source only to seek and read one unit,
+//!   and verify and decrypt outside the lock. A one-unit cache (behind its
+//!   own lock) holds the plaintext of the last unit decrypted, so small
+//!   sequential reads (as archive readers make) decrypt each unit once.
 //!
-//! Sender signatures: a signed file's signature covers the whole file, so
-//! checking it needs one pass over every byte ([`SeekableReader::verify_signature`],
-//! hashing only, no decryption). Ranged reads do not do that pass: their
-//! plaintext is authenticated by the chunk tags as coming from someone who
-//! knows the file key (the sender or any recipient), not as coming from the
-//! sender the header names. That is the same guarantee an anonymous file
-//! gives. Call `verify_signature` first when the sender matters; the `kapsel`
-//! tool always does for signed files.
+//! Sender signatures: every plaintext byte a [`SeekableReader`] of a signed
+//! file returns was signed by the sender the header names
+//! ([`SeekableReader::verified_sender`]); what a ranged read cannot tell is
+//! that the file is complete, until the final segment verified.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use kapsel_format::Header;
-use p256::ecdsa::signature::DigestVerifier;
-use p256::ecdsa::{Signature, VerifyingKey};
-use p256::PublicKey;
-use sha2::{Digest, Sha256};
 
 use crate::aead::{KEY_LEN, TAG_LEN};
-use crate::decrypt::{unwrap_file_key, Decryptor};
+use crate::decrypt::{claimed_sender, find_file_key, ClaimedSender, Decryptor};
 use crate::error::DecryptError;
 use crate::keys::{Identity, Recipient};
 use crate::payload::{
-    read_full, ChunkCipher, PayloadError, StreamError, CHUNK_SIZE, COMMITMENT_LEN,
-    ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN, SALT_LEN,
+    open_segment_chunks, read_full, ChunkCipher, PayloadError, StreamError, CHUNK_SIZE,
+    ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN,
 };
-use crate::sender::{SignatureError, SIGNATURE_LABEL, SIGNATURE_LEN};
+use crate::segment::{
+    SegmentVerifier, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS, SEGMENT_PLAINTEXT,
+    SIGNATURE_LEN,
+};
 
-/// Where the chunks are, derived from the payload length alone.
+/// Where the units are, derived from the payload length alone.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
-    /// Source offset of chunk 0.
-    chunks_start: u64,
+    /// Source offset of chunk 0 (the first byte after salt and commitment).
+    body_start: u64,
+    /// Whether the body is in signed segments.
+    signed: bool,
     /// Number of chunks, the short final one included (at least 1).
     chunk_count: u64,
-    /// Ciphertext bytes of the final chunk, `TAG_LEN..ENCRYPTED_CHUNK_SIZE`.
-    final_len: usize,
+    /// Number of units (chunks or segments), the final one included.
+    unit_count: u64,
+    /// Bytes of the final unit (chunk, or segment with its signature).
+    final_unit_len: usize,
     /// Plaintext bytes in all chunks.
     plaintext_len: u64,
 }
 
 impl Layout {
-    /// The layout of `chunk_bytes` bytes of chunks starting at `chunks_start`.
-    fn new(chunks_start: u64, chunk_bytes: u64) -> Result<Self, PayloadError> {
+    /// The layout of `body_len` bytes of chunks (or segments) starting at
+    /// `body_start` (SPEC.md section 6.6 step 2).
+    fn new(body_start: u64, body_len: u64, signed: bool) -> Result<Self, PayloadError> {
         let enc = ENCRYPTED_CHUNK_SIZE as u64;
-        let full = chunk_bytes / enc;
-        // The remainder is below 16400, so it fits in usize.
-        let final_len = (chunk_bytes % enc) as usize;
-        if final_len < TAG_LEN {
+        let (unit_count, final_unit_len, full_chunks, final_chunk_len) = if signed {
+            let full_segments = body_len / FULL_SEGMENT_LEN as u64;
+            // Below FULL_SEGMENT_LEN, so it fits in usize.
+            let g = (body_len % FULL_SEGMENT_LEN as u64) as usize;
+            if g < MIN_FINAL_SEGMENT_LEN {
+                return Err(PayloadError::Truncated);
+            }
+            let chunk_bytes = g - SIGNATURE_LEN;
+            let f = chunk_bytes % ENCRYPTED_CHUNK_SIZE;
+            let in_final = (chunk_bytes / ENCRYPTED_CHUNK_SIZE) as u64;
+            let full = full_segments
+                .checked_mul(SEGMENT_CHUNKS as u64)
+                .and_then(|c| c.checked_add(in_final))
+                .ok_or(PayloadError::TooManyChunks)?;
+            (full_segments + 1, g, full, f)
+        } else {
+            let full = body_len / enc;
+            // The remainder is below 16400, so it fits in usize.
+            let f = (body_len % enc) as usize;
+            (full + 1, f, full, f)
+        };
+        if final_chunk_len < TAG_LEN {
             // No room for the final chunk's tag: either a file cut at a
             // chunk boundary (the short final chunk is missing) or cut
             // inside a tag.
             return Err(PayloadError::Truncated);
         }
-        let chunk_count = full + 1;
+        let chunk_count = full_chunks + 1;
         if chunk_count > MAX_CHUNKS {
             return Err(PayloadError::TooManyChunks);
         }
         Ok(Layout {
-            chunks_start,
+            body_start,
+            signed,
             chunk_count,
-            final_len,
-            // full < 2^38, so full * 16384 + 16383 < 2^53.
-            plaintext_len: full * CHUNK_SIZE as u64 + (final_len - TAG_LEN) as u64,
+            unit_count,
+            final_unit_len,
+            // full_chunks < 2^38, so this stays below 2^53.
+            plaintext_len: full_chunks * CHUNK_SIZE as u64 + (final_chunk_len - TAG_LEN) as u64,
         })
     }
 
     fn last(&self) -> u64 {
-        self.chunk_count - 1
+        self.unit_count - 1
     }
 
-    /// Source offset and ciphertext length of chunk `index` (< chunk_count).
-    fn location(&self, index: u64) -> (u64, usize) {
-        let len = if index == self.last() {
-            self.final_len
+    /// Plaintext bytes of a full unit.
+    fn unit_plaintext(&self) -> u64 {
+        if self.signed {
+            SEGMENT_PLAINTEXT as u64
+        } else {
+            CHUNK_SIZE as u64
+        }
+    }
+
+    /// Bytes of a full unit in the source.
+    fn unit_len(&self) -> usize {
+        if self.signed {
+            FULL_SEGMENT_LEN
         } else {
             ENCRYPTED_CHUNK_SIZE
+        }
+    }
+
+    /// Source offset and length of unit `index` (< unit_count).
+    fn location(&self, index: u64) -> (u64, usize) {
+        let len = if index == self.last() {
+            self.final_unit_len
+        } else {
+            self.unit_len()
         };
-        // index < 2^38 and chunks_start + the payload length was checked
-        // not to overflow at construction.
-        (self.chunks_start + index * ENCRYPTED_CHUNK_SIZE as u64, len)
+        // index < 2^38 and body_start + the body length was checked not to
+        // overflow at construction.
+        (self.body_start + index * self.unit_len() as u64, len)
     }
 }
 
-/// The plaintext of the chunk decrypted last.
+/// The plaintext of the unit decrypted last.
 struct Cache {
     index: Option<u64>,
     len: usize,
@@ -184,9 +227,11 @@ fn invalid_input(message: &'static str) -> io::Error {
 pub struct SeekablePayload<R> {
     source: Mutex<R>,
     cipher: ChunkCipher,
+    verifier: Option<SegmentVerifier>,
     layout: Layout,
     cache: Mutex<Cache>,
     decrypted: AtomicU64,
+    segments_verified: AtomicU64,
     length_verified: AtomicBool,
     pos: u64,
 }
@@ -195,6 +240,7 @@ impl<R> std::fmt::Debug for SeekablePayload<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeekablePayload")
             .field("chunk_count", &self.layout.chunk_count)
+            .field("signed", &self.layout.signed)
             .field("chunks_decrypted", &self.chunks_decrypted())
             .field("length_verified", &self.is_length_verified())
             .field("position", &self.pos)
@@ -203,9 +249,10 @@ impl<R> std::fmt::Debug for SeekablePayload<R> {
 }
 
 impl<R: Read + Seek> SeekablePayload<R> {
-    /// Opens the payload of `payload_len` bytes (salt, commitment, chunks)
-    /// that starts at offset `payload_start` of `source`: reads the salt and
-    /// commitment and checks the commitment for `input_key` and `context`.
+    /// Opens the unsigned payload of `payload_len` bytes (salt, commitment,
+    /// chunks) that starts at offset `payload_start` of `source`: reads the
+    /// salt and commitment and checks the commitment for `input_key` and
+    /// `context`.
     ///
     /// Errors, in this order: an input key that is not 32 bytes
     /// ([`PayloadError::InvalidKeySize`]); a payload shorter than 56 bytes or
@@ -229,23 +276,39 @@ impl<R: Read + Seek> SeekablePayload<R> {
         if payload_start.checked_add(payload_len).is_none() {
             return Err(invalid_input("payload start and length overflow").into());
         }
-        let Some(chunk_bytes) = payload_len.checked_sub(PAYLOAD_HEADER_LEN as u64) else {
-            return Err(PayloadError::Truncated.into());
-        };
-        let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
-        source.seek(SeekFrom::Start(payload_start))?;
-        if read_full(&mut source, &mut prefix)? < PAYLOAD_HEADER_LEN {
+        if payload_len < PAYLOAD_HEADER_LEN as u64 {
             return Err(PayloadError::Truncated.into());
         }
-        let mut salt = [0u8; SALT_LEN];
-        salt.copy_from_slice(&prefix[..SALT_LEN]);
-        let mut commitment = [0u8; COMMITMENT_LEN];
-        commitment.copy_from_slice(&prefix[SALT_LEN..]);
-        let cipher = ChunkCipher::for_decryption(input_key, context, &salt, &commitment)?;
-        let layout = Layout::new(payload_start + PAYLOAD_HEADER_LEN as u64, chunk_bytes)?;
+        let prefix = read_prefix(&mut source, payload_start)?;
+        let cipher = ChunkCipher::for_decryption_with_prefix(input_key, context, &prefix)?;
+        Self::open(source, payload_start, payload_len, cipher, None)
+    }
+
+    /// A payload whose commitment `cipher` was verified against; with a
+    /// verifier, the body is in signed segments. Checks the length (SPEC.md
+    /// section 6.6 step 2); reads nothing.
+    pub(crate) fn open(
+        source: R,
+        payload_start: u64,
+        payload_len: u64,
+        cipher: ChunkCipher,
+        verifier: Option<SegmentVerifier>,
+    ) -> Result<Self, StreamError> {
+        if payload_start.checked_add(payload_len).is_none() {
+            return Err(invalid_input("payload start and length overflow").into());
+        }
+        let Some(body_len) = payload_len.checked_sub(PAYLOAD_HEADER_LEN as u64) else {
+            return Err(PayloadError::Truncated.into());
+        };
+        let layout = Layout::new(
+            payload_start + PAYLOAD_HEADER_LEN as u64,
+            body_len,
+            verifier.is_some(),
+        )?;
         Ok(SeekablePayload {
             source: Mutex::new(source),
             cipher,
+            verifier,
             layout,
             cache: Mutex::new(Cache {
                 index: None,
@@ -253,35 +316,63 @@ impl<R: Read + Seek> SeekablePayload<R> {
                 buf: Box::new([]),
             }),
             decrypted: AtomicU64::new(0),
+            segments_verified: AtomicU64::new(0),
             length_verified: AtomicBool::new(false),
             pos: 0,
         })
     }
 
-    /// Reads chunk `index` into `buf` (at least one encrypted chunk long)
-    /// and opens it; returns the plaintext length.
-    fn open_chunk(&self, index: u64, buf: &mut [u8]) -> Result<usize, StreamError> {
+    /// Reads unit `index` into `buf` (at least one full unit long), once,
+    /// verifies it and decrypts it there; returns the plaintext length,
+    /// compacted at the start of `buf`.
+    fn open_unit(&self, index: u64, buf: &mut [u8]) -> Result<usize, StreamError> {
         let (offset, len) = self.layout.location(index);
-        let ciphertext = &mut buf[..len];
+        let unit = &mut buf[..len];
         {
             let mut source = lock(&self.source);
             source.seek(SeekFrom::Start(offset))?;
-            if read_full(&mut *source, ciphertext)? < len {
+            if read_full(&mut *source, unit)? < len {
                 // The source is shorter than when the reader was made.
                 return Err(PayloadError::Truncated.into());
             }
         }
-        self.decrypted.fetch_add(1, Ordering::Relaxed);
-        let plain = self.cipher.open(index, ciphertext)?.len();
-        if index == self.layout.last() {
+        let is_final = index == self.layout.last();
+        let plain = match &self.verifier {
+            None => {
+                self.decrypted.fetch_add(1, Ordering::Relaxed);
+                self.cipher.open(index, unit)?.len()
+            }
+            Some(verifier) => {
+                let (body, signature) = unit.split_at_mut(len - SIGNATURE_LEN);
+                verifier.verify(index, is_final, body, signature)?;
+                self.segments_verified.fetch_add(1, Ordering::Relaxed);
+                let mut pieces = Vec::with_capacity(SEGMENT_CHUNKS);
+                let first_chunk = index * SEGMENT_CHUNKS as u64;
+                let opened =
+                    open_segment_chunks(&self.cipher, first_chunk, body, is_final, &mut pieces);
+                self.decrypted.fetch_add(
+                    pieces.len() as u64 + u64::from(opened.is_err()),
+                    Ordering::Relaxed,
+                );
+                opened?;
+                // Compact the plaintext of the chunks to the start.
+                let mut at = 0;
+                for (start, n) in pieces {
+                    buf.copy_within(start..start + n, at);
+                    at += n;
+                }
+                at
+            }
+        };
+        if is_final {
             self.length_verified.store(true, Ordering::Release);
         }
         Ok(plain)
     }
 
-    /// Copies the plaintext of chunk `index` from byte `within` into `out`,
-    /// through the one-chunk cache; returns the bytes copied.
-    fn copy_from_chunk(
+    /// Copies the plaintext of unit `index` from byte `within` into `out`,
+    /// through the one-unit cache; returns the bytes copied.
+    fn copy_from_unit(
         &self,
         index: u64,
         within: usize,
@@ -293,10 +384,10 @@ impl<R: Read + Seek> SeekablePayload<R> {
                 return Ok(copy_out(&cache.buf[..cache.len], within, out));
             }
         }
-        // Decrypt outside the cache lock, so threads reading different
-        // chunks decrypt in parallel.
-        let mut buf = vec![0u8; ENCRYPTED_CHUNK_SIZE].into_boxed_slice();
-        let len = self.open_chunk(index, &mut buf)?;
+        // Verify and decrypt outside the cache lock, so threads reading
+        // different units work in parallel.
+        let mut buf = vec![0u8; self.layout.unit_len()].into_boxed_slice();
+        let len = self.open_unit(index, &mut buf)?;
         let copied = copy_out(&buf[..len], within, out);
         *lock(&self.cache) = Cache {
             index: Some(index),
@@ -306,32 +397,34 @@ impl<R: Read + Seek> SeekablePayload<R> {
         Ok(copied)
     }
 
-    /// Authenticates the plaintext length by opening the final chunk (once;
+    /// Authenticates the plaintext length by opening the final unit (once;
     /// later calls return at once).
     pub fn verify_length(&self) -> io::Result<()> {
         if self.length_verified.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.copy_from_chunk(self.layout.last(), 0, &mut [])?;
+        self.copy_from_unit(self.layout.last(), 0, &mut [])?;
         Ok(())
     }
 
-    /// The plaintext length, authenticated: opens the final chunk first if
+    /// The plaintext length, authenticated: opens the final unit first if
     /// that has not happened yet.
     pub fn plaintext_len(&self) -> io::Result<u64> {
         self.verify_length()?;
         Ok(self.layout.plaintext_len)
     }
 
-    /// Fills `out` from plaintext offset `offset`, chunk by chunk; returns
-    /// the bytes filled and the error that stopped it, if any.
+    /// Fills `out` from plaintext offset `offset`, unit by unit; returns the
+    /// bytes filled and the error that stopped it, if any (SPEC.md section
+    /// 6.6 step 4: a read past the claimed end verifies the final unit
+    /// first).
     fn fill_at(&self, offset: u64, out: &mut [u8]) -> (usize, Option<io::Error>) {
         if out.is_empty() {
             return (0, None);
         }
         let len = self.layout.plaintext_len;
         if offset.saturating_add(out.len() as u64) > len {
-            // The read ends at the end of the plaintext: authenticate it.
+            // The read reaches past the end of the plaintext: authenticate it.
             if let Err(e) = self.verify_length() {
                 return (0, Some(e));
             }
@@ -341,16 +434,18 @@ impl<R: Read + Seek> SeekablePayload<R> {
         }
         // Bounded by out.len(), so it fits in usize.
         let want = (len - offset).min(out.len() as u64) as usize;
+        let unit = self.layout.unit_plaintext();
         let mut done = 0;
         while done < want {
             let pos = offset + done as u64;
-            let index = pos / CHUNK_SIZE as u64;
-            let within = (pos % CHUNK_SIZE as u64) as usize;
-            match self.copy_from_chunk(index, within, &mut out[done..want]) {
+            let index = pos / unit;
+            // Below the unit's plaintext size, so it fits in usize.
+            let within = (pos % unit) as usize;
+            match self.copy_from_unit(index, within, &mut out[done..want]) {
                 Ok(0) => {
-                    // A chunk that opened holds exactly the plaintext the
+                    // A unit that opened holds exactly the plaintext the
                     // layout gives it, so this cannot happen.
-                    let e = io::Error::other("chunk shorter than its layout");
+                    let e = io::Error::other("unit shorter than its layout");
                     return (done, Some(e));
                 }
                 Ok(n) => done += n,
@@ -365,10 +460,11 @@ impl<R: Read + Seek> SeekablePayload<R> {
     ///
     /// Fills `buf` completely unless the plaintext ends first: a shorter
     /// count (or 0) means the end, and is returned only after the final
-    /// chunk authenticated. Decrypts only the chunks the range touches. On
-    /// error (a chunk in the range that does not open, reported as
-    /// `InvalidData` carrying a [`PayloadError`]; or an I/O error), the
-    /// contents of `buf` are unspecified.
+    /// unit authenticated. Decrypts only the units the range touches. On
+    /// error (a unit in the range that does not verify, reported as
+    /// `InvalidData` carrying a [`PayloadError`] or a
+    /// [`SignatureError`](crate::segment::SignatureError); or an I/O error),
+    /// the contents of `buf` are unspecified.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         match self.fill_at(offset, buf) {
             (n, None) => Ok(n),
@@ -399,6 +495,19 @@ impl<R: Read + Seek> SeekablePayload<R> {
     }
 }
 
+/// Reads the 56-byte salt and commitment at `payload_start`.
+fn read_prefix<R: Read + Seek>(
+    source: &mut R,
+    payload_start: u64,
+) -> Result<[u8; PAYLOAD_HEADER_LEN], StreamError> {
+    let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
+    source.seek(SeekFrom::Start(payload_start))?;
+    if read_full(source, &mut prefix)? < PAYLOAD_HEADER_LEN {
+        return Err(PayloadError::Truncated.into());
+    }
+    Ok(prefix)
+}
+
 impl<R> SeekablePayload<R> {
     /// The plaintext length the payload length implies, not yet
     /// authenticated unless [`is_length_verified`](Self::is_length_verified).
@@ -406,7 +515,8 @@ impl<R> SeekablePayload<R> {
         self.layout.plaintext_len
     }
 
-    /// Whether the final chunk has opened, which authenticates the length.
+    /// Whether the final chunk (or segment) has verified, which
+    /// authenticates the length.
     pub fn is_length_verified(&self) -> bool {
         self.length_verified.load(Ordering::Acquire)
     }
@@ -415,6 +525,12 @@ impl<R> SeekablePayload<R> {
     /// not count; chunks that failed do).
     pub fn chunks_decrypted(&self) -> u64 {
         self.decrypted.load(Ordering::Relaxed)
+    }
+
+    /// Segment signatures verified so far (0 for an unsigned payload; cache
+    /// hits do not count).
+    pub fn segments_verified(&self) -> u64 {
+        self.segments_verified.load(Ordering::Relaxed)
     }
 
     /// Number of chunks in the payload, the final one included.
@@ -444,15 +560,17 @@ fn seek_target<R: Read + Seek>(
     target.ok_or_else(|| invalid_input("seek to a negative or overflowing position"))
 }
 
-/// `read` at `pos`: at most up to the end of one chunk, so that a chunk
-/// that fails does not hide the plaintext of the chunks before it.
+/// `read` at `pos`: at most up to the end of one unit, so that a unit that
+/// fails does not hide the plaintext of the units before it.
 fn read_from<R: Read + Seek>(
     payload: &SeekablePayload<R>,
     pos: u64,
     out: &mut [u8],
 ) -> io::Result<usize> {
-    let to_chunk_end = CHUNK_SIZE - (pos % CHUNK_SIZE as u64) as usize;
-    let n = out.len().min(to_chunk_end);
+    let unit = payload.layout.unit_plaintext();
+    // Below the unit's plaintext size, so it fits in usize.
+    let to_unit_end = (unit - pos % unit) as usize;
+    let n = out.len().min(to_unit_end);
     payload.read_at(pos, &mut out[..n])
 }
 
@@ -511,131 +629,57 @@ pub struct SeekableReader<R> {
     payload: SeekablePayload<R>,
     header: Header,
     header_bytes: Vec<u8>,
-    /// The sender key the header names (validated as a P-256 point).
-    sender: Option<PublicKey>,
-    /// Source offset of the payload (the byte after the header).
-    payload_start: u64,
-    /// Source offset of the signature of a signed file.
-    signature_offset: u64,
-    signature_verified: AtomicBool,
 }
 
 impl<R> std::fmt::Debug for SeekableReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeekableReader")
             .field("payload", &self.payload)
-            .field("signed", &self.sender.is_some())
-            .field("signature_verified", &self.is_signature_verified())
             .finish_non_exhaustive()
     }
 }
 
 impl<R: Read + Seek> Decryptor<R> {
-    /// Opens the file for random access. Unwraps the file key with the
-    /// first identity that opens a stanza, measures the source (seeking to
-    /// its end), and checks the key commitment; nothing else is read.
+    /// Opens the file for random access. Finds the file key (reading the
+    /// salt and commitment when a stanza opens), measures the source
+    /// (seeking to its end), and checks that the payload length is one a
+    /// file can have; nothing else is read.
     ///
     /// The payload runs from the end of the header to the end of the source,
-    /// less the 64-byte signature when the header names a sender. The file
-    /// must therefore end where the source ends; its length is authenticated
-    /// only when the final chunk opens (on `SeekFrom::End`, at the end of
-    /// the plaintext, or by [`SeekableReader::plaintext_len`]).
-    ///
-    /// The sender signature of a signed file is *not* checked here or by
-    /// reads: see [`SeekableReader::verify_signature`].
+    /// so the file must end where the source ends; its length is
+    /// authenticated only when the final chunk (or, signed, the final
+    /// segment) verifies: on `SeekFrom::End`, at the end of the plaintext, or
+    /// by [`SeekableReader::plaintext_len`]. For a signed file every read
+    /// verifies the signature of each segment it touches before it returns
+    /// any of its plaintext.
     pub fn decrypt_seekable(
         self,
         identities: &[Identity],
     ) -> Result<SeekableReader<R>, DecryptError> {
         let (mut source, header, header_bytes) = self.into_parts();
-        let (file_key, sender) = unwrap_file_key(&header, identities)?;
         let payload_start = source.stream_position()?;
         let end = source.seek(SeekFrom::End(0))?;
-        let after_header = end
+        let payload_len = end
             .checked_sub(payload_start)
             .ok_or(PayloadError::Truncated)?;
-        let payload_len = if sender.is_some() {
-            after_header
-                .checked_sub(SIGNATURE_LEN as u64)
-                .ok_or(PayloadError::Truncated)?
-        } else {
-            after_header
-        };
-        let payload = SeekablePayload::new(
-            source,
-            payload_start,
-            payload_len,
-            &file_key[..],
-            &header_bytes,
-        )?;
+        let found = find_file_key(&header, &header_bytes, identities, || {
+            if payload_len < PAYLOAD_HEADER_LEN as u64 {
+                return Err(PayloadError::Truncated.into());
+            }
+            read_prefix(&mut source, payload_start).map_err(DecryptError::from)
+        })?;
+        let verifier = found.verifier(&header_bytes)?;
+        let payload =
+            SeekablePayload::open(source, payload_start, payload_len, found.cipher, verifier)?;
         Ok(SeekableReader {
             payload,
             header,
             header_bytes,
-            sender,
-            payload_start,
-            signature_offset: payload_start + payload_len,
-            signature_verified: AtomicBool::new(false),
         })
     }
 }
 
-/// Bytes hashed per source read by [`SeekableReader::verify_signature`].
-const SIGNATURE_PASS_PIECE: usize = 256 * 1024;
-
 impl<R: Read + Seek> SeekableReader<R> {
-    /// Checks the sender signature of a signed file: reads and hashes every
-    /// byte of the file (no decryption), then verifies the signature.
-    ///
-    /// Returns the verified sender, or `None` for an anonymous file (which
-    /// has no sender to verify). Failures are `InvalidData` errors carrying a
-    /// [`SignatureError`] (see [`crate::outcome_of_io_error`]). The source
-    /// is locked per piece, so `read_at` calls from other threads go on
-    /// meanwhile. A success is remembered.
-    pub fn verify_signature(&self) -> io::Result<Option<Recipient>> {
-        let Some(sender) = &self.sender else {
-            return Ok(None);
-        };
-        let verified = Recipient::from_public_key(*sender);
-        if self.is_signature_verified() {
-            return Ok(Some(verified));
-        }
-        let mut transcript = Sha256::new();
-        transcript.update(SIGNATURE_LABEL);
-        transcript.update(&self.header_bytes);
-        let mut buf = vec![0u8; SIGNATURE_PASS_PIECE];
-        let mut pos = self.payload_start;
-        while pos < self.signature_offset {
-            // Bounded by the buffer length.
-            let n = (self.signature_offset - pos).min(buf.len() as u64) as usize;
-            let got = {
-                let mut source = lock(&self.payload.source);
-                source.seek(SeekFrom::Start(pos))?;
-                read_full(&mut *source, &mut buf[..n])?
-            };
-            if got < n {
-                return Err(SignatureError::Missing.into());
-            }
-            transcript.update(&buf[..n]);
-            pos += n as u64;
-        }
-        let mut signature = [0u8; SIGNATURE_LEN];
-        let got = {
-            let mut source = lock(&self.payload.source);
-            source.seek(SeekFrom::Start(self.signature_offset))?;
-            read_full(&mut *source, &mut signature)?
-        };
-        if got < SIGNATURE_LEN {
-            return Err(SignatureError::Missing.into());
-        }
-        let signature = Signature::from_slice(&signature).map_err(|_| SignatureError::Invalid)?;
-        VerifyingKey::from(sender)
-            .verify_digest(transcript, &signature)
-            .map_err(|_| SignatureError::Invalid)?;
-        self.signature_verified.store(true, Ordering::Release);
-        Ok(Some(verified))
-    }
-
     /// See [`SeekablePayload::read_at`].
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.payload.read_at(offset, buf)
@@ -663,7 +707,8 @@ impl<R: Read + Seek> SeekableReader<R> {
 }
 
 impl<R> SeekableReader<R> {
-    /// The parsed header.
+    /// The parsed header, authenticated by the key commitment (and, for a
+    /// signed file, by every segment signature that verified).
     pub fn header(&self) -> &Header {
         &self.header
     }
@@ -673,16 +718,23 @@ impl<R> SeekableReader<R> {
         &self.header_bytes
     }
 
-    /// The sender the header names, if any: only a claim until
-    /// [`verify_signature`](Self::verify_signature) succeeded.
-    pub fn sender(&self) -> Option<Recipient> {
-        self.sender.map(Recipient::from_public_key)
+    /// The sender the header claims (see [`ClaimedSender`]).
+    pub fn claimed_sender(&self) -> Option<ClaimedSender> {
+        claimed_sender(&self.header)
     }
 
-    /// Whether [`verify_signature`](Self::verify_signature) succeeded
-    /// (always false for an anonymous file).
-    pub fn is_signature_verified(&self) -> bool {
-        self.signature_verified.load(Ordering::Acquire)
+    /// The sender whose signature covers every plaintext byte this reader
+    /// returned: `Some` once a segment of a signed file verified; `None`
+    /// before, and for an anonymous file.
+    pub fn verified_sender(&self) -> Option<Recipient> {
+        let verifier = self.payload.verifier.as_ref()?;
+        (self.payload.segments_verified() > 0)
+            .then(|| Recipient::from_public_key(*verifier.sender()))
+    }
+
+    /// Whether the file is signed (read in segments).
+    pub fn is_signed(&self) -> bool {
+        self.payload.verifier.is_some()
     }
 
     /// The payload layer, for its counters and accessors.
@@ -698,6 +750,11 @@ impl<R> SeekableReader<R> {
     /// See [`SeekablePayload::chunks_decrypted`].
     pub fn chunks_decrypted(&self) -> u64 {
         self.payload.chunks_decrypted()
+    }
+
+    /// See [`SeekablePayload::segments_verified`].
+    pub fn segments_verified(&self) -> u64 {
+        self.payload.segments_verified()
     }
 
     /// See [`SeekablePayload::chunk_count`].
