@@ -178,8 +178,9 @@ fn low_s(signature: &Signature) -> [u8; SIGNATURE_LEN] {
 
 impl SegmentSigner {
     /// A signer for the file with these header bytes and payload prefix
-    /// (salt and commitment).
-    pub(crate) fn new(
+    /// (salt and commitment). `deterministic` selects RFC 6979 nonces: for
+    /// conformance vectors only; real files use randomized nonces.
+    pub fn new(
         secret: &SecretKey,
         header: &[u8],
         payload_prefix: &[u8; SALT_LEN + COMMITMENT_LEN],
@@ -247,7 +248,7 @@ impl SegmentVerifier {
     /// A verifier for the file with these header bytes and payload prefix,
     /// signed by `sender` (a validated point). `None` if the backend refuses
     /// the point, which a validated point never is.
-    pub(crate) fn new(
+    pub fn new(
         sender: &PublicKey,
         header: &[u8],
         payload_prefix: &[u8; SALT_LEN + COMMITMENT_LEN],
@@ -302,33 +303,4 @@ impl SegmentVerifier {
             signature,
         )
     }
-}
-
-/// Where one segment's bytes lie in the body (the bytes after salt and
-/// commitment) and what it holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SegmentSpan {
-    /// Body offset of the segment's first chunk.
-    pub offset: u64,
-    /// Bytes of the segment, signature included.
-    pub len: usize,
-    /// Whether it is the final segment.
-    pub is_final: bool,
-}
-
-impl SegmentSpan {
-    /// Chunk bytes (all but the signature).
-    pub fn chunk_bytes(&self) -> usize {
-        self.len - SIGNATURE_LEN
-    }
-}
-
-/// Splits the chunk bytes of a segment into its chunks: `(full, final_len)`
-/// where `final_len` is the ciphertext length of a trailing short chunk
-/// (`None` for a non-final segment, whose chunks are all full). A final
-/// segment whose last piece cannot hold a tag is `None`.
-pub fn final_segment_chunks(chunk_bytes: usize) -> Option<(usize, usize)> {
-    let full = chunk_bytes / ENCRYPTED_CHUNK_SIZE;
-    let rem = chunk_bytes % ENCRYPTED_CHUNK_SIZE;
-    (rem >= crate::aead::TAG_LEN).then_some((full, rem))
 }

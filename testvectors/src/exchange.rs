@@ -102,12 +102,14 @@ pub fn receive(
     let mut released = Vec::new();
     let result = (|| -> Result<Receipt, Option<kapsel_codec::Outcome>> {
         let decryptor = Decryptor::new(&mut input).map_err(|e| Some(e.outcome()))?;
-        let header = decryptor.header().clone();
+        // A header for another challenge is refused by policy (no outcome
+        // class of section 7) before any payload byte is read.
         let (mut reader, key) = decryptor
-            .decrypt_with_receipt_key(identities, challenge)
-            .map_err(|e| Some(e.outcome()))?;
-        // Refused by policy: no outcome class of section 7.
-        challenge.check(&header).map_err(|_| None)?;
+            .decrypt_live(identities, challenge)
+            .map_err(|e| match e.outcome() {
+                kapsel_codec::Outcome::Refused => None,
+                other => Some(other),
+            })?;
         let mut buf = vec![0u8; piece.max(1)];
         loop {
             match reader.read(&mut buf) {

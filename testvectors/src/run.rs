@@ -28,6 +28,7 @@ pub fn expect_of(outcome: Option<Outcome>) -> Expect {
         Some(Outcome::ArmorFailed) => Expect::ArmorFailure,
         Some(Outcome::SenderAuthFailed) => Expect::SenderVerificationFailure,
         Some(Outcome::Io) => panic!("an I/O outcome from an in-memory input"),
+        Some(Outcome::Refused) => panic!("a policy refusal from a decoder without a policy"),
     }
 }
 
@@ -113,14 +114,16 @@ pub fn decode_parallel(
         Ok(p) => p,
         Err(e) => return (Some(e.outcome()), Vec::new()),
     };
-    let (chunks, cipher) = plaintext.into_parts();
     let mut released = Vec::new();
-    match kapsel_codec::parallel::decrypt_payload(chunks, &mut released, cipher, threads) {
+    match plaintext.decrypt_to(&mut released, threads, &mut || Ok(())) {
         Ok(_) => (None, released),
         Err(kapsel_codec::parallel::CopyError::Input(e)) => {
             (Some(outcome_of_io_error(&e)), released)
         }
-        Err(kapsel_codec::parallel::CopyError::Output(e)) => {
+        Err(
+            kapsel_codec::parallel::CopyError::Output(e)
+            | kapsel_codec::parallel::CopyError::Refused(e),
+        ) => {
             panic!("writing to a Vec failed: {e}")
         }
     }
