@@ -25,19 +25,19 @@ fn extract(
 ) -> Result<(Vec<u8>, u64, u64), Box<dyn Error>> {
     // Reads the header only.
     let decryptor = Decryptor::new(File::open(path)?)?;
-    // Unwraps the file key and checks the commitment; decrypts nothing yet.
+    // Finds the file key and checks the commitment; decrypts nothing yet.
     let reader = decryptor.decrypt_seekable(std::slice::from_ref(identity))?;
-    // If the file is signed and the sender matters, check the signature
-    // first: one hashing pass over the file, no decryption.
-    if let Some(sender) = reader.verify_signature()? {
-        eprintln!("signed by {sender} (verified)");
-    }
     // zip seeks to the end for the central directory (which authenticates
-    // the length through the final chunk), then to the member.
+    // the length through the final chunk or segment), then to the member.
+    // For a signed file every read verifies the segments it touches first.
     let mut archive = zip::ZipArchive::new(reader)?;
     let mut data = Vec::new();
     archive.by_name(member)?.read_to_end(&mut data)?;
     let reader = archive.into_inner();
+    if let Some(sender) = reader.verified_sender() {
+        // Compare with the sender you expect before trusting it.
+        eprintln!("every byte read was signed by {sender}");
+    }
     Ok((data, reader.chunks_decrypted(), reader.chunk_count()))
 }
 

@@ -65,7 +65,7 @@ fn receive(
             .check(decryptor.header())
             .map_err(|e| e.to_string())?;
         let (mut plaintext, key) = decryptor
-            .decrypt_with_receipt_key(std::slice::from_ref(identity), &challenge)
+            .decrypt_live(std::slice::from_ref(identity), &challenge)
             .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         plaintext.read_to_end(&mut out).map_err(|e| e.to_string())?;
@@ -203,16 +203,17 @@ fn receipts_of_two_messages_do_not_cross() {
     // The receiver derives the same key from the file key it unwraps.
     let (mut reader, receiver_key) = Decryptor::new(&file1[..])
         .unwrap()
-        .decrypt_with_receipt_key(std::slice::from_ref(&bob), &challenge)
+        .decrypt_live(std::slice::from_ref(&bob), &challenge)
         .unwrap();
     io::copy(&mut reader, &mut io::sink()).unwrap();
     assert_eq!(receiver_key.receipt(&tail1), receipt1);
-    // A receiver that answers another challenge makes another receipt.
-    let (_, wrong) = Decryptor::new(&file1[..])
+    // A receiver that expects another challenge refuses the message
+    // outright: it derives no receipt key for it.
+    let e = Decryptor::new(&file1[..])
         .unwrap()
-        .decrypt_with_receipt_key(std::slice::from_ref(&bob), &Challenge::generate())
-        .unwrap();
-    assert_ne!(wrong.receipt(&tail1), receipt1);
+        .decrypt_live(std::slice::from_ref(&bob), &Challenge::generate())
+        .unwrap_err();
+    assert_eq!(e.outcome(), kapsel_codec::Outcome::Refused);
 }
 
 #[test]
@@ -233,7 +234,7 @@ fn a_receiver_cut_off_mid_message_releases_no_final_chunk_and_gives_no_receipt()
     let mut input = SegmentReader::new(cut);
     let (mut reader, _) = Decryptor::new(&mut input)
         .unwrap()
-        .decrypt_with_receipt_key(std::slice::from_ref(&bob), &challenge)
+        .decrypt_live(std::slice::from_ref(&bob), &challenge)
         .unwrap();
     let mut out = Vec::new();
     let err = reader.read_to_end(&mut out).unwrap_err();

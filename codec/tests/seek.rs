@@ -12,7 +12,7 @@ use flate2::read::ZlibDecoder;
 use kapsel_codec::error::payload_error_of;
 use kapsel_codec::payload::{PayloadError, PayloadReader, StreamError, CHUNK_SIZE};
 use kapsel_codec::seek::{SeekablePayload, SeekableReader};
-use kapsel_codec::sender::SIGNATURE_LEN;
+use kapsel_codec::segment::SIGNATURE_LEN;
 use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity, Outcome};
 use serde::Deserialize;
 use sha2::{Digest, Sha512};
@@ -364,56 +364,49 @@ fn wrong_identity_and_modified_header_are_refused_before_any_chunk() {
 }
 
 #[test]
-fn signed_files_read_ranges_and_verify_the_signature_on_request() {
+fn signed_files_verify_every_segment_a_range_touches() {
     let (sender, to) = (Identity::generate(), Identity::generate());
     let pt = pattern(10 * CHUNK_SIZE + 3);
     let file = encrypt(&to, Some(&sender), &pt);
     let r = open(&to, Cursor::new(file.clone())).unwrap();
-    assert_eq!(r.sender(), Some(sender.to_recipient()));
-    assert!(!r.is_signature_verified());
+    assert!(r.claimed_sender().unwrap().is(&sender.to_recipient()));
+    assert_eq!(r.verified_sender(), None);
     // The signature is not part of the plaintext, and the length verifies.
     assert_eq!(r.plaintext_len().unwrap(), pt.len() as u64);
+    assert_eq!(r.verified_sender(), Some(sender.to_recipient()));
     let mut buf = vec![0u8; 100];
     assert_eq!(r.read_at(pt.len() as u64 - 50, &mut buf).unwrap(), 50);
     assert_eq!(buf[..50], pt[pt.len() - 50..]);
-    let before = r.chunks_decrypted();
-    assert_eq!(r.verify_signature().unwrap(), Some(sender.to_recipient()));
-    assert!(r.is_signature_verified());
-    assert_eq!(
-        r.chunks_decrypted(),
-        before,
-        "the signature pass decrypts nothing"
-    );
+    assert_eq!(r.segments_verified(), 1, "the cache serves the second read");
 
-    // A damaged signature: ranges still read (authenticated by the chunk
-    // tags), the signature check fails as a sender failure.
+    // A damaged signature: no range of its segment reads at all.
     let mut bad_sig = file.clone();
     let n = bad_sig.len();
     bad_sig[n - 1] ^= 0x01;
     let r = open(&to, Cursor::new(bad_sig)).unwrap();
-    r.read_exact_at(5 * CHUNK_SIZE as u64, &mut buf).unwrap();
-    assert_eq!(buf, pt[5 * CHUNK_SIZE..][..100]);
-    let e = r.verify_signature().unwrap_err();
+    let e = r
+        .read_exact_at(5 * CHUNK_SIZE as u64, &mut buf)
+        .unwrap_err();
     assert_eq!(outcome_of_io_error(&e), Outcome::SenderAuthFailed);
-    assert!(!r.is_signature_verified());
+    assert_eq!(r.verified_sender(), None);
 
-    // A signature over different bytes: a chunk byte flipped. The chunk
-    // fails on its own, and the signature too.
+    // A chunk byte flipped: the segment's signature fails first.
     let mut bad_chunk = file.clone();
     let at = header_len(&file) + 56 + 3 * ENCRYPTED_CHUNK + 9;
     bad_chunk[at] ^= 0x01;
     let r = open(&to, Cursor::new(bad_chunk)).unwrap();
-    let e = r.verify_signature().unwrap_err();
+    let e = r.read_exact_at(0, &mut buf).unwrap_err();
     assert_eq!(outcome_of_io_error(&e), Outcome::SenderAuthFailed);
 
-    // Cut into the signature: the payload is then misplaced by the cut.
+    // Cut into the signature: the final segment's signature fails.
     let cut = file[..file.len() - 1].to_vec();
-    if let Ok(r) = open(&to, Cursor::new(cut)) {
-        assert!(r.plaintext_len().is_err());
-        assert!(r.verify_signature().is_err());
-    }
-    // Too short to hold a signature at all.
-    let tiny = file[..header_len(&file) + SIGNATURE_LEN - 1].to_vec();
+    let r = open(&to, Cursor::new(cut)).unwrap();
+    assert_eq!(
+        outcome_of_io_error(&r.plaintext_len().unwrap_err()),
+        Outcome::SenderAuthFailed
+    );
+    // Too short to hold a final segment at all.
+    let tiny = file[..header_len(&file) + 56 + SIGNATURE_LEN + 15].to_vec();
     assert_eq!(
         open(&to, Cursor::new(tiny)).unwrap_err(),
         Outcome::PayloadFailed
@@ -421,9 +414,9 @@ fn signed_files_read_ranges_and_verify_the_signature_on_request() {
 
     // An anonymous file has no sender to verify.
     let anonymous = open(&to, Cursor::new(encrypt(&to, None, &pt))).unwrap();
-    assert_eq!(anonymous.sender(), None);
-    assert_eq!(anonymous.verify_signature().unwrap(), None);
-    assert!(!anonymous.is_signature_verified());
+    assert!(anonymous.claimed_sender().is_none());
+    anonymous.plaintext_len().unwrap();
+    assert_eq!(anonymous.verified_sender(), None);
 }
 
 #[test]
