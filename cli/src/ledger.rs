@@ -542,6 +542,24 @@ mod tests {
         assert_eq!(start_time_of_stat("4242 (a) S 1 2"), None);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn ledger_files_are_private_in_an_existing_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let mut l = Ledger::open(&path).unwrap();
+        let r = l
+            .reserve(&replay_id(None, 0, b"h"), 100, None, 100)
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("l.db{suffix}"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
+        l.confirm(r).unwrap();
+    }
+
     #[test]
     fn pruning_raises_the_horizon() {
         let dir = tempfile::tempdir().unwrap();

@@ -269,6 +269,42 @@ fn a_message_another_receiver_is_still_reading_is_pending_with_exit_8() {
 }
 
 #[test]
+fn opening_a_ledger_again_keeps_the_locks_of_connections_already_open() {
+    // Closing any descriptor of a file drops all of a process's POSIX
+    // locks on it; if opening the ledger a second time did that, another
+    // process closing the ledger would take it for unused and delete the
+    // WAL that the first connection still writes to.
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let db = env.path("replay.db");
+    let db_s = db.to_str().unwrap();
+    let mut held = Ledger::open(&db).unwrap();
+    let before = held
+        .reserve(&kapsel_cli::ledger::replay_id(None, 0, b"x"), 0, None, 0)
+        .unwrap();
+    drop(Ledger::open(&db).unwrap());
+    let f = env.write("m.kap", &file(&a_id, None, now(), 1, b"m"));
+    assert_eq!(
+        env.run(&["decrypt", "-i", &a, "--replay-db", db_s, &f]).0,
+        Some(0)
+    );
+    assert!(
+        env.path("replay.db-wal").exists(),
+        "the WAL of an open connection was deleted"
+    );
+    held.confirm(before).unwrap();
+    let after = kapsel_cli::ledger::replay_id(None, 1, b"y");
+    let r = held.reserve(&after, 0, None, 0).unwrap();
+    held.confirm(r).unwrap();
+    drop(held);
+    assert_eq!(
+        ledger_len(&db),
+        3,
+        "a write after the other process closed was lost"
+    );
+}
+
+#[test]
 fn sigkill_at_any_point_never_corrupts_the_ledger_nor_lets_a_replay_through() {
     let env = Env::new();
     let (a, a_id) = env.identity("a.key");
