@@ -23,6 +23,8 @@ pub enum Exit {
     Refused = 6,
     /// 7: `send` only: the receiver refused the message.
     PeerRefused = 7,
+    /// 8: the message is being received by another process right now; retry later.
+    Pending = 8,
 }
 
 /// An error the CLI reports and exits on.

@@ -11,6 +11,16 @@
 //! accepted: a crash can refuse a genuine retransmission, but never lets a
 //! replay through.
 //!
+//! Each reservation records its *holder*: the process id, that process's
+//! start time and the boot id (on Linux, from `/proc`). An unconfirmed
+//! reservation whose holder still runs is *pending* ([`LedgerError::Pending`]:
+//! another process is receiving the message right now, try later); one whose
+//! holder is gone was *abandoned* and counts as accepted. The start time and
+//! boot id make a reused process id or a reboot look like a different
+//! process; a holder that cannot be identified (rows from before the holder
+//! columns, or a system without `/proc`) never counts as live. Either way the
+//! message is refused: liveness only decides what the refusal says.
+//!
 //! Pruning deletes entries created before a cut-off and raises the ledger's
 //! *horizon* to it; a message created before the horizon can no longer be
 //! checked and is refused, whatever window a later caller asks for.
@@ -27,9 +37,19 @@ use sha2::{Digest, Sha256};
 /// Why the ledger refused a message, or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// The message was already accepted (or is being accepted right now).
-    #[error("message already accepted: this is a replay")]
-    Replayed,
+    /// The message was already accepted.
+    #[error("message already accepted ({accepted}): this is a replay")]
+    Replayed {
+        /// Whether a receiver finished with it or stopped halfway.
+        accepted: Accepted,
+    },
+    /// Another process, still running, holds an unconfirmed reservation of
+    /// the message: it is being received right now.
+    #[error("message is being received by another process (pid {pid})")]
+    Pending {
+        /// The process holding the reservation.
+        pid: u32,
+    },
     /// The message was created before the ledger's horizon.
     #[error("message is older than the replay ledger's horizon ({horizon}); it cannot be checked")]
     BeforeHorizon {
@@ -42,6 +62,25 @@ pub enum LedgerError {
     /// The ledger file could not be created.
     #[error("replay ledger: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// How an already accepted message was accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// A receiver verified the whole message and confirmed it.
+    Confirmed,
+    /// A receiver reserved it and stopped (crashed, was killed, or released
+    /// plaintext before failing) without confirming or withdrawing.
+    Abandoned,
+}
+
+impl std::fmt::Display for Accepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Accepted::Confirmed => "confirmed",
+            Accepted::Abandoned => "abandoned by a receiver that stopped before finishing",
+        })
+    }
 }
 
 /// The replay identifier of a message (see the module documentation).
@@ -76,10 +115,19 @@ pub struct Reservation {
     owner: [u8; 16],
 }
 
+/// The columns that name a reservation's holder, added to ledgers created
+/// before they existed; such old rows have none and never count as live.
+const HOLDER_COLUMNS: [(&str, &str); 3] = [
+    ("holder_pid", "INTEGER DEFAULT NULL"),
+    ("holder_start", "INTEGER DEFAULT NULL"),
+    ("holder_boot", "TEXT DEFAULT NULL"),
+];
+
 impl Ledger {
-    /// Opens (creating if needed) the ledger at `path`.
+    /// Opens (creating if needed) the ledger at `path`, adding the holder
+    /// columns to a ledger file that predates them.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let conn = crate::sqlite::open_durable(
+        let mut conn = crate::sqlite::open_durable(
             path,
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS seen (
@@ -87,18 +135,33 @@ impl Ledger {
                  created_at INTEGER NOT NULL,
                  confirmed INTEGER NOT NULL,
                  owner BLOB NOT NULL,
-                 recorded_at INTEGER NOT NULL
+                 recorded_at INTEGER NOT NULL,
+                 holder_pid INTEGER DEFAULT NULL,
+                 holder_start INTEGER DEFAULT NULL,
+                 holder_boot TEXT DEFAULT NULL
              ) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS seen_by_created_at ON seen (created_at);",
         )?;
+        migrate(&mut conn)?;
         Ok(Ledger { conn })
     }
 
     /// Reserves `id` for a message created at `created_at`, first pruning
     /// entries created before `prune_before` (if given) and raising the
-    /// horizon to it.
+    /// horizon to it. The reservation is held by this process.
     pub fn reserve(
         &mut self,
+        id: &[u8],
+        created_at: i64,
+        prune_before: Option<i64>,
+        now: i64,
+    ) -> Result<Reservation, LedgerError> {
+        self.reserve_as(&Holder::current(), id, created_at, prune_before, now)
+    }
+
+    fn reserve_as(
+        &mut self,
+        holder: &Holder,
         id: &[u8],
         created_at: i64,
         prune_before: Option<i64>,
@@ -126,13 +189,42 @@ impl Ledger {
             return Err(LedgerError::BeforeHorizon { horizon });
         }
         match tx.execute(
-            "INSERT INTO seen (id, created_at, confirmed, owner, recorded_at) VALUES (?1, ?2, 0, ?3, ?4)",
-            params![id, created_at, &owner[..], now],
+            "INSERT INTO seen (id, created_at, confirmed, owner, recorded_at, holder_pid, holder_start, holder_boot)
+             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                created_at,
+                &owner[..],
+                now,
+                holder.pid,
+                holder.start,
+                holder.boot
+            ],
         ) {
             Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+                let (confirmed, existing) = tx.query_row(
+                    "SELECT confirmed, holder_pid, holder_start, holder_boot FROM seen WHERE id = ?1",
+                    params![id],
+                    |r| {
+                        let holder = Holder {
+                            pid: r.get(1)?,
+                            start: r.get(2)?,
+                            boot: r.get(3)?,
+                        };
+                        Ok((r.get::<_, i64>(0)? != 0, holder))
+                    },
+                )?;
                 tx.commit()?;
-                return Err(LedgerError::Replayed);
+                return Err(match (confirmed, existing.live_pid()) {
+                    (true, _) => LedgerError::Replayed {
+                        accepted: Accepted::Confirmed,
+                    },
+                    (false, Some(pid)) => LedgerError::Pending { pid },
+                    (false, None) => LedgerError::Replayed {
+                        accepted: Accepted::Abandoned,
+                    },
+                });
             }
             Err(e) => return Err(e.into()),
         }
@@ -208,27 +300,264 @@ fn getrandom_owner(out: &mut [u8; 16]) {
     rand_core::OsRng.fill_bytes(out);
 }
 
+/// Adds the holder columns a ledger file lacks. The check runs again inside
+/// an immediate transaction, so of several processes opening one old ledger
+/// at once, one adds the columns and the others find them.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    fn missing(conn: &Connection) -> rusqlite::Result<Vec<(&'static str, &'static str)>> {
+        let mut statement = conn.prepare("SELECT name FROM pragma_table_info('seen')")?;
+        let present = statement
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(HOLDER_COLUMNS
+            .into_iter()
+            .filter(|(name, _)| !present.iter().any(|p| p == name))
+            .collect())
+    }
+    if missing(conn)?.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (name, declaration) in missing(&tx)? {
+        tx.execute_batch(&format!("ALTER TABLE seen ADD COLUMN {name} {declaration}"))?;
+    }
+    tx.commit()
+}
+
+/// The process holding a reservation: its id, and what tells this
+/// incarnation of that id apart from a later process reusing it (start time
+/// in clock ticks after boot, and the boot id). `None` where unknown; a
+/// holder with an unknown part is never live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Holder {
+    pid: Option<u32>,
+    start: Option<i64>,
+    boot: Option<String>,
+}
+
+impl Holder {
+    /// This process.
+    fn current() -> Self {
+        let pid = std::process::id();
+        Holder {
+            pid: Some(pid),
+            start: running_since(pid),
+            boot: boot_id().map(str::to_owned),
+        }
+    }
+
+    /// The process id, if that very process is still running: same boot,
+    /// same start time, and not a zombie that has already exited.
+    fn live_pid(&self) -> Option<u32> {
+        let (pid, start, boot) = (self.pid?, self.start?, self.boot.as_deref()?);
+        (boot_id() == Some(boot) && running_since(pid) == Some(start)).then_some(pid)
+    }
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once.
+fn boot_id() -> Option<&'static str> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+        .as_deref()
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock
+/// ticks after boot), if it exists and has not exited.
+fn running_since(pid: u32) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    start_time_of_stat(&stat)
+}
+
+/// Field 22 of a `/proc/<pid>/stat` line, unless field 3 (the state) says
+/// the process has exited (zombie or dead). Field 2, the command name in
+/// parentheses, may itself contain spaces and parentheses, so fields are
+/// counted from the last `)`.
+fn start_time_of_stat(stat: &str) -> Option<i64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    let state = fields.next()?;
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    // Fields 4 to 21 come before the start time.
+    fields.nth(18)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn second_reservation_of_one_id_is_a_replay_and_withdrawal_frees_it() {
+    fn second_reservation_of_one_id_is_refused_and_withdrawal_frees_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join("l.db")).unwrap();
         let id = replay_id(None, 0, b"header");
         let r = l.reserve(&id, 100, None, 100).unwrap();
+        // Held by this process, which is running: pending, not accepted.
         assert!(matches!(
             l.reserve(&id, 100, None, 100),
-            Err(LedgerError::Replayed)
+            Err(LedgerError::Pending { pid }) if pid == std::process::id()
         ));
         l.withdraw(r).unwrap();
         let r = l.reserve(&id, 100, None, 100).unwrap();
         l.confirm(r).unwrap();
         assert!(matches!(
             l.reserve(&id, 100, None, 100),
-            Err(LedgerError::Replayed)
+            Err(LedgerError::Replayed {
+                accepted: Accepted::Confirmed
+            })
         ));
+    }
+
+    #[test]
+    fn reservation_of_a_live_holder_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.db")).unwrap();
+        let id = replay_id(Some(b"s"), 1, b"");
+        let me = Holder::current();
+        assert!(me.start.is_some() && me.boot.is_some(), "{me:?}");
+        let _held = l.reserve_as(&me, &id, 100, None, 100).unwrap();
+        let second = l.reserve_as(&Holder::current(), &id, 100, None, 100);
+        assert!(
+            matches!(second, Err(LedgerError::Pending { pid }) if pid == std::process::id()),
+            "{second:?}"
+        );
+        assert_eq!(l.len().unwrap(), 1);
+    }
+
+    #[test]
+    fn reservation_of_a_dead_holder_counts_as_accepted() {
+        let me = Holder::current();
+        let dead = [
+            // A process id that is not running (above any pid_max).
+            Holder {
+                pid: Some(i32::MAX as u32),
+                ..me.clone()
+            },
+            // This process id, but another incarnation of it.
+            Holder {
+                start: me.start.map(|s| s + 1),
+                ..me.clone()
+            },
+            // This process in a previous boot.
+            Holder {
+                boot: Some("00000000-0000-0000-0000-000000000000".into()),
+                ..me.clone()
+            },
+            // Nothing known about the holder.
+            Holder {
+                pid: None,
+                start: None,
+                boot: None,
+            },
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.db")).unwrap();
+        for (serial, holder) in dead.iter().enumerate() {
+            let id = replay_id(Some(b"s"), serial as u64, b"");
+            l.reserve_as(holder, &id, 100, None, 100).unwrap();
+            let again = l.reserve(&id, 100, None, 100);
+            assert!(
+                matches!(
+                    again,
+                    Err(LedgerError::Replayed {
+                        accepted: Accepted::Abandoned
+                    })
+                ),
+                "{holder:?}: {again:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_ledger_without_holder_columns_migrates_and_its_rows_are_not_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let (confirmed, unconfirmed) =
+            (replay_id(Some(b"s"), 1, b""), replay_id(Some(b"s"), 2, b""));
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 CREATE TABLE seen (
+                     id BLOB PRIMARY KEY,
+                     created_at INTEGER NOT NULL,
+                     confirmed INTEGER NOT NULL,
+                     owner BLOB NOT NULL,
+                     recorded_at INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE INDEX seen_by_created_at ON seen (created_at);",
+            )
+            .unwrap();
+            for (id, flag) in [(&confirmed, 1), (&unconfirmed, 0)] {
+                old.execute(
+                    "INSERT INTO seen VALUES (?1, 100, ?2, ?3, 100)",
+                    params![id, flag, &[7u8; 16][..]],
+                )
+                .unwrap();
+            }
+        }
+        let mut l = Ledger::open(&path).unwrap();
+        assert_eq!(l.len().unwrap(), 2);
+        assert!(matches!(
+            l.reserve(&confirmed, 100, None, 100),
+            Err(LedgerError::Replayed {
+                accepted: Accepted::Confirmed
+            })
+        ));
+        assert!(matches!(
+            l.reserve(&unconfirmed, 100, None, 100),
+            Err(LedgerError::Replayed {
+                accepted: Accepted::Abandoned
+            })
+        ));
+        // New reservations record their holder in the added columns.
+        let fresh = replay_id(Some(b"s"), 3, b"");
+        let r = l.reserve(&fresh, 100, None, 100).unwrap();
+        assert!(matches!(
+            l.reserve(&fresh, 100, None, 100),
+            Err(LedgerError::Pending { .. })
+        ));
+        l.confirm(r).unwrap();
+        drop(l);
+        // Opening again finds the columns and changes nothing.
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.len().unwrap(), 3);
+        assert!(l.integrity_ok().unwrap());
+    }
+
+    #[test]
+    fn start_time_is_field_22_counted_after_the_command_name() {
+        let line =
+            "4242 (a) b (c)) S 1 4242 4242 0 -1 4194304 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200";
+        assert_eq!(start_time_of_stat(line), Some(987_654));
+        let zombie = line.replace(") S ", ") Z ");
+        assert_eq!(start_time_of_stat(&zombie), None);
+        assert_eq!(start_time_of_stat("4242 (a) S 1 2"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn ledger_files_are_private_in_an_existing_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let mut l = Ledger::open(&path).unwrap();
+        let r = l
+            .reserve(&replay_id(None, 0, b"h"), 100, None, 100)
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("l.db{suffix}"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
+        l.confirm(r).unwrap();
     }
 
     #[test]

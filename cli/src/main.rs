@@ -30,7 +30,8 @@ Exit codes:
      or an invalid sender signature
   6  refused by policy: replay, too old, from the future, not from the expected sender,
      or not answering the expected challenge
-  7  send: the receiver refused the message";
+  7  send: the receiver refused the message
+  8  the message is being received by another process right now; retry later";
 
 #[derive(Parser, Debug)]
 #[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 HPKE + Cobblestone-256)",
@@ -94,7 +95,7 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel decrypt -i me.key -o notes.txt secret.kap\n  ssh host 'cat dir.tar.kap' | kapsel decrypt -i me.key | tar x\n  kapsel decrypt -i me.key --offset 1048576 --length 4096 big.kap > part.bin\n\n",
         "With -o, output goes to a temporary file that replaces OUT only after the whole input\n",
         "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
-        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error\n  2 usage error\n  3 not a kapsel file, malformed header, or unsupported version\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data"))]
+        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error\n  2 usage error\n  3 not a kapsel file, malformed header, or unsupported version\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data\n  6 refused by policy (replay, freshness, sender, challenge)\n  8 the message is being received by another process right now; retry later"))]
     Decrypt {
         /// Identity file; repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]

@@ -1,10 +1,11 @@
 //! The receiver's policy for `decrypt` and `verify`: expected senders,
-//! freshness (`--max-age`, `--max-skew`) and the replay ledger. All refusals
-//! exit with code 6.
+//! freshness (`--max-age`, `--max-skew`) and the replay ledger. Refusals
+//! exit with code 6; a message that another process is receiving right now
+//! exits with code 8, as it may be accepted by a later try.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use kapsel_cli::ledger::{replay_id, Ledger, LedgerError, Reservation};
+use kapsel_cli::ledger::{replay_id, Accepted, Ledger, LedgerError, Reservation};
 use kapsel_codec::decrypt::ClaimedSender;
 use kapsel_codec::exchange::Challenge;
 use kapsel_codec::Recipient;
@@ -113,12 +114,7 @@ impl Policy {
         let Some(path) = &self.replay_db else {
             return Ok(None);
         };
-        let ledger_err = |e: LedgerError| match e {
-            LedgerError::Replayed => refuse("replay refused: this message was already accepted")
-                .with_hint(format!("recorded in the replay ledger {}", path.display())),
-            LedgerError::BeforeHorizon { .. } => refuse(e.to_string()),
-            other => CliError::other(other.to_string()),
-        };
+        let ledger_err = |e: LedgerError| ledger_error(e, path);
         let mut ledger = Ledger::open(path).map_err(ledger_err)?;
         let point = match &header.sender {
             Sender::P256(p) => Some(&p.0[..]),
@@ -134,6 +130,38 @@ impl Policy {
             .reserve(&id, created, prune_before, now_i)
             .map_err(ledger_err)?;
         Ok(Some((ledger, reservation)))
+    }
+}
+
+/// The CLI error for a ledger refusal or failure; `path` is the ledger.
+fn ledger_error(e: LedgerError, path: &Path) -> CliError {
+    let path = path.display();
+    match e {
+        LedgerError::Replayed {
+            accepted: Accepted::Confirmed,
+        } => refuse("replay refused: this message was already accepted")
+            .with_hint(format!("recorded in the replay ledger {path}")),
+        LedgerError::Replayed {
+            accepted: Accepted::Abandoned,
+        } => refuse(
+            "replay refused: this message was already accepted \
+             (abandoned by a receiver that stopped before finishing)",
+        )
+        .with_hint(format!(
+            "a receiver that stops after reserving a message may have released some of its \
+             plaintext, so it counts as accepted; ask the sender to encrypt it again \
+             (recorded in the replay ledger {path})"
+        )),
+        LedgerError::Pending { pid } => CliError::new(
+            Exit::Pending,
+            format!(
+                "this message is being received by another kapsel process (pid {pid}); \
+                 try again when it has finished"
+            ),
+        )
+        .with_hint(format!("reserved in the replay ledger {path}")),
+        LedgerError::BeforeHorizon { .. } => refuse(e.to_string()),
+        other => CliError::other(other.to_string()),
     }
 }
 

@@ -74,4 +74,20 @@ mod tests {
         let b = s.issue(b"bob").unwrap();
         assert!(b > 0);
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn store_files_are_private_in_an_existing_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SerialStore::open(&dir.path().join("s.db")).unwrap();
+        s.issue(b"alice").unwrap();
+        for f in ["s.db", "s.db-wal", "s.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
 }

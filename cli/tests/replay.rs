@@ -166,12 +166,142 @@ fn of_concurrent_decrypts_of_one_message_exactly_one_is_accepted() {
         1,
         "{codes:?}"
     );
+    // The others are refused: accepted (6) if the winner had finished,
+    // pending (8) if it was still running.
     assert_eq!(
-        codes.iter().filter(|c| **c == Some(6)).count(),
+        codes
+            .iter()
+            .filter(|c| **c == Some(6) || **c == Some(8))
+            .count(),
         7,
         "{codes:?}"
     );
     assert_eq!(ledger_len(&db), 1);
+}
+
+#[test]
+fn a_message_another_receiver_is_still_reading_is_pending_with_exit_8() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let db = env.path("replay.db");
+    let db_s = db.to_str().unwrap();
+    let plaintext = common::random_bytes(100 << 10);
+    let whole = file(&a_id, None, now(), 1, &plaintext);
+    let f = env.write("m.kap", &whole);
+    // The first receiver gets all but the last 8 KiB (the header and more
+    // than five 16400-byte chunks), then stalls on its open input.
+    let first_out = env.path("first.out");
+    let mut first = env
+        .cmd()
+        .args([
+            "decrypt",
+            "-i",
+            &a,
+            "--replay-db",
+            db_s,
+            "-o",
+            first_out.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = first.stdin.take().unwrap();
+    stdin.write_all(&whole[..whole.len() - 8192]).unwrap();
+    stdin.flush().unwrap();
+    // Wait until it has reserved the message (it holds it from then on).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !db.exists() || ledger_len(&db) == 0 {
+        if let Some(status) = first.try_wait().unwrap() {
+            let mut err = String::new();
+            first
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("the first receiver ended early ({status}): {err}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first receiver never reserved the message"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second_out = env.path("second.out");
+    let second = |env: &Env| {
+        env.run(&[
+            "decrypt",
+            "-i",
+            &a,
+            "--replay-db",
+            db_s,
+            "-o",
+            second_out.to_str().unwrap(),
+            &f,
+        ])
+    };
+    let (code, _, err) = second(&env);
+    assert_eq!(code, Some(8), "{err}");
+    assert!(
+        err.contains(&format!(
+            "kapsel: error: this message is being received by another kapsel process (pid {}); try again when it has finished",
+            first.id()
+        )),
+        "{err}"
+    );
+    assert!(!second_out.exists());
+    // The first receiver's input ends early: it fails, and since with -o it
+    // released nothing, it withdraws its reservation.
+    drop(stdin);
+    let result = first.wait_with_output().unwrap();
+    assert_eq!(
+        result.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(!first_out.exists());
+    let (code, _, err) = second(&env);
+    assert_eq!(code, Some(0), "the retry is accepted: {err}");
+    assert_eq!(fs::read(&second_out).unwrap(), plaintext);
+}
+
+#[test]
+fn opening_a_ledger_again_keeps_the_locks_of_connections_already_open() {
+    // Closing any descriptor of a file drops all of a process's POSIX
+    // locks on it; if opening the ledger a second time did that, another
+    // process closing the ledger would take it for unused and delete the
+    // WAL that the first connection still writes to.
+    let env = Env::new();
+    let (a, a_id) = env.identity("a.key");
+    let db = env.path("replay.db");
+    let db_s = db.to_str().unwrap();
+    let mut held = Ledger::open(&db).unwrap();
+    let before = held
+        .reserve(&kapsel_cli::ledger::replay_id(None, 0, b"x"), 0, None, 0)
+        .unwrap();
+    drop(Ledger::open(&db).unwrap());
+    let f = env.write("m.kap", &file(&a_id, None, now(), 1, b"m"));
+    assert_eq!(
+        env.run(&["decrypt", "-i", &a, "--replay-db", db_s, &f]).0,
+        Some(0)
+    );
+    assert!(
+        env.path("replay.db-wal").exists(),
+        "the WAL of an open connection was deleted"
+    );
+    held.confirm(before).unwrap();
+    let after = kapsel_cli::ledger::replay_id(None, 1, b"y");
+    let r = held.reserve(&after, 0, None, 0).unwrap();
+    held.confirm(r).unwrap();
+    drop(held);
+    assert_eq!(
+        ledger_len(&db),
+        3,
+        "a write after the other process closed was lost"
+    );
 }
 
 #[test]
@@ -206,13 +336,17 @@ fn sigkill_at_any_point_never_corrupts_the_ledger_nor_lets_a_replay_through() {
     drop(stdin);
     assert!(Ledger::open(&db).unwrap().integrity_ok().unwrap());
     let f = env.write("big.kap", &big);
-    let (code, out, _) = env.run(&["decrypt", "-i", &a, "--replay-db", &db_s, &f]);
+    let (code, out, err) = env.run(&["decrypt", "-i", &a, "--replay-db", &db_s, &f]);
     assert_eq!(
         code,
         Some(6),
         "a message whose plaintext began to flow must count as accepted"
     );
     assert!(out.is_empty());
+    assert!(
+        err.contains("abandoned by a receiver that stopped before finishing"),
+        "{err}"
+    );
 
     // 2. Killed at arbitrary moments, including inside ledger transactions:
     // the database stays intact, and any message that released a byte is refused later.

@@ -104,12 +104,13 @@ pub fn receive(
         let decryptor = Decryptor::new(&mut input).map_err(|e| Some(e.outcome()))?;
         // A header for another challenge is refused by policy (no outcome
         // class of section 7) before any payload byte is read.
-        let (mut reader, key) = decryptor
-            .decrypt_live(identities, challenge)
-            .map_err(|e| match e.outcome() {
-                kapsel_codec::Outcome::Refused => None,
-                other => Some(other),
-            })?;
+        let (mut reader, key) =
+            decryptor
+                .decrypt_live(identities, challenge)
+                .map_err(|e| match e.outcome() {
+                    kapsel_codec::Outcome::Refused => None,
+                    other => Some(other),
+                })?;
         let mut buf = vec![0u8; piece.max(1)];
         loop {
             match reader.read(&mut buf) {
