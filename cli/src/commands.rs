@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use kapsel_codec::armor::{self, ArmoredReader, ArmoredWriter};
 use kapsel_codec::{Decryptor, Encryptor, Identity, Recipient};
 
-/// How many leading bytes decrypt looks at to detect armor (whitespace may
-/// precede the BEGIN line).
-const ARMOR_DETECTION_WINDOW: usize = 1024;
+/// How many leading bytes decrypt looks at to detect armor (SPEC.md
+/// section 10: up to 1024 bytes of white space, then the BEGIN line).
+const ARMOR_DETECTION_WINDOW: usize = armor::DETECTION_WINDOW;
 
 use crate::error::{foreign_format_hint, CliError};
 use crate::files::{create_private_file, Input, Output, IO_BUFFER};

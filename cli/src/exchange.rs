@@ -449,7 +449,12 @@ fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Resu
         Err(e) => {
             // Best effort: the status tells the sender why. Keep reading for
             // a moment so that it can finish writing and read it.
-            let failure = input.get_ref().failure();
+            // The framing's failure is the outcome only if it is what
+            // stopped the decoder (SPEC 13.2). The decoder reads ahead, so
+            // the framing may have failed after a chunk that was already
+            // read and then failed to open: that failure came first, and
+            // its class stands (an error of any class but I/O).
+            let failure = input.get_ref().failure().filter(|_| e.exit == Exit::Other);
             // Bad framing is a malformed message, whichever layer noticed it.
             let e = match failure {
                 Some(ExchangeError::SegmentLength(_)) => CliError {

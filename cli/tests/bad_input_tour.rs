@@ -49,7 +49,9 @@ fn every_vector_gets_its_exit_code_one_line_and_no_output_file() {
         };
         let expect = field("expect").next().unwrap().to_string();
         if field("armor").next() == Some("no")
-            && kapsel_codec::armor::is_armored(&input[..input.len().min(1024)])
+            && kapsel_codec::armor::is_armored(
+                &input[..input.len().min(kapsel_codec::armor::DETECTION_WINDOW)],
+            )
         {
             // The vector feeds armor to a binary-only decoder; the CLI
             // detects armor by itself, so the class differs by design.

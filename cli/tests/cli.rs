@@ -284,6 +284,45 @@ fn recipient_and_identity_mixups_get_hints() {
 }
 
 #[test]
+fn key_strings_with_other_white_space_are_usage_errors_naming_file_and_line() {
+    let keys = Keys::new();
+    let (a, ra) = keys.identity("a.key");
+    let text = fs::read_to_string(&a).expect("identity file");
+    // Spaces, tabs and CRLF line ends are fine.
+    let tidy = keys.path("tidy.key");
+    fs::write(&tidy, format!(" \t{}\t \r\n", text.replace('\n', "\r\n"))).expect("write");
+    let out = run(&["pubkey", tidy.to_str().expect("utf-8")], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A no-break space, a form feed or a lone CR after the identity is not.
+    let secret_line = text.lines().count();
+    for junk in ["\u{a0}", "\x0c", "\r"] {
+        let bad = keys.path("bad.key");
+        fs::write(&bad, format!("{}{junk}", text.trim_end())).expect("write");
+        let out = run(&["pubkey", bad.to_str().expect("utf-8")], b"");
+        assert_eq!(out.status.code(), Some(2), "{junk:?}");
+        let want = format!("bad.key:{secret_line}: invalid identity: white space");
+        assert!(stderr(&out).contains(&want), "{junk:?}: {}", stderr(&out));
+    }
+    // -r takes exactly the recipient string; a recipients file line is
+    // trimmed of spaces and tabs only.
+    let out = run(&["encrypt", "-r", &format!(" {ra}")], b"x");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("white space"), "{}", stderr(&out));
+    let list = keys.path("team.txt");
+    fs::write(&list, format!("# team\n\t{ra} \n")).expect("write");
+    let out = run(&["encrypt", "-R", list.to_str().expect("utf-8")], b"x");
+    assert!(out.status.success(), "{}", stderr(&out));
+    fs::write(&list, format!("# team\n{ra}\u{a0}\n")).expect("write");
+    let out = run(&["encrypt", "-R", list.to_str().expect("utf-8")], b"x");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("team.txt:2: invalid recipient"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn inspect_shows_the_header_without_a_key() {
     let keys = Keys::new();
     let (_, ra) = keys.identity("a.key");

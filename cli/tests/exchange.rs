@@ -752,3 +752,101 @@ fn silent_peers_time_out_on_both_sides() {
     assert!(err.contains("timed out waiting for the challenge"), "{err}");
     server.join().unwrap();
 }
+
+/// Connects to a fresh listener, encrypts `plaintext` with `kapsel encrypt
+/// --challenge` for its challenge, flips one bit of the message at
+/// `flip(len(M))`, sends it framed in 1 MiB segments followed by `end`
+/// instead of the end marker, and closes the sending side. Returns the
+/// reply, the listener's exit status and its stderr.
+fn send_damaged_without_end_marker(
+    s: &Setup,
+    plaintext: &[u8],
+    flip: impl FnOnce(usize) -> usize,
+    end: &[u8],
+) -> (Vec<u8>, ExitStatus, String) {
+    let input = s.write("in.bin", plaintext);
+    let out = s.path("out.bin");
+    let mut listener = Listener::start(s, &["-o", out.to_str().expect("utf-8 path")]);
+    let mut conn = TcpStream::connect(&listener.addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut hello = [0u8; 40];
+    conn.read_exact(&mut hello).expect("hello");
+    let challenge: String = hello[8..].iter().map(|b| format!("{b:02x}")).collect();
+    let encrypted = kapsel()
+        .args(["encrypt", "-r", &s.recipient, "--challenge", &challenge])
+        .arg(&input)
+        .output()
+        .expect("kapsel encrypt");
+    assert!(encrypted.status.success());
+    let mut message = encrypted.stdout;
+    let at = flip(message.len());
+    message[at] ^= 0x40;
+    for segment in message.chunks(1 << 20) {
+        conn.write_all(&(segment.len() as u32).to_be_bytes())
+            .expect("send");
+        conn.write_all(segment).expect("send");
+    }
+    conn.write_all(end).expect("send");
+    conn.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    let (status, err) = listener.wait();
+    assert!(!out.exists());
+    (reply, status, err)
+}
+
+#[test]
+fn a_damaged_chunk_before_a_close_abort_or_bad_length_is_answered_with_status_5() {
+    use kapsel_codec::payload::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+    let s = setup();
+    // Chunk 1 of the message is damaged; the decoder opens it as soon as
+    // its bytes arrived, before the framing reader looks for the end marker
+    // (SPEC 13.2), even if it read far ahead: 5 chunks are read whole
+    // before any is opened, 40 in batches.
+    let endings: [(&str, &[u8]); 4] = [
+        ("a close", &[]),
+        ("a close inside a length", &[0, 0]),
+        ("the abort marker", &[0xFF; 4]),
+        (
+            "a segment length above the limit",
+            &[0x00, 0x10, 0x00, 0x01],
+        ),
+    ];
+    for chunks in [5, 40] {
+        let plaintext = random_bytes((chunks - 1) * CHUNK_SIZE + 100);
+        for (what, end) in endings {
+            let case = format!("{chunks} chunks, then {what}");
+            let (reply, status, err) = send_damaged_without_end_marker(
+                &s,
+                &plaintext,
+                |len| len - (100 + 16) - (chunks - 2) * ENCRYPTED_CHUNK_SIZE + 10,
+                end,
+            );
+            assert_eq!(reply, [5], "{case}: {err}");
+            assert_eq!(status.code(), Some(5), "{case}: {err}");
+            assert!(
+                err.contains("payload authentication failed: chunk 1 "),
+                "{case}: {err}"
+            );
+            assert!(!err.contains("nothing was stored"), "{case}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_damaged_final_chunk_then_a_close_without_end_marker_is_connection_closed() {
+    let s = setup();
+    // The final (short) chunk is opened only at the end of the message,
+    // which the framing reader never finds: the connection closed first,
+    // and the sender gets no reply.
+    let plaintext = random_bytes(3 * kapsel_codec::payload::CHUNK_SIZE + 100);
+    let (reply, status, err) = send_damaged_without_end_marker(&s, &plaintext, |len| len - 10, &[]);
+    assert_eq!(reply, [] as [u8; 0], "{err}");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("closed the connection before the end of the message"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was stored"), "{err}");
+}

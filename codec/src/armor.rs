@@ -10,6 +10,9 @@
 //! - The reader works line by line in constant memory: no line longer than
 //!   [`MAX_LINE`] bytes is ever buffered.
 //! - Once the reader has failed it keeps failing.
+//! - [`is_armored`] decides from the first [`DETECTION_WINDOW`] bytes alone,
+//!   by the rule of SPEC.md section 10; the reader, told that its input is
+//!   armor, accepts white space of any length around it.
 
 use std::io::{self, BufRead, Write};
 
@@ -26,6 +29,16 @@ pub const COLUMNS: usize = 64;
 const BYTES_PER_LINE: usize = COLUMNS / 4 * 3;
 /// Longest line the reader buffers, line ending included.
 pub const MAX_LINE: usize = COLUMNS + 2;
+/// Most bytes of white space before the BEGIN line that [`is_armored`]
+/// skips (SPEC.md section 10). [`ArmoredReader`], told that its input is
+/// armor, skips any amount.
+pub const MAX_LEADING_WHITESPACE: usize = 1024;
+/// How many first bytes of an input [`is_armored`] needs to decide: the
+/// longest white space it skips, then the BEGIN line (without its ending,
+/// which detection does not look at).
+pub const DETECTION_WINDOW: usize = MAX_LEADING_WHITESPACE + BEGIN.len();
+/// White space around the armor.
+const WHITESPACE: &[u8] = b" \t\r\n";
 
 /// Why armor was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -60,16 +73,21 @@ impl From<ArmorError> for io::Error {
     }
 }
 
-/// Whether `prefix` (the first bytes of an input) starts an armored file,
-/// after optional whitespace.
+/// Whether an input is armor, detected from `prefix`, its first
+/// [`DETECTION_WINDOW`] bytes (or all of it, if shorter), as SPEC.md
+/// section 10 says: after at most [`MAX_LEADING_WHITESPACE`] bytes of white
+/// space (space, tab, CR, LF), the 37 characters of the BEGIN line.
+///
+/// Anything else is a binary file: a prefix that ends before the whole
+/// BEGIN line, and 1025 or more bytes of white space before it. What
+/// follows the 37 characters, line ending included, is for
+/// [`ArmoredReader`] to judge.
 pub fn is_armored(prefix: &[u8]) -> bool {
     let start = prefix
         .iter()
-        .position(|b| !b" \t\r\n".contains(b))
-        .unwrap_or(prefix.len());
-    let rest = &prefix[start..];
-    let n = rest.len().min(BEGIN.len());
-    n > 0 && rest[..n] == BEGIN.as_bytes()[..n]
+        .take(MAX_LEADING_WHITESPACE + 1)
+        .position(|b| !WHITESPACE.contains(b));
+    start.is_some_and(|i| prefix[i..].starts_with(BEGIN.as_bytes()))
 }
 
 /// Writes armor around everything written to it. Call [`ArmoredWriter::finish`].
@@ -240,7 +258,7 @@ impl<R: BufRead> ArmoredReader<R> {
                     let Some(&b) = buf.first() else {
                         return Err(ArmorError::MissingBegin.into());
                     };
-                    if b" \t\r\n".contains(&b) {
+                    if WHITESPACE.contains(&b) {
                         self.inner.consume(1);
                     } else {
                         break;
@@ -292,7 +310,7 @@ impl<R: BufRead> ArmoredReader<R> {
             if buf.is_empty() {
                 return Ok(());
             }
-            if !buf.iter().all(|b| b" \t\r\n".contains(b)) {
+            if !buf.iter().all(|b| WHITESPACE.contains(b)) {
                 return Err(ArmorError::TrailingData.into());
             }
             let n = buf.len();
@@ -422,8 +440,51 @@ mod tests {
 
     #[test]
     fn detects_armor_after_whitespace_only() {
-        assert!(is_armored(b"  \n-----BEGIN KAPSEL"));
-        assert!(!is_armored(b"x-----BEGIN KAPSEL"));
+        assert!(is_armored(b"  \n-----BEGIN KAPSEL ENCRYPTED FILE-----\n"));
+        assert!(is_armored(
+            b"\r\n\t -----BEGIN KAPSEL ENCRYPTED FILE-----\r\n"
+        ));
+        assert!(!is_armored(b"x-----BEGIN KAPSEL ENCRYPTED FILE-----\n"));
+        assert!(!is_armored(b"\x0c-----BEGIN KAPSEL ENCRYPTED FILE-----\n"));
+        assert!(!is_armored(b"-----BEGIN KAPSEL ENCRYPTED FILe-----\n"));
         assert!(!is_armored(b"\x8bKAPSEL\n"));
+        assert!(!is_armored(b""));
+        assert!(!is_armored(b" \n\t"));
+    }
+
+    #[test]
+    fn detection_needs_the_whole_begin_line_and_nothing_after_it() {
+        // A BEGIN line cut short at the end of the input is not armor.
+        for n in 0..BEGIN.len() {
+            assert!(!is_armored(&BEGIN.as_bytes()[..n]), "{n} characters");
+            assert!(!is_armored(format!("  {}", &BEGIN[..n]).as_bytes()));
+        }
+        // The 37 characters suffice; what follows is the reader's to judge.
+        assert!(is_armored(BEGIN.as_bytes()));
+        assert_eq!(dearmor(BEGIN.as_bytes()), Err(ArmorError::MissingEnd));
+        assert!(is_armored(format!("{BEGIN} \n").as_bytes()));
+        assert_eq!(
+            dearmor(format!("{BEGIN} \n").as_bytes()),
+            Err(ArmorError::MissingBegin)
+        );
+    }
+
+    #[test]
+    fn detects_armor_after_1024_bytes_of_whitespace_but_not_1025() {
+        let text = armor(&[5u8; 100], 100);
+        for (n, detected) in [(1023, true), (1024, true), (1025, false)] {
+            let input = format!("{}{text}", " \t\r\n".repeat(n / 4) + &" ".repeat(n % 4));
+            assert_eq!(input.len(), n + text.len());
+            let window = &input.as_bytes()[..DETECTION_WINDOW];
+            assert_eq!(is_armored(window), detected, "{n} bytes");
+            assert_eq!(is_armored(input.as_bytes()), detected, "{n} bytes");
+            // Told that the input is armor, the reader skips any amount.
+            assert_eq!(dearmor(input.as_bytes()), Ok(vec![5u8; 100]), "{n} bytes");
+        }
+        // The window is exactly enough: after 1024 bytes of white space,
+        // one byte fewer cuts the BEGIN line short.
+        assert_eq!(DETECTION_WINDOW, 1024 + 37);
+        let input = format!("{}{text}", " ".repeat(1024));
+        assert!(!is_armored(&input.as_bytes()[..DETECTION_WINDOW - 1]));
     }
 }

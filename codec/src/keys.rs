@@ -98,7 +98,8 @@ impl Identity {
         Zeroizing::new(s.to_uppercase())
     }
 
-    /// Parses an identity string.
+    /// Parses an identity string: exactly the string, with no white space
+    /// around it.
     pub fn from_secret_string(s: &str) -> Result<Self, KeyParseError> {
         let bytes = decode(s, IDENTITY_HRP, 32, "identity")?;
         let bytes = Zeroizing::new(bytes);
@@ -270,6 +271,8 @@ impl fmt::Debug for Recipient {
 impl std::str::FromStr for Recipient {
     type Err = KeyParseError;
 
+    /// Parses a recipient string: exactly the string, with no white space
+    /// around it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = decode(s, RECIPIENT_HRP, 33, "recipient")?;
         PublicKey::from_sec1_bytes(&bytes)
@@ -280,13 +283,15 @@ impl std::str::FromStr for Recipient {
 
 /// Decodes a Bech32 (BIP 173) string with human-readable part `hrp` and
 /// payload length `len`: checksum, case, padding bits and length all checked.
+/// `s` must be exactly the key string: white space around or inside it is an
+/// encoding error (SPEC.md 4.1; key files trim their lines first, 4.3).
 fn decode(
     s: &str,
     hrp: &str,
     len: usize,
     expected: &'static str,
 ) -> Result<Vec<u8>, KeyParseError> {
-    let checked = CheckedHrpstring::new::<Bech32>(s.trim()).map_err(|_| KeyParseError::Encoding)?;
+    let checked = CheckedHrpstring::new::<Bech32>(s).map_err(|_| KeyParseError::Encoding)?;
     if !checked.hrp().as_str().eq_ignore_ascii_case(hrp) {
         return Err(KeyParseError::WrongType { expected });
     }

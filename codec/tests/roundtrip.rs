@@ -185,6 +185,33 @@ fn identity_and_recipient_strings_round_trip_and_catch_typos() {
 }
 
 #[test]
+fn key_strings_with_white_space_around_them_are_refused() {
+    let id = Identity::generate();
+    let secret = id.to_secret_string();
+    let r = id.to_recipient().to_string();
+    for (before, after) in [
+        (" ", ""),
+        ("", " "),
+        ("\t", ""),
+        ("", "\n"),
+        ("", "\r"),
+        ("\u{a0}", ""),
+        ("", "\u{3000}"),
+    ] {
+        assert!(
+            Identity::from_secret_string(&format!("{before}{}{after}", &*secret)).is_err(),
+            "identity with {before:?} {after:?}"
+        );
+        assert!(
+            format!("{before}{r}{after}")
+                .parse::<kapsel_codec::Recipient>()
+                .is_err(),
+            "recipient with {before:?} {after:?}"
+        );
+    }
+}
+
+#[test]
 fn debug_output_never_contains_secret_bytes() {
     let id = Identity::generate();
     let secret = id.to_secret_string();
