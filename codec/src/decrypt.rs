@@ -104,17 +104,17 @@ impl<R: Read> Decryptor<R> {
     }
 
     /// [`Decryptor::decrypt`] for a message of the live exchange (SPEC.md
-    /// section 13): refuses a header that does not carry `challenge`
-    /// ([`DecryptError::Challenge`], before any payload byte is read), and
-    /// returns the key of the receipt.
+    /// section 13): once the header authenticated, refuses one that does not
+    /// carry `challenge` ([`DecryptError::Challenge`], before any chunk is
+    /// read), and returns the key of the receipt.
     pub fn decrypt_live(
         self,
         identities: &[Identity],
         challenge: &Challenge,
     ) -> Result<(PlaintextReader<R>, ReceiptKey), DecryptError> {
-        challenge.check(&self.header)?;
         let header_bytes = self.header_bytes.clone();
         let (reader, file_key) = self.decrypt_with_key(identities)?;
+        challenge.check(reader.header())?;
         let key = ReceiptKey::derive(&file_key[..], &header_bytes, challenge);
         Ok((reader, key))
     }

@@ -741,7 +741,12 @@ fn a_live_message_is_refused_for_another_challenge_before_its_payload() {
         Err(e @ DecryptError::Challenge(_)) => assert_eq!(e.outcome(), Outcome::Refused),
         other => panic!("{other:?}"),
     }
-    assert_eq!(source.position(), hl as u64, "read past the header");
+    // The header authenticated (salt and commitment read); no chunk read.
+    assert_eq!(
+        source.position(),
+        (hl + PAYLOAD_HEADER_LEN) as u64,
+        "read a chunk"
+    );
     let (mut r, _) = Decryptor::new(&file[..])
         .unwrap()
         .decrypt_live(std::slice::from_ref(&a), &challenge)
