@@ -327,3 +327,48 @@ fn the_order_of_identities_does_not_change_the_outcome() {
     let (code, _, _) = env.run(&["decrypt", "-i", &a, &file]);
     assert_eq!(code, Some(5));
 }
+
+#[test]
+fn ranges_on_impossible_and_exact_lengths() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("alice.key");
+    let (_, s_id) = env.identity("sam.key");
+    let plaintext = common::random_bytes(2 * SEGMENT_PLAINTEXT);
+    let file = signed(&s_id, &[&a_id], 3, &plaintext);
+    let header_len = read::header(&file).unwrap().1.encoded_len();
+    // Cut at the end of segment 1: no valid file has this length, so even
+    // a range inside segment 0 is refused before anything is read.
+    let cut = header_len + 56 + 2 * kapsel_codec::segment::FULL_SEGMENT_LEN;
+    let impossible = env.write("impossible.kap", &file[..cut]);
+    let (code, out, err) = env.run(&[
+        "decrypt",
+        "-i",
+        &a,
+        "--offset",
+        "0",
+        "--length",
+        "10",
+        &impossible,
+    ]);
+    assert_eq!((code, out.len()), (Some(5), 0), "{err}");
+    // A range ending exactly at the plaintext length needs no final segment
+    // (here the segment of the empty final chunk, which is damaged).
+    let mut damaged_final = file.clone();
+    let n = damaged_final.len();
+    damaged_final[n - 1] ^= 1;
+    let p = env.write("damaged-final.kap", &damaged_final);
+    let len = plaintext.len().to_string();
+    let start = (plaintext.len() - 100).to_string();
+    let (code, out, err) = env.run(&[
+        "decrypt", "-i", &a, "--offset", &start, "--length", "100", &p,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out == plaintext[plaintext.len() - 100..]);
+    // One byte more, and the end must be known: the final segment fails.
+    let (code, out, _) = env.run(&[
+        "decrypt", "-i", &a, "--offset", &start, "--length", "101", &p,
+    ]);
+    assert_eq!((code, out.len()), (Some(5), 0));
+    let (code, out, _) = env.run(&["decrypt", "-i", &a, "--offset", &len, &p]);
+    assert_eq!((code, out.len()), (Some(5), 0));
+}
