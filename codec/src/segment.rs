@@ -231,6 +231,34 @@ impl SegmentSigner {
     }
 }
 
+/// The check every segment signature goes through: `r` and `s` in
+/// `[1, n-1]` (p256 parses), `s` low if `require_low_s`, and ECDSA P-256 /
+/// SHA-256 over `message` (aws-lc verifies).
+fn verify_with(
+    key: &ParsedPublicKey,
+    message: &[u8],
+    signature: &[u8],
+    require_low_s: bool,
+) -> bool {
+    let Ok(parsed) = Signature::from_slice(signature) else {
+        return false;
+    };
+    if require_low_s && parsed.normalize_s().is_some() {
+        return false;
+    }
+    key.verify_sig(message, signature).is_ok()
+}
+
+/// [`SegmentVerifier`]'s primitive on its own, for checking it against
+/// external ECDSA vectors: `point` is an uncompressed SEC1 point, `signature`
+/// IEEE P1363 `r || s`. Not for files: segment signatures go through
+/// [`SegmentVerifier`], which binds them to one file and segment.
+#[doc(hidden)]
+pub fn verify_p1363(point: &[u8], message: &[u8], signature: &[u8], require_low_s: bool) -> bool {
+    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .is_ok_and(|key| verify_with(&key, message, signature, require_low_s))
+}
+
 /// Verifies the segments of one file.
 pub struct SegmentVerifier {
     binding: FileBinding,
@@ -276,16 +304,12 @@ impl SegmentVerifier {
         digest: &[u8; 32],
         signature: &[u8],
     ) -> Result<(), SignatureError> {
-        let invalid = SignatureError::Invalid { segment: index };
-        // Range of r and s, and low s: p256 parses, aws-lc verifies.
-        let parsed = Signature::from_slice(signature).map_err(|_| invalid)?;
-        if parsed.normalize_s().is_some() {
-            return Err(invalid);
-        }
         let message = self.binding.message(index, is_final, digest);
-        self.key
-            .verify_sig(&message, signature)
-            .map_err(|_| invalid)
+        if verify_with(&self.key, &message, signature, true) {
+            Ok(())
+        } else {
+            Err(SignatureError::Invalid { segment: index })
+        }
     }
 
     /// Checks the signature of segment `index` over these chunk bytes.

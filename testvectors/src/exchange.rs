@@ -1,6 +1,6 @@
 //! Conformance vectors for the live exchange (SPEC.md section 13), in
 //! `testvectors/exchange/`: each is the phase-2 bytes a receiver reads (the
-//! message in segments, then the end marker, or a cut, abort or bad
+//! message in frames, then the end marker, or a cut, abort or bad
 //! framing), the receiver's identity and challenge, the outcome, the
 //! plaintext released, and for accepted messages the receipt (13.5).
 //!
@@ -13,16 +13,18 @@
 //!
 //! [`receive`] is the reference receiver these vectors are checked against;
 //! the expected values of the generator are written from the specification
-//! (which chunks a streaming receiver can release before a cut), not read
-//! back from it.
+//! (which chunks of an anonymous message, and which whole verified segments
+//! of a signed one, a streaming receiver can release before a cut: SPEC 6.4,
+//! 13.2), not read back from it. (The codec still calls frames "segments":
+//! `SegmentReader`, `MAX_SEGMENT_LEN`.)
 
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
 use kapsel_codec::exchange::{
-    Challenge, ExchangeError, Receipt, SegmentReader, TailReader, TailWriter, ABORT_MARKER,
-    MAX_SEGMENT_LEN,
+    Challenge, ExchangeError, Receipt, SegmentReader as FrameReader, TailReader, TailWriter,
+    ABORT_MARKER, MAX_SEGMENT_LEN as MAX_FRAME_LEN,
 };
 use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity};
 use rand_core::RngCore;
@@ -35,6 +37,10 @@ use crate::vector::Expect;
 const CHUNK: usize = 16_384;
 const SEALED_CHUNK: usize = CHUNK + 16;
 const PAYLOAD_PREFIX: usize = 56;
+/// Plaintext of a full signed segment (SPEC 6.5).
+const SEGMENT: usize = 64 * CHUNK;
+/// Bytes of a full signed segment: 64 chunks and the signature.
+const FULL_SEGMENT: usize = 64 * SEALED_CHUNK + 64;
 
 /// One exchange vector.
 #[derive(Clone, Debug)]
@@ -98,7 +104,7 @@ pub fn receive(
     challenge: &Challenge,
     piece: usize,
 ) -> Received {
-    let mut input = TailReader::new(SegmentReader::new(wire));
+    let mut input = TailReader::new(FrameReader::new(wire));
     let mut released = Vec::new();
     let result = (|| -> Result<Receipt, Option<kapsel_codec::Outcome>> {
         let decryptor = Decryptor::new(&mut input).map_err(|e| Some(e.outcome()))?;
@@ -140,7 +146,7 @@ pub fn receive(
     }
 }
 
-/// Frames `message` in segments whose lengths cycle through `sizes`, then
+/// Frames `message` in frames whose lengths cycle through `sizes`, then
 /// appends `end` (the end marker, the abort marker, or nothing).
 fn frame(message: &[u8], sizes: &[usize], end: Option<u32>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -168,7 +174,7 @@ struct Message {
     header_len: usize,
 }
 
-/// Name, recipients, signer, plaintext length, segment sizes, bytes after
+/// Name, recipients, signer, plaintext length, frame sizes, bytes after
 /// the end marker, comment.
 type AcceptedCase<'a> = (
     &'a str,
@@ -222,9 +228,12 @@ impl Gen {
         len: usize,
     ) -> Message {
         let plaintext = Self::plaintext(label, len);
+        // A label that says "hidden" hides the recipients (zero hints,
+        // shuffled stanzas).
         let mut e = Encryptor::new(to.iter().map(|id| id.to_recipient()))
             .expect("recipients")
-            .created_at(T0);
+            .created_at(T0)
+            .hide_recipients(label.contains("hidden"));
         if let Some(c) = challenge {
             e = e.challenge(c);
         }
@@ -281,12 +290,13 @@ impl Gen {
     fn accepted(&mut self) {
         let end = Some(0);
         let (bob, carol, sam) = (self.bob.clone(), self.carol.clone(), self.sam.clone());
-        let cases: [AcceptedCase<'_>; 6] = [
-            ("accepted_anonymous", vec![&bob], None, 1000, &[1 << 20], b"", "an anonymous message of 1000 bytes in one segment"),
+        let cases: [AcceptedCase<'_>; 7] = [
+            ("accepted_anonymous", vec![&bob], None, 1000, &[1 << 20], b"", "an anonymous message of 1000 bytes in one frame"),
             ("accepted_empty_plaintext", vec![&bob], None, 0, &[1 << 20], b"", "an empty plaintext: the message is the header, prefix and one empty chunk"),
-            ("accepted_signed_odd_segments", vec![&bob], Some(&sam), 40_000, &[1, 7, 4096, 65_535, 3], b"", "a signed message of 40000 bytes in segments of 1, 7, 4096, 65535 and 3 bytes, repeated"),
-            ("accepted_max_segments", vec![&bob], None, 1_500_000, &[MAX_SEGMENT_LEN as usize], b"", "a message in a segment of exactly MAX_SEGMENT_LEN (1048576) bytes and a shorter one"),
-            ("accepted_two_recipients_hidden", vec![&carol, &bob], None, 20_000, &[10_000], b"", "two recipients (carol, bob), hidden hints: any recipient can make the receipt"),
+            ("accepted_signed_odd_frames", vec![&bob], Some(&sam), 40_000, &[1, 7, 4096, 65_535, 3], b"", "a signed message of 40000 bytes (one segment) in frames of 1, 7, 4096, 65535 and 3 bytes, repeated"),
+            ("accepted_signed_two_segments", vec![&bob], Some(&sam), SEGMENT + 20_000, &[65_536, 1000, 777], b"", "a signed message of 1 MiB + 20000 bytes (a full segment and a final one) in frames of 65536, 1000 and 777 bytes, repeated: frame and segment boundaries are unrelated"),
+            ("accepted_max_frames", vec![&bob], None, 1_500_000, &[MAX_FRAME_LEN as usize], b"", "a message in a frame of exactly MAX_FRAME_LEN (1048576) bytes and a shorter one"),
+            ("accepted_two_recipients_hidden", vec![&carol, &bob], None, 20_000, &[10_000], b"", "two hidden recipients (carol, bob; zero hints, shuffled): any recipient can make the receipt"),
             ("accepted_bytes_after_end_marker", vec![&bob], None, 100, &[50], b"GARBAGE AFTER THE END MARKER", "bytes after the end marker are never read: the receiver replies first"),
         ];
         for (name, to, sender, len, sizes, after, comment) in cases {
@@ -358,29 +368,78 @@ impl Gen {
         let first_chunk_end = m.header_len + PAYLOAD_PREFIX + SEALED_CHUNK;
         let one_chunk = &m.plaintext[..CHUNK];
         let two_chunks = &m.plaintext[..2 * CHUNK];
-        let mut too_long = (MAX_SEGMENT_LEN + 1).to_be_bytes().to_vec();
+        let mut too_long = (MAX_FRAME_LEN + 1).to_be_bytes().to_vec();
         too_long.extend_from_slice(&m.file);
         let cases: Vec<CutCase<'_>> = vec![
-            ("bad_framing_first_segment_too_long", "bad_framing", b"", "the first length is MAX_SEGMENT_LEN + 1", too_long),
-            ("bad_framing_after_first_chunk", "bad_framing", one_chunk,
-                "segments up to 100 bytes into chunk 1, then length 0x80000000: chunk 0 was released",
-                [frame(&m.file[..first_chunk_end + 100], &[8192], None), 0x8000_0000u32.to_be_bytes().to_vec()].concat()),
-            ("abandoned_in_header", "abandoned", b"", "the abort marker after 40 bytes of the header",
-                frame(&m.file[..40], &[40], Some(ABORT_MARKER))),
-            ("abandoned_after_first_chunk", "abandoned", one_chunk,
+            (
+                "bad_framing_first_frame_too_long",
+                "bad_framing",
+                b"",
+                "the first length is MAX_FRAME_LEN + 1",
+                too_long,
+            ),
+            (
+                "bad_framing_after_first_chunk",
+                "bad_framing",
+                one_chunk,
+                "frames up to 100 bytes into chunk 1, then length 0x80000000: chunk 0 was released",
+                [
+                    frame(&m.file[..first_chunk_end + 100], &[8192], None),
+                    0x8000_0000u32.to_be_bytes().to_vec(),
+                ]
+                .concat(),
+            ),
+            (
+                "abandoned_in_header",
+                "abandoned",
+                b"",
+                "the abort marker after 40 bytes of the header",
+                frame(&m.file[..40], &[40], Some(ABORT_MARKER)),
+            ),
+            (
+                "abandoned_after_first_chunk",
+                "abandoned",
+                one_chunk,
                 "the abort marker 100 bytes into chunk 1: chunk 0 was released, nothing after",
-                frame(&m.file[..first_chunk_end + 100], &[8192], Some(ABORT_MARKER))),
-            ("closed_in_header", "connection_closed", b"", "the stream ends 100 bytes into the header",
-                frame(&m.file[..100], &[64], None)),
-            ("closed_before_end_marker", "connection_closed", two_chunks,
+                frame(
+                    &m.file[..first_chunk_end + 100],
+                    &[8192],
+                    Some(ABORT_MARKER),
+                ),
+            ),
+            (
+                "closed_in_header",
+                "connection_closed",
+                b"",
+                "the stream ends 100 bytes into the header",
+                frame(&m.file[..100], &[64], None),
+            ),
+            (
+                "closed_before_end_marker",
+                "connection_closed",
+                two_chunks,
                 "the whole message but no end marker: the final chunk is never released",
-                frame(&m.file, &[8192], None)),
-            ("closed_in_end_marker", "connection_closed", two_chunks,
+                frame(&m.file, &[8192], None),
+            ),
+            (
+                "closed_in_end_marker",
+                "connection_closed",
+                two_chunks,
                 "the whole message and 2 bytes of the end marker",
-                [frame(&m.file, &[8192], None), vec![0, 0]].concat()),
-            ("closed_in_segment", "connection_closed", one_chunk,
-                "a segment announces 8192 bytes, 100 arrive",
-                [frame(&m.file[..first_chunk_end + 1000], &[8192], None), 8192u32.to_be_bytes().to_vec(), m.file[first_chunk_end + 1000..first_chunk_end + 1100].to_vec()].concat()),
+                [frame(&m.file, &[8192], None), vec![0, 0]].concat(),
+            ),
+            (
+                "closed_in_frame",
+                "connection_closed",
+                one_chunk,
+                "a frame announces 8192 bytes, 100 arrive",
+                [
+                    frame(&m.file[..first_chunk_end + 1000], &[8192], None),
+                    8192u32.to_be_bytes().to_vec(),
+                    m.file[first_chunk_end + 1000..first_chunk_end + 1100].to_vec(),
+                ]
+                .concat(),
+            ),
         ];
         for (name, expect, released, comment, data) in cases {
             self.push(
@@ -396,8 +455,9 @@ impl Gen {
         }
 
         // A cut 30 bytes after chunk 0: enough to release chunk 0 of an
-        // anonymous message, not of a signed one, whose decoder holds back
-        // the last 64 bytes it has read as the possible signature (SPEC 6.5).
+        // anonymous message, not of a signed one, whose decoder releases
+        // nothing of a segment before all of it arrived and its signature
+        // verified (SPEC 6.5, 13.2).
         let sam = self.sam.clone();
         let signed = self.message(
             "framing signed",
@@ -424,7 +484,26 @@ impl Gen {
             cut(&m.file, m.header_len),
         );
         self.push("closed_30_bytes_after_chunk_0_signed", "connection_closed", &[&bob], challenge, None, b"",
-            "a signed message cut 30 bytes after chunk 0: fewer than 64 bytes follow it, so it was never opened", cut(&signed.file, signed.header_len));
+            "a signed message (one segment of 40000 bytes) cut 30 bytes after chunk 0: a cut inside a segment releases nothing of it", cut(&signed.file, signed.header_len));
+
+        // A signed message of two segments, cut inside segment 1 and right
+        // after segment 0: segment 0 was released in both (SPEC 13.2).
+        let two = self.message(
+            "framing signed two segments",
+            &[&bob],
+            Some(&sam),
+            Some(challenge),
+            SEGMENT + 20_000,
+        );
+        let boundary = two.header_len + PAYLOAD_PREFIX + FULL_SEGMENT;
+        assert_eq!(two.file.len(), boundary + 20_096);
+        let segment_0 = &two.plaintext[..SEGMENT];
+        self.push("closed_in_segment_1_signed", "connection_closed", &[&bob], challenge, None, segment_0,
+            "a signed message of two segments cut 10000 bytes into segment 1: segment 0 (1 MiB) was released, nothing of segment 1",
+            frame(&two.file[..boundary + 10_000], &[65_536], None));
+        self.push("closed_after_segment_0_signed", "connection_closed", &[&bob], challenge, None, segment_0,
+            "the same message cut right after its full segment 0: segment 0 was verified and released as soon as its 1049664 bytes arrived; the next read meets the end of the stream",
+            frame(&two.file[..boundary], &[65_536], None));
     }
 
     fn message_failures(&mut self) {
@@ -448,11 +527,11 @@ impl Gen {
         signature[last] ^= 1;
         let (to_bob, to_dave) = ([&bob], [&dave]);
         let cases: Vec<FailureCase<'_>> = vec![
-            ("payload_failure_chunk_1", "payload_failure", &to_bob, &m.plaintext[..CHUNK], "one bit of chunk 1 flipped inside a segment", frame(&chunk1, &[4096], Some(0))),
+            ("payload_failure_chunk_1", "payload_failure", &to_bob, &m.plaintext[..CHUNK], "one bit of chunk 1 flipped inside a frame", frame(&chunk1, &[4096], Some(0))),
             ("header_auth_failure_serial", "header_auth_failure", &to_bob, b"", "one bit of the serial flipped", frame(&serial, &[4096], Some(0))),
             ("no_match", "no_match", &to_dave, b"", "the receiver's identity is not a recipient", frame(&m.file, &[4096], Some(0))),
-            ("sender_verification_failure", "sender_verification_failure", &to_bob, &s.plaintext[..2 * CHUNK], "a signed message whose last signature bit is flipped: the final chunk is held back", frame(&signature, &[4096], Some(0))),
-            ("not_kapsel", "not_kapsel", &to_bob, b"", "segments carrying an age file", frame(b"age-encryption.org/v1\n-> X25519 abc\n", &[16], Some(0))),
+            ("sender_verification_failure", "sender_verification_failure", &to_bob, b"", "a signed message (one segment) whose signature's last bit is flipped: nothing of the segment is released", frame(&signature, &[4096], Some(0))),
+            ("not_kapsel", "not_kapsel", &to_bob, b"", "frames carrying an age file", frame(b"age-encryption.org/v1\n-> X25519 abc\n", &[16], Some(0))),
         ];
         for (name, expect, ids, released, comment, data) in cases {
             self.push(name, expect, ids, challenge, None, released, comment, data);

@@ -4,8 +4,8 @@
 //! Every random value (keys, file keys, ephemeral keys, salts, serials,
 //! plaintexts) comes from a ChaCha20 generator seeded with SHA-256 of a fixed
 //! label and the vector's name, so rerunning the generator reproduces every
-//! byte, and adding a vector changes no other. Signatures are deterministic
-//! (RFC 6979).
+//! byte, and adding a vector changes no other. Segment signatures are
+//! deterministic (RFC 6979) and low-`s` (SPEC 6.5).
 //!
 //! Well-formed files come either from the real encoder
 //! (`Encryptor::wrap_output_with_rng`) or from the raw builder below, which
@@ -13,9 +13,12 @@
 //! builder computes the payload over the header bytes it wrote, so a header
 //! that breaks one rule still authenticates and the vector isolates that
 //! rule; tampering that should be caught by the commitment is applied after
-//! the payload was sealed. Each vector's outcome class and released
-//! plaintext are what SPEC.md says, worked out here by construction; the
-//! runners check the decoders against them.
+//! the payload was sealed. A signed file's chunks are grouped into segments
+//! of 64, each signed with the codec's `SegmentSigner` in deterministic
+//! mode; the generator also builds `signed_j` itself from SPEC 6.5 and
+//! checks that the codec signed exactly that message. Each vector's outcome
+//! class and released plaintext are what SPEC.md says, worked out here by
+//! construction; the runners check the decoders against them.
 
 // The vector tables are tuples with boxed edits: long types, read once.
 #![allow(clippy::type_complexity)]
@@ -28,8 +31,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use kapsel_codec::hpke::{self, Mode};
 use kapsel_codec::payload::ChunkCipher;
+use kapsel_codec::segment::{
+    SegmentSigner, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS, SEGMENT_LABEL,
+    SIGNATURE_LEN,
+};
 use kapsel_codec::{Encryptor, Identity, HPKE_INFO};
-use p256::ecdsa::signature::DigestSigner;
+use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::{PublicKey, SecretKey};
@@ -43,11 +50,26 @@ use crate::vector::{Expect, Vector};
 const CHUNK: usize = 16384;
 /// Ciphertext bytes per full chunk.
 const CT_CHUNK: usize = CHUNK + 16;
+/// Plaintext bytes per full segment (SPEC 6.5): 1 MiB.
+const SEGMENT: usize = 64 * CHUNK;
+/// Bytes of a full segment: 64 chunks and a signature.
+const FULL_SEGMENT: usize = 64 * CT_CHUNK + 64;
+/// The salt and the commitment.
+const PREFIX: usize = 56;
+// The SPEC's numbers, as the codec names them.
+const _: () = assert!(
+    SEGMENT_CHUNKS == 64
+        && FULL_SEGMENT_LEN == FULL_SEGMENT
+        && FULL_SEGMENT == 1_049_664
+        && SIGNATURE_LEN == 64
+        && MIN_FINAL_SEGMENT_LEN == 80
+);
 /// The creation time of every vector that does not test it: 2026-01-01T00:00:00Z.
 pub(crate) const T0: u64 = 1_767_225_600;
 const MAGIC: [u8; 8] = *b"\x8bKAPSEL\n";
 const MAX_CREATED_AT: u64 = 253_402_300_799;
-const SIGNATURE_LABEL: &[u8] = b"kapsel/v1 signature\x00";
+/// The label of `signed_j` (SPEC 6.5).
+const SEGMENT_SIGNATURE_LABEL: &[u8] = b"kapsel/v1 segment\x00";
 /// The P-256 field prime p.
 const P: [u8; 32] = [
     0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -239,8 +261,9 @@ impl Wrapped {
     }
 }
 
-/// Seals `file_key` to `to`: `kem_sender` selects Encap or AuthEncap, `mode`
-/// the key schedule (they differ only in deliberately wrong stanzas).
+/// Seals `file_key` to `to` with its per-stanza hint (SPEC 4.4):
+/// `kem_sender` selects Encap or AuthEncap, `mode` the key schedule. Only
+/// deliberately wrong stanzas use anything but Encap and base mode (SPEC 5.1).
 fn wrap_with(
     rng: &mut ChaCha20Rng,
     to: &Identity,
@@ -256,33 +279,67 @@ fn wrap_with(
     );
     let mut ctx = hpke::Context::new(mode, &e.shared_secret, HPKE_INFO);
     let wrapped = ctx.seal(b"", file_key).expect("first HPKE seal");
-    Wrapped {
-        hint: to.to_recipient().hint(),
+    let w = Wrapped {
+        hint: stanza_hint(to, &e.enc),
         enc: e.enc.to_vec(),
         wrapped,
-    }
+    };
+    assert_eq!(w.hint, to.to_recipient().stanza_hint(&w.enc));
+    w
 }
 
-fn wrap(
-    rng: &mut ChaCha20Rng,
-    to: &Identity,
-    sender: Option<&Identity>,
-    file_key: &[u8; 32],
-) -> Wrapped {
-    let mode = if sender.is_some() {
-        Mode::Auth
-    } else {
-        Mode::Base
-    };
-    wrap_with(rng, to, sender, mode, file_key)
+/// A stanza as SPEC 5.2 writes it: HPKE base mode, per-stanza hint.
+fn wrap(rng: &mut ChaCha20Rng, to: &Identity, file_key: &[u8; 32]) -> Wrapped {
+    wrap_with(rng, to, None, Mode::Base, file_key)
+}
+
+/// SPEC 4.4, written from the SPEC: the hint of `id`'s recipient for a
+/// stanza with encapsulated key `enc`.
+fn stanza_hint(id: &Identity, enc: &[u8]) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(b"kapsel/v1 hint\x00");
+    h.update(id.to_recipient().to_compressed());
+    h.update(enc);
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+/// The hint of the format before per-stanza hints: SHA-256 of the
+/// compressed point, the same in every stanza for one recipient.
+fn old_style_hint(id: &Identity) -> [u8; 4] {
+    let d = Sha256::digest(id.to_recipient().to_compressed());
+    [d[0], d[1], d[2], d[3]]
 }
 
 /// Which hint a stanza carries.
 #[derive(Clone, Copy)]
-enum Hint {
+enum Hint<'a> {
+    /// The recipient's own hint for this stanza.
     Real,
     Zero,
     Raw([u8; 4]),
+    /// The hint another identity would compute for this stanza.
+    Of(&'a Identity),
+    /// The recipient's hint for another `enc` (copied from another stanza).
+    OtherEnc,
+    /// The recipient's old-style hint, independent of `enc`.
+    OldStyle,
+}
+
+impl Hint<'_> {
+    fn apply(self, w: &mut Wrapped, to: &Identity, rng: &mut ChaCha20Rng) {
+        w.hint = match self {
+            Hint::Real => w.hint,
+            Hint::Zero => [0; 4],
+            Hint::Raw(h) => h,
+            Hint::Of(other) => stanza_hint(other, &w.enc),
+            Hint::OtherEnc => {
+                let other = SecretKey::random(&mut *rng).public_key();
+                stanza_hint(to, other.to_encoded_point(false).as_bytes())
+            }
+            Hint::OldStyle => old_style_hint(to),
+        };
+    }
 }
 
 /// A sealed payload, in pieces.
@@ -295,6 +352,7 @@ struct Sealed {
 }
 
 impl Sealed {
+    /// Salt, commitment and chunks, without any signature.
     fn payload(&self) -> Vec<u8> {
         let mut out = self.prefix.clone();
         for c in &self.chunks {
@@ -303,10 +361,130 @@ impl Sealed {
         out
     }
 
+    /// The file with an unsigned body: an anonymous file, or a signed
+    /// header whose sender signed nothing.
     fn file(&self) -> Vec<u8> {
         let mut out = self.header.clone();
         out.extend_from_slice(&self.payload());
         out
+    }
+
+    /// The chunk bytes of each segment: the chunks in groups of 64 (SPEC 6.5).
+    fn segment_bytes(&self) -> Vec<Vec<u8>> {
+        self.chunks
+            .chunks(SEGMENT_CHUNKS)
+            .map(|group| group.concat())
+            .collect()
+    }
+
+    /// The segments, each signed by `id` for this header, salt and commitment.
+    fn signed_by(&self, id: &Identity) -> Vec<Segment> {
+        let groups = self.segment_bytes();
+        let last = groups.len() - 1;
+        let signer = Signing::new(id, &self.header, &self.prefix);
+        groups
+            .into_iter()
+            .enumerate()
+            .map(|(j, chunks)| {
+                let sig = signer.sign(j as u64, j == last, &chunks);
+                Segment { chunks, sig }
+            })
+            .collect()
+    }
+
+    /// The file with its segments signed by `id`.
+    fn signed_file(&self, id: &Identity) -> Vec<u8> {
+        assemble(&self.header, &self.prefix, &self.signed_by(id))
+    }
+}
+
+/// One segment of a signed file: its chunk bytes and its signature.
+#[derive(Clone)]
+struct Segment {
+    chunks: Vec<u8>,
+    sig: [u8; 64],
+}
+
+impl Segment {
+    fn bytes(&self) -> Vec<u8> {
+        [self.chunks.as_slice(), &self.sig].concat()
+    }
+}
+
+/// `header || prefix || segments`.
+fn assemble(header: &[u8], prefix: &[u8], segments: &[Segment]) -> Vec<u8> {
+    let mut out = [header, prefix].concat();
+    for s in segments {
+        out.extend_from_slice(&s.bytes());
+    }
+    out
+}
+
+/// `signed_j` of SPEC 6.5, written from the SPEC, with any label.
+fn signed_message(
+    label: &[u8],
+    header: &[u8],
+    prefix: &[u8],
+    index: u64,
+    is_final: bool,
+    chunk_bytes: &[u8],
+) -> Vec<u8> {
+    let mut m = label.to_vec();
+    m.extend_from_slice(&Sha256::digest(header));
+    m.extend_from_slice(prefix);
+    m.extend_from_slice(&index.to_be_bytes());
+    m.push(u8::from(is_final));
+    m.extend_from_slice(&Sha256::digest(chunk_bytes));
+    m
+}
+
+/// ECDSA P-256 / SHA-256 of `msg` by `id`, RFC 6979, `r || s` with low `s`.
+fn ecdsa(id: &Identity, msg: &[u8]) -> [u8; 64] {
+    let sig: Signature = SigningKey::from(id.secret_key()).sign(msg);
+    let sig = sig.normalize_s().unwrap_or(sig);
+    let mut out = [0u8; 64];
+    out.copy_from_slice(&sig.to_bytes());
+    out
+}
+
+/// The segment signer of one file: the codec's, in deterministic mode,
+/// checked against `signed_j` built here.
+struct Signing<'a> {
+    codec: SegmentSigner,
+    id: &'a Identity,
+    header: Vec<u8>,
+    prefix: Vec<u8>,
+}
+
+impl<'a> Signing<'a> {
+    fn new(id: &'a Identity, header: &[u8], prefix: &[u8]) -> Self {
+        assert_eq!(SEGMENT_LABEL, SEGMENT_SIGNATURE_LABEL);
+        let p: [u8; PREFIX] = prefix.try_into().expect("56-byte payload prefix");
+        Signing {
+            codec: SegmentSigner::new(id.secret_key(), header, &p, true),
+            id,
+            header: header.to_vec(),
+            prefix: prefix.to_vec(),
+        }
+    }
+
+    fn sign(&self, index: u64, is_final: bool, chunk_bytes: &[u8]) -> [u8; 64] {
+        let sig = self.codec.sign(index, is_final, chunk_bytes);
+        let msg = signed_message(
+            SEGMENT_SIGNATURE_LABEL,
+            &self.header,
+            &self.prefix,
+            index,
+            is_final,
+            chunk_bytes,
+        );
+        assert_eq!(msg.len(), 147);
+        assert_eq!(
+            sig,
+            ecdsa(self.id, &msg),
+            "the codec's segment signer signs another message than SPEC 6.5's signed_j"
+        );
+        sig
     }
 }
 
@@ -351,22 +529,6 @@ fn seal(file_key: &[u8; 32], header: &[u8], salt: [u8; 24], pt: &[u8]) -> Sealed
     seal_pieces(file_key, header, salt, &pieces)
 }
 
-/// ECDSA P-256 / SHA-256 over the signature label and `file`, `r || s`.
-fn sign(id: &Identity, file: &[u8]) -> [u8; 64] {
-    let key = SigningKey::from(id.secret_key());
-    let digest = Sha256::new_with_prefix(SIGNATURE_LABEL).chain_update(file);
-    let sig: Signature = key.sign_digest(digest);
-    let mut out = [0u8; 64];
-    out.copy_from_slice(&sig.to_bytes());
-    out
-}
-
-fn signed(id: &Identity, mut file: Vec<u8>) -> Vec<u8> {
-    let sig = sign(id, &file);
-    file.extend_from_slice(&sig);
-    file
-}
-
 /// Everything that makes one file.
 #[derive(Clone)]
 struct Plan {
@@ -374,7 +536,7 @@ struct Plan {
     file_key: [u8; 32],
     salt: [u8; 24],
     pt: Vec<u8>,
-    /// Signs the file (normally the sender named in the header).
+    /// Signs the segments (normally the sender named in the header).
     signer: Option<Identity>,
     sender: Option<Identity>,
 }
@@ -388,16 +550,12 @@ impl Plan {
         seal(&self.file_key, &self.header(), self.salt, &self.pt)
     }
 
-    /// The file: header, payload and, if there is a signer, the signature.
+    /// The file: header, payload and, if there is a signer, in signed segments.
     fn bytes(&self) -> Vec<u8> {
-        self.finish(self.sealed().file())
-    }
-
-    /// Appends the signature to `file` if the plan has a signer.
-    fn finish(&self, file: Vec<u8>) -> Vec<u8> {
+        let s = self.sealed();
         match &self.signer {
-            Some(id) => signed(id, file),
-            None => file,
+            Some(id) => s.signed_file(id),
+            None => s.file(),
         }
     }
 
@@ -410,7 +568,7 @@ impl Plan {
 /// A plan for a file of a random `pt_len`-byte plaintext to `to`.
 fn plan(
     rng: &mut ChaCha20Rng,
-    to: &[(&Identity, Hint)],
+    to: &[(&Identity, Hint<'_>)],
     sender: Option<&Identity>,
     pt_len: usize,
 ) -> Plan {
@@ -420,12 +578,8 @@ fn plan(
     let stanzas = to
         .iter()
         .map(|(id, hint)| {
-            let mut w = wrap(rng, id, sender, &file_key);
-            match hint {
-                Hint::Real => {}
-                Hint::Zero => w.hint = [0; 4],
-                Hint::Raw(h) => w.hint = *h,
-            }
+            let mut w = wrap(rng, id, &file_key);
+            hint.apply(&mut w, id, rng);
             w.stanza()
         })
         .collect();
@@ -480,6 +634,37 @@ fn encrypt(
     (file_key, w.finish().expect("finish to Vec"))
 }
 
+/// The type 0x0001 stanzas of a file's header: hint, enc, wrapped key.
+fn p256_stanzas(file: &[u8]) -> Vec<([u8; 4], Vec<u8>, Vec<u8>)> {
+    let (_, header) = kapsel_format::read::header(file).expect("a valid header");
+    header
+        .stanzas
+        .iter()
+        .filter_map(|s| match s {
+            kapsel_format::Stanza::P256Hpke {
+                hint,
+                enc,
+                wrapped_key,
+            } => Some((*hint, enc.0.to_vec(), wrapped_key.to_vec())),
+            kapsel_format::Stanza::Unknown { .. } => None,
+        })
+        .collect()
+}
+
+/// The key a stanza opens to under `id` in HPKE base mode, if it opens.
+fn opens(id: &Identity, enc: &[u8], wrapped: &[u8]) -> Option<[u8; 32]> {
+    let shared = hpke::decap(enc, id.secret_key(), None).ok()?;
+    let mut ctx = hpke::Context::new(Mode::Base, &shared, HPKE_INFO);
+    let mut key = [0u8; 32];
+    ctx.open_into(b"", wrapped, &mut key).ok()?;
+    Some(key)
+}
+
+/// The header length a file declares (bytes 12 to 16).
+fn header_len_of(file: &[u8]) -> usize {
+    u32::from_be_bytes(file[12..16].try_into().expect("4 bytes")) as usize
+}
+
 /// Base64 body lines of the armor of `data`.
 fn armor_lines(data: &[u8]) -> Vec<String> {
     data.chunks(48).map(|c| STANDARD.encode(c)).collect()
@@ -515,13 +700,13 @@ struct V<'a> {
     file_key: Option<[u8; 32]>,
     sender: Option<&'a Identity>,
     released: Vec<u8>,
-    comment: &'a str,
+    comment: String,
     data: Vec<u8>,
     armor: bool,
 }
 
 impl<'a> V<'a> {
-    fn new(name: &'a str, expect: Expect, comment: &'a str, data: Vec<u8>) -> Self {
+    fn new(name: &'a str, expect: Expect, comment: impl Into<String>, data: Vec<u8>) -> Self {
         V {
             name,
             expect,
@@ -529,7 +714,7 @@ impl<'a> V<'a> {
             file_key: None,
             sender: None,
             released: Vec::new(),
-            comment,
+            comment: comment.into(),
             data,
             armor: false,
         }
@@ -594,7 +779,7 @@ impl Gen {
             file_key: v.file_key,
             released: v.released,
             sender: v.sender.map(|s| s.to_recipient().to_string()),
-            comment: v.comment.to_string(),
+            comment: v.comment,
             data: v.data,
         });
     }
@@ -618,6 +803,7 @@ pub fn vectors() -> Vec<Vector> {
     g.payload();
     g.chunk_counter();
     g.signed();
+    g.segments();
     g.armor();
     g.out
 }
@@ -703,35 +889,56 @@ impl Gen {
             .key(fk)
             .released(&pt),
         );
-        let mut rng = seeded("encoder_hidden_recipients");
-        let pt = random_bytes(&mut rng, 1000);
-        let (fk, data) = encrypt(&mut rng, &[&k.bob, &k.carol, a], None, true, &pt);
-        self.add(
-            V::new(
-                "encoder_hidden_recipients",
-                Expect::Success,
-                "three recipients with zero hints, the identity's stanza is the third",
-                data,
-            )
-            .ids(&[a])
-            .key(fk)
-            .released(&pt),
-        );
-        for (name, len) in [("encoder_signed", 1000), ("encoder_signed_20000", 20000)] {
+        for (name, sender) in [
+            ("encoder_hidden_recipients", None),
+            ("encoder_hidden_recipients_signed", Some(&k.sam)),
+        ] {
+            let mut rng = seeded(name);
+            let pt = random_bytes(&mut rng, 1000);
+            let (fk, data) = encrypt(&mut rng, &[&k.bob, &k.carol, a], sender, true, &pt);
+            let stanzas = p256_stanzas(&data);
+            assert!(stanzas.iter().all(|(hint, _, _)| *hint == [0; 4]));
+            let at = stanzas
+                .iter()
+                .position(|(_, enc, wrapped)| opens(a, enc, wrapped).is_some())
+                .expect("alice's stanza");
+            let comment =
+                format!(
+                "{}recipients bob, carol, alice with zero hints, stanzas shuffled by the encoder: \
+                 the identity's stanza is number {} of 3",
+                if sender.is_some() { "signed by sam, " } else { "" },
+                at + 1
+            );
+            let mut v = V::new(name, Expect::Success, comment, data)
+                .ids(&[a])
+                .key(fk)
+                .released(&pt);
+            if let Some(s) = sender {
+                v = v.sender(s);
+            }
+            self.add(v);
+        }
+        for (name, len, comment) in [
+            (
+                "encoder_signed",
+                1000,
+                "signed by sam: one segment (the final chunk and its signature)",
+            ),
+            (
+                "encoder_signed_20000",
+                20000,
+                "signed by sam: one segment of two chunks and its signature",
+            ),
+        ] {
             let mut rng = seeded(name);
             let pt = random_bytes(&mut rng, len);
             let (fk, data) = encrypt(&mut rng, &[a], Some(&k.sam), false, &pt);
             self.add(
-                V::new(
-                    name,
-                    Expect::Success,
-                    "signed by sam (HPKE auth mode, ECDSA signature at the end)",
-                    data,
-                )
-                .ids(&[a])
-                .key(fk)
-                .sender(&k.sam)
-                .released(&pt),
+                V::new(name, Expect::Success, comment, data)
+                    .ids(&[a])
+                    .key(fk)
+                    .sender(&k.sam)
+                    .released(&pt),
             );
         }
         let mut rng = seeded("encoder_signed_empty");
@@ -740,7 +947,7 @@ impl Gen {
             V::new(
                 "encoder_signed_empty",
                 Expect::Success,
-                "signed, empty plaintext, two recipients, the identity is bob (second)",
+                "signed, empty plaintext: one segment of 80 bytes (an empty chunk and the signature); two recipients, the identity is bob (second)",
                 data,
             )
             .ids(&[&k.bob])
@@ -1170,7 +1377,7 @@ impl Gen {
         for (name, comment, edit) in enc_cases {
             let mut rng = seeded(name);
             let mut p = plan(&mut rng, &[(a, Hint::Real)], None, 100);
-            let mut w = wrap(&mut rng, a, None, &p.file_key);
+            let mut w = wrap(&mut rng, a, &p.file_key);
             w.enc = edit(&w.enc);
             assert!(!is_valid_point(&w.enc), "{name}");
             p.hdr.stanzas = vec![w.stanza()];
@@ -1267,7 +1474,7 @@ impl Gen {
         for (name, comment, body) in len_cases {
             let mut rng = seeded(name);
             let mut p = plan(&mut rng, &[(a, Hint::Real)], None, 100);
-            let w = wrap(&mut rng, a, None, &p.file_key);
+            let w = wrap(&mut rng, a, &p.file_key);
             let b = body(&w);
             p.hdr.stanzas = vec![raw_stanza(1, &b)];
             // Keep the header at least MIN_HEADER_LEN long, so the length
@@ -1288,7 +1495,7 @@ impl Gen {
             None,
             100,
         );
-        let mut w = wrap(&mut rng, &k.bob, None, &p.file_key);
+        let mut w = wrap(&mut rng, &k.bob, &p.file_key);
         w.enc[64] ^= 1;
         p.hdr.stanzas[1] = w.stanza();
         let data = p.bytes();
@@ -1299,7 +1506,7 @@ impl Gen {
         );
         let mut rng = seeded("enc_off_curve_no_identity_matches");
         let mut p = plan(&mut rng, &[(&k.bob, Hint::Real)], None, 100);
-        let mut w = wrap(&mut rng, &k.bob, None, &p.file_key);
+        let mut w = wrap(&mut rng, &k.bob, &p.file_key);
         w.enc[64] ^= 1;
         p.hdr.stanzas[0] = w.stanza();
         let data = p.bytes();
@@ -1311,11 +1518,13 @@ impl Gen {
         // A valid point that is not the one sealed to: the stanza does not open.
         let mut rng = seeded("enc_negated");
         let mut p = plan(&mut rng, &[(a, Hint::Real)], None, 100);
-        let mut w = wrap(&mut rng, a, None, &p.file_key);
+        let mut w = wrap(&mut rng, a, &p.file_key);
         let mut y = [0u8; 32];
         y.copy_from_slice(&w.enc[33..]);
         w.enc[33..].copy_from_slice(&be_sub(&P, &y));
         assert!(is_valid_point(&w.enc));
+        // The hint is recomputed over the new enc, so it still points at a.
+        w.hint = a.to_recipient().stanza_hint(&w.enc);
         p.hdr.stanzas[0] = w.stanza();
         let data = p.bytes();
         self.add(
@@ -1326,7 +1535,7 @@ impl Gen {
         // An invalid enc inside a stanza of an unknown type is opaque.
         let mut rng = seeded("enc_off_curve_in_unknown_stanza");
         let mut p = plan(&mut rng, &[(a, Hint::Real)], None, 100);
-        let mut w = wrap(&mut rng, &k.bob, None, &p.file_key);
+        let mut w = wrap(&mut rng, &k.bob, &p.file_key);
         w.enc[64] ^= 1;
         let mut body = w.hint.to_vec();
         body.extend_from_slice(&w.enc);
@@ -1634,9 +1843,9 @@ impl Gen {
             let mut stanzas = Vec::new();
             for i in 0..count - 1 {
                 let other = identity(&format!("{name} {i}"));
-                stanzas.push(wrap(&mut rng, &other, None, &file_key).stanza());
+                stanzas.push(wrap(&mut rng, &other, &file_key).stanza());
             }
-            stanzas.push(wrap(&mut rng, a, None, &file_key).stanza());
+            stanzas.push(wrap(&mut rng, a, &file_key).stanza());
             let mut p = plan(&mut rng, &[(a, Hint::Real)], None, 500);
             p.file_key = file_key;
             p.hdr.stanzas = stanzas;
@@ -1716,7 +1925,7 @@ impl Gen {
         // Point validation comes after the whole header parsed.
         let mut rng = seeded("ext_critical_and_off_curve_enc");
         let mut p = plan(&mut rng, &[(a, Hint::Real)], None, 100);
-        let mut w = wrap(&mut rng, a, None, &p.file_key);
+        let mut w = wrap(&mut rng, a, &p.file_key);
         w.enc[64] ^= 1;
         p.hdr.stanzas = vec![w.stanza()];
         p.hdr.ext = ext(0x8001, b"");
@@ -1841,10 +2050,10 @@ impl Gen {
             ("signed_flip_created_at", 23, 0, hdr_auth, "a bit of created_at: the commitment fails before the signature is looked at", 0),
             ("signed_flip_serial", 31, 0, hdr_auth, "a bit of serial", 0),
             ("signed_flip_wrapped_key", 185, 0, hdr_auth, "a bit of wrapped_key", 0),
-            ("signed_flip_chunk_0", hl + 56 + 100, 0, Expect::PayloadFailure, "a bit of chunk 0 of 2: it fails before the end of input, so before the signature is checked", 0),
-            ("signed_flip_final_chunk", last - 64 - 3, 0, sig_fail, "a bit of the final chunk: at the end of input the signature is checked first, and fails", 1),
-            ("signed_flip_signature_r", last - 40, 2, sig_fail, "a bit of the signature's r", 1),
-            ("signed_flip_signature_s", last, 0, sig_fail, "a bit of the signature's s", 1),
+            ("signed_flip_chunk_0", hl + 56 + 100, 0, sig_fail, "a bit of chunk 0 of 2 in the only segment: its signature is checked before any chunk is opened, and fails", 0),
+            ("signed_flip_final_chunk", last - 64 - 3, 0, sig_fail, "a bit of the final chunk: the segment's signature fails", 0),
+            ("signed_flip_signature_r", last - 40, 2, sig_fail, "a bit of the signature's r", 0),
+            ("signed_flip_signature_s", last, 0, sig_fail, "a bit of the signature's s (its lowest bit: s stays low)", 0),
         ];
         for (name, byte, bit, expect, comment, released_chunks) in cases {
             self.add(
@@ -1890,8 +2099,20 @@ impl Gen {
             ),
             (
                 "recipients_hint_of_other_key",
-                "the identity's stanza carries carol's hint: it is still tried",
-                vec![(b, Hint::Real), (a, Hint::Raw(c.to_recipient().hint()))],
+                "the identity's stanza carries the hint carol would compute for it: it is still tried",
+                vec![(b, Hint::Real), (a, Hint::Of(c))],
+                vec![a],
+            ),
+            (
+                "recipients_old_style_hint",
+                "the identity's stanza carries the old-style hint SHA-256(compressed point)[0..4], which is not its hint (SPEC 4.4): not preferred, but still tried",
+                vec![(b, Hint::Real), (a, Hint::OldStyle)],
+                vec![a],
+            ),
+            (
+                "recipients_hint_for_other_enc",
+                "the identity's stanza carries the identity's hint for another enc: not its hint here, still tried",
+                vec![(a, Hint::OtherEnc), (b, Hint::Real)],
                 vec![a],
             ),
             (
@@ -1973,34 +2194,46 @@ impl Gen {
         );
 
         // Stanzas built one by one: (recipient, hint, file key is right, corrupted).
-        struct S<'a>(&'a Identity, Hint, bool, bool);
+        struct S<'a>(&'a Identity, Hint<'a>, bool, bool);
+        let ha = Expect::HeaderAuthFailure;
         let crafted: Vec<(&str, Expect, &str, Vec<S>, Vec<&Identity>)> = vec![
             ("no_match_zero_hint_corrupted", nm, "the identity's stanza has a zero hint and does not open: a zero hint never matches, so no match", vec![S(a, Hint::Zero, true, true)], vec![a]),
-            ("no_match_other_hint_corrupted", nm, "the identity's stanza carries bob's hint and does not open", vec![S(a, Hint::Raw(b.to_recipient().hint()), true, true)], vec![a]),
-            ("auth_hinted_stanza_corrupted", Expect::HeaderAuthFailure, "alice's stanza carries her hint and does not open; the other stanza is bob's", vec![S(b, Hint::Real, true, false), S(a, Hint::Real, true, true)], vec![a]),
-            ("auth_hint_matches_second_identity", Expect::HeaderAuthFailure, "identities dave, alice; alice's hinted stanza does not open", vec![S(a, Hint::Real, true, true)], vec![d, a]),
-            ("recipients_first_identity_stanza_corrupted", ok, "identities alice, bob; alice's hinted stanza does not open, bob's opens: the first stanza that opens decides", vec![S(a, Hint::Real, true, true), S(b, Hint::Real, true, false)], vec![a, b]),
-            ("recipients_hinted_tried_first", ok, "two stanzas for alice: a zero-hint one wrapping a wrong key first, a hinted one with the right key second; hinted stanzas are tried first", vec![S(a, Hint::Zero, false, false), S(a, Hint::Real, true, false)], vec![a]),
-            ("auth_hinted_stanza_wrong_key", Expect::HeaderAuthFailure, "two hinted stanzas for alice, the first wraps a wrong key: it opens, fixes the file key, and the commitment fails; the second is never tried", vec![S(a, Hint::Real, false, false), S(a, Hint::Real, true, false)], vec![a]),
-            ("auth_header_order_wrong_key", Expect::HeaderAuthFailure, "two zero-hint stanzas for alice, the first wraps a wrong key: header order decides", vec![S(a, Hint::Zero, false, false), S(a, Hint::Zero, true, false)], vec![a]),
-            ("auth_identity_order_wrong_key", Expect::HeaderAuthFailure, "identities alice, bob; bob's stanza has the right key, alice's (zero hint) a wrong one: alice is tried first", vec![S(b, Hint::Real, true, false), S(a, Hint::Zero, false, false)], vec![a, b]),
-            ("recipients_identity_order_right_key", ok, "as auth_identity_order_wrong_key with identities bob, alice", vec![S(b, Hint::Real, true, false), S(a, Hint::Zero, false, false)], vec![b, a]),
+            ("no_match_other_hint_corrupted", nm, "the identity's stanza carries bob's hint for it and does not open", vec![S(a, Hint::Of(b), true, true)], vec![a]),
+            ("no_match_old_style_hint_corrupted", nm, "the identity's stanza carries the identity's old-style hint SHA-256(compressed point)[0..4] and does not open: that is not a hint match (SPEC 4.4), so no match", vec![S(a, Hint::OldStyle, true, true)], vec![a]),
+            ("no_match_hint_for_other_enc_corrupted", nm, "the identity's stanza carries the identity's hint computed for another enc and does not open: hints are per stanza, so no match", vec![S(a, Hint::OtherEnc, true, true)], vec![a]),
+            ("auth_hinted_stanza_corrupted", ha, "alice's stanza carries her hint and does not open; the other stanza is bob's", vec![S(b, Hint::Real, true, false), S(a, Hint::Real, true, true)], vec![a]),
+            ("auth_hint_matches_second_identity", ha, "identities dave, alice; alice's hinted stanza does not open", vec![S(a, Hint::Real, true, true)], vec![d, a]),
+            ("auth_hinted_stanza_wrong_key", ha, "alice's only stanza (hinted) wraps a wrong key: it opens and the commitment fails", vec![S(a, Hint::Real, false, false)], vec![a]),
+            ("auth_zero_hint_stanza_wrong_key", ha, "alice's only stanza (zero hint) wraps a wrong key: it opened, so header authentication failure, not no match", vec![S(a, Hint::Zero, false, false)], vec![a]),
+            ("auth_every_key_wrong", ha, "identities alice, bob; each one's stanza opens to a different wrong key: every pair is tried, none passes", vec![S(a, Hint::Real, false, false), S(b, Hint::Real, false, false)], vec![a, b]),
+            ("recipients_first_identity_stanza_corrupted", ok, "identities alice, bob; alice's hinted stanza does not open, bob's opens", vec![S(a, Hint::Real, true, true), S(b, Hint::Real, true, false)], vec![a, b]),
+            ("recipients_hinted_tried_first", ok, "two stanzas for alice: a zero-hint one wrapping a wrong key first, a hinted one with the right key second", vec![S(a, Hint::Zero, false, false), S(a, Hint::Real, true, false)], vec![a]),
+            ("recipients_hinted_wrong_key_then_right", ok, "two hinted stanzas for alice, the first wraps a wrong key: it opens, fails the commitment, and the search goes on to the second (SPEC 5.3)", vec![S(a, Hint::Real, false, false), S(a, Hint::Real, true, false)], vec![a]),
+            ("recipients_zero_hints_wrong_key_first", ok, "two zero-hint stanzas for alice, the first wraps a wrong key: the search goes on in header order", vec![S(a, Hint::Zero, false, false), S(a, Hint::Zero, true, false)], vec![a]),
+            ("recipients_identity_order_alice_bob", ok, "the sender wrapped a wrong key to alice's (hinted) stanza and the right one to bob's; identities alice, bob: alice's key fails the commitment, bob's passes", vec![S(a, Hint::Real, false, false), S(b, Hint::Real, true, false)], vec![a, b]),
+            ("recipients_identity_order_bob_alice", ok, "the same file with identities bob, alice: the outcome does not depend on identity order (SPEC 5.3)", vec![S(a, Hint::Real, false, false), S(b, Hint::Real, true, false)], vec![b, a]),
         ];
         for (name, expect, comment, stanzas, ids) in crafted {
-            let mut rng = seeded(name);
+            // Both identity orders decode the same file.
+            let seed = if name.starts_with("recipients_identity_order_") {
+                "recipients_identity_order"
+            } else {
+                name
+            };
+            let mut rng = seeded(seed);
             let mut p = plan(&mut rng, &[(a, Hint::Real)], None, pt_len);
-            let wrong_key: [u8; 32] = random_bytes(&mut rng, 32).try_into().expect("32 bytes");
             let fk = p.file_key;
             p.hdr.stanzas = stanzas
                 .iter()
                 .map(|S(to, hint, right, corrupt)| {
-                    let key = if *right { fk } else { wrong_key };
-                    let mut w = wrap(&mut rng, to, None, &key);
-                    match hint {
-                        Hint::Real => {}
-                        Hint::Zero => w.hint = [0; 4],
-                        Hint::Raw(h) => w.hint = *h,
-                    }
+                    // A wrong key of its own for every stanza.
+                    let key = if *right {
+                        fk
+                    } else {
+                        random_bytes(&mut rng, 32).try_into().expect("32 bytes")
+                    };
+                    let mut w = wrap(&mut rng, to, &key);
+                    hint.apply(&mut w, to, &mut rng);
                     if *corrupt {
                         w.wrapped[7] ^= 0x40;
                     }
@@ -2053,7 +2286,7 @@ impl Gen {
             .plan(&p),
         );
         let mut hdr = p.hdr.clone();
-        let extra = wrap(&mut rng, &k.mallory, None, &p.file_key);
+        let extra = wrap(&mut rng, &k.mallory, &p.file_key);
         hdr.stanzas.push(extra.stanza());
         let mut data = hdr.bytes();
         data.extend_from_slice(&sealed.payload());
@@ -2285,8 +2518,8 @@ impl Gen {
             ),
             (
                 "payload_signature_on_anonymous_file",
-                "64 bytes (a signature by sam) after an anonymous file",
-                signed(&k.sam, full.clone()),
+                "an anonymous file whose chunks are followed by a segment signature by sam (a signed body under an anonymous header): the 64 bytes join the final chunk",
+                s.signed_file(&k.sam),
                 3,
             ),
         ];
@@ -2394,13 +2627,17 @@ impl Gen {
         );
     }
 
-    /// Sender signatures: valid, forged, damaged.
+    /// Signed files of one segment: valid, forged and damaged signatures,
+    /// forgeries by a co-recipient, wrong HPKE modes, payloads the sender
+    /// itself signed broken, truncation.
     fn signed(&mut self) {
         let k = self.k.clone();
         let (a, sam, mal) = (&k.alice, &k.sam, &k.mallory);
         let svf = Expect::SenderVerificationFailure;
         let pf = Expect::PayloadFailure;
-        // A signed file for alice and mallory: 20000 bytes, two chunks.
+        let ha = Expect::HeaderAuthFailure;
+        // A signed file for alice and mallory: 20000 bytes, two chunks in
+        // one segment, the final one.
         let mut rng = seeded("signed");
         let p = plan(
             &mut rng,
@@ -2409,15 +2646,16 @@ impl Gen {
             20000,
         );
         let good = p.bytes();
-        let unsigned = p.sealed().file();
+        let sealed = p.sealed();
+        let segs = sealed.signed_by(sam);
+        assert_eq!(segs.len(), 1);
+        let chunk_bytes = segs[0].chunks.clone();
+        let sig = segs[0].sig;
+        let unsigned = sealed.file();
+        assert_eq!(good, [unsigned.as_slice(), &sig].concat());
         let n = good.len();
-        let sig = &good[n - 64..];
-        let with_sig = |r: &[u8], s: &[u8]| {
-            let mut v = unsigned.clone();
-            v.extend_from_slice(r);
-            v.extend_from_slice(s);
-            v
-        };
+        let with_sig = |r: &[u8], s: &[u8]| [unsigned.as_slice(), r, s].concat();
+        let with_signature = |sig: [u8; 64]| [unsigned.as_slice(), &sig].concat();
         let mut r = [0u8; 32];
         r.copy_from_slice(&sig[..32]);
         let mut s = [0u8; 32];
@@ -2428,12 +2666,20 @@ impl Gen {
             o[31] = 1;
             o
         };
-        let chunk0 = p.chunks(1);
+        let signing = Signing::new(sam, &sealed.header, &sealed.prefix);
+        // Another file of sam's, for its header and its salt and commitment.
+        let other = plan(
+            &mut rng,
+            &[(a, Hint::Real), (mal, Hint::Real)],
+            Some(sam),
+            20000,
+        );
+        let other_sealed = other.sealed();
         self.add(
             V::new(
                 "signed_valid",
                 Expect::Success,
-                "signed by sam for alice and mallory",
+                "signed by sam for alice and mallory: one segment of two chunks",
                 good.clone(),
             )
             .ids(&[a])
@@ -2451,93 +2697,60 @@ impl Gen {
             .plan(&p)
             .released(&p.pt),
         );
-        self.add(
-            V::new(
-                "signed_high_s",
-                Expect::Success,
-                "the signature with s replaced by n - s: verifiers accept any s in [1, n-1]",
-                with_sig(&r, &high_s),
-            )
-            .ids(&[a])
-            .plan(&p)
-            .released(&p.pt),
-        );
-        let cases: Vec<(&str, &str, Vec<u8>, Expect, Vec<u8>)> = vec![
-            ("signed_signature_r_zero", "r = 0", with_sig(&[0; 32], &s), svf, chunk0.clone()),
-            ("signed_signature_s_zero", "s = 0", with_sig(&r, &[0; 32]), svf, chunk0.clone()),
-            ("signed_signature_r_n", "r = n", with_sig(&N, &s), svf, chunk0.clone()),
-            ("signed_signature_s_n", "s = n", with_sig(&r, &N), svf, chunk0.clone()),
-            ("signed_signature_s_plus_1", "s replaced by s + 1", with_sig(&r, &be_add(&s, &one)), svf, chunk0.clone()),
-            ("signed_signature_all_ff", "r = s = 2^256 - 1", with_sig(&[0xff; 32], &[0xff; 32]), svf, chunk0.clone()),
-            ("signed_signature_swapped", "r and s swapped", with_sig(&s, &r), svf, chunk0.clone()),
-            ("signed_signature_truncated_1", "the last signature byte missing: the last 64 bytes (one of the final chunk, 63 of the signature) do not verify", good[..n - 1].to_vec(), svf, chunk0.clone()),
-            ("signed_signature_truncated_32", "half the signature missing", good[..n - 32].to_vec(), svf, chunk0.clone()),
-            ("signed_signature_missing", "the whole signature missing: the final chunk's last 64 bytes are taken as the signature", good[..n - 64].to_vec(), svf, chunk0.clone()),
-            ("signed_signature_trailing_byte", "one byte after the signature", [good.clone(), vec![0]].concat(), svf, chunk0.clone()),
-            ("signed_signature_twice", "the signature appended twice", [good.clone(), sig.to_vec()].concat(), svf, chunk0.clone()),
-            ("signed_by_other_key", "signed by mallory's key while the header names sam", signed(mal, unsigned.clone()), svf, chunk0.clone()),
-            ("signed_signature_of_other_label", "signed over the file without the signature label", {
-                let key = SigningKey::from(sam.secret_key());
-                let sig: Signature = key.sign_digest(Sha256::new_with_prefix(&unsigned));
-                [unsigned.clone(), sig.to_bytes().to_vec()].concat()
-            }, svf, chunk0.clone()),
+        // Every case releases nothing: the only segment does not verify.
+        let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+            ("signed_high_s", "the signature with s replaced by n - s: a valid ECDSA signature, but SPEC 6.5 accepts only a low s", with_sig(&r, &high_s)),
+            ("signed_signature_r_zero", "r = 0", with_sig(&[0; 32], &s)),
+            ("signed_signature_s_zero", "s = 0", with_sig(&r, &[0; 32])),
+            ("signed_signature_r_n", "r = n", with_sig(&N, &s)),
+            ("signed_signature_s_n", "s = n", with_sig(&r, &N)),
+            ("signed_signature_s_plus_1", "s replaced by s + 1", with_sig(&r, &be_add(&s, &one))),
+            ("signed_signature_all_ff", "r = s = 2^256 - 1", with_sig(&[0xff; 32], &[0xff; 32])),
+            ("signed_signature_swapped", "r and s swapped", with_sig(&s, &r)),
+            ("signed_signature_truncated_1", "the last signature byte missing: the last 64 bytes (one of the final chunk, 63 of the signature) do not verify", good[..n - 1].to_vec()),
+            ("signed_signature_truncated_32", "half the signature missing", good[..n - 32].to_vec()),
+            ("signed_signature_trailing_byte", "one byte after the signature", [good.clone(), vec![0]].concat()),
+            ("signed_signature_twice", "the signature appended twice", [good.clone(), sig.to_vec()].concat()),
+            ("signed_by_other_key", "the segment signed by mallory's key while the header names sam", sealed.signed_file(mal)),
+            ("signed_header_unsigned_body", "the header names sam, whose key signed nothing: the body has no signature, and the final chunk's last 64 bytes are taken as one", unsigned.clone()),
+            ("signed_signature_of_other_label", "sam's signature over signed_j with the label \"kapsel/v1 signature\" instead of \"kapsel/v1 segment\"", with_signature(ecdsa(sam, &signed_message(b"kapsel/v1 signature\x00", &sealed.header, &sealed.prefix, 0, true, &chunk_bytes)))),
+            ("signed_signature_over_chunk_bytes", "sam's signature over the segment's chunk bytes themselves, not over signed_j", with_signature(ecdsa(sam, &chunk_bytes))),
+            ("signed_segment_index_1", "the only segment signed by sam as segment 1", with_signature(signing.sign(1, true, &chunk_bytes))),
+            ("signed_final_segment_signed_non_final", "the final segment signed by sam with final = 0: a cut file could not be told from a whole one", with_signature(signing.sign(0, false, &chunk_bytes))),
+            ("signed_segment_for_other_header", "the segment signed by sam for the header of another of his files (same recipients, another serial), with this file's salt, commitment and chunks", with_signature(Signing::new(sam, &other_sealed.header, &sealed.prefix).sign(0, true, &chunk_bytes))),
+            ("signed_segment_for_other_salt", "the segment signed by sam for this header and chunks but the salt and commitment of another file", with_signature(Signing::new(sam, &sealed.header, &other_sealed.prefix).sign(0, true, &chunk_bytes))),
         ];
-        for (name, comment, data, expect, released) in cases {
-            self.add(
-                V::new(name, expect, comment, data)
-                    .ids(&[a])
-                    .plan(&p)
-                    .released(&released),
-            );
+        for (name, comment, data) in cases {
+            self.add(V::new(name, svf, comment, data).ids(&[a]).plan(&p));
         }
-        // Forgeries by mallory, a co-recipient who knows the file key.
+        // Forgeries by mallory, a co-recipient who knows the file key: she
+        // keeps the header byte for byte (so the commitment she computes is
+        // valid), but cannot sign as sam, so nothing is released.
         let forged_pt = random_bytes(&mut rng, 30000);
         let mut forged = p.clone();
         forged.pt = forged_pt.clone();
         forged.salt[3] ^= 0x80;
-        let forged_unsigned = forged.sealed().file();
-        self.add(
-            V::new("signed_insider_forgery_old_signature", svf, "mallory re-encrypts another plaintext under the same header and file key and keeps sam's signature: every chunk opens, the signature does not verify; the released prefix is mallory's", [forged_unsigned.clone(), sig.to_vec()].concat())
-                .ids(&[a])
-                .plan(&p)
-                .released(&forged_pt[..CHUNK]),
-        );
-        self.add(
-            V::new(
-                "signed_insider_forgery_own_signature",
-                svf,
-                "the same forgery signed with mallory's own key",
-                signed(mal, forged_unsigned),
-            )
-            .ids(&[a])
-            .plan(&p)
-            .released(&forged_pt[..CHUNK]),
-        );
+        let forged_sealed = forged.sealed();
+        let mut same_salt = p.clone();
+        same_salt.pt = forged_pt.clone();
+        let same_salt_sealed = same_salt.sealed();
+        assert_eq!(same_salt_sealed.prefix, sealed.prefix);
         let mut reserial = p.clone();
         reserial.hdr.serial = reserial.hdr.serial.wrapping_add(1);
-        reserial.signer = None;
-        let data = [reserial.sealed().file(), sig.to_vec()].concat();
-        self.add(
-            V::new("signed_insider_new_serial", svf, "mallory changes the serial (a replay under a fresh identifier), seals the payload again and keeps sam's signature", data)
-                .ids(&[a])
-                .plan(&p)
-                .released(&chunk0),
-        );
         let mut recreated = p.clone();
         recreated.hdr.created_at += 86400;
-        recreated.signer = Some(mal.clone());
-        let data = recreated.bytes();
-        self.add(
-            V::new(
-                "signed_insider_new_time_own_signature",
-                svf,
-                "mallory changes created_at, seals again, signs with her own key",
-                data,
-            )
-            .ids(&[a])
-            .plan(&p)
-            .released(&chunk0),
-        );
+        let forgeries: Vec<(&str, &str, Vec<u8>)> = vec![
+            ("signed_insider_forgery_old_signature", "mallory encrypts another plaintext under the genuine header and file key with a new salt (a valid commitment) and appends sam's genuine signature: the first segment fails, nothing is released", [forged_sealed.file(), sig.to_vec()].concat()),
+            ("signed_insider_forgery_own_signature", "the same forgery, its segment signed with mallory's own key", forged_sealed.signed_file(mal)),
+            ("signed_insider_forgery_unsigned", "the same forgery without any signature", forged_sealed.file()),
+            ("signed_insider_forgery_same_salt", "mallory keeps the header, salt and commitment byte for byte, encrypts another plaintext and appends sam's genuine signature: every chunk would open, the signature covers other chunk bytes", [same_salt_sealed.file(), sig.to_vec()].concat()),
+            ("signed_insider_resigned_genuine_file", "the genuine header, salt, commitment and chunks, the segment re-signed by mallory with her own key: the header names sam", sealed.signed_file(mal)),
+            ("signed_insider_new_serial", "mallory changes the serial (a replay under a fresh identifier), seals the payload again and keeps sam's signature", [reserial.sealed().file(), sig.to_vec()].concat()),
+            ("signed_insider_new_time_own_signature", "mallory changes created_at, seals again and signs with her own key", recreated.sealed().signed_file(mal)),
+        ];
+        for (name, comment, data) in forgeries {
+            self.add(V::new(name, svf, comment, data).ids(&[a]).plan(&p));
+        }
         // mallory's own, honest, signed file: valid, but names mallory, not sam.
         let mut rng2 = seeded("signed_by_insider_as_herself");
         let pm = plan(&mut rng2, &[(a, Hint::Real)], Some(mal), 500);
@@ -2548,110 +2761,212 @@ impl Gen {
                 .plan(&pm)
                 .released(&pm.pt),
         );
-        // Sender key replaced by a valid key: stanzas (auth mode with sam) no longer open.
+        // The sender key replaced by mallory's.
         let mut swapped = p.clone();
         swapped.hdr.sender = sender_field(Some(mal));
         swapped.signer = Some(mal.clone());
-        let data = swapped.bytes();
+        swapped.sender = Some(mal.clone());
+        let data = [swapped.header(), good[p.header().len()..].to_vec()].concat();
         self.add(
-            V::new("signed_sender_key_replaced", Expect::HeaderAuthFailure, "sender_key replaced by mallory's, signed by mallory: alice's stanza was sealed in auth mode with sam's key and does not open", data)
+            V::new("signed_sender_key_replaced", ha, "sender_key replaced by mallory's, the payload and signature kept: the commitment covers the header, sender key included", data)
                 .ids(&[a])
                 .plan(&p),
         );
-        // Mode mismatches.
-        let mut rng3 = seeded("signed_mode_mismatch");
-        let mut base_in_signed = plan(&mut rng3, &[(a, Hint::Real)], Some(sam), 500);
-        base_in_signed.hdr.stanzas =
-            vec![wrap_with(&mut rng3, a, None, Mode::Base, &base_in_signed.file_key).stanza()];
-        let data = base_in_signed.bytes();
+        let data = swapped.bytes();
         self.add(
-            V::new(
-                "signed_header_base_mode_stanza",
-                Expect::HeaderAuthFailure,
-                "a signed header whose stanza was sealed in HPKE base mode",
-                data,
-            )
-            .ids(&[a])
-            .plan(&base_in_signed),
+            V::new("signed_sender_key_replaced_resealed", Expect::Success, "sam's file with the sender key replaced by mallory's, sealed again and signed by mallory: a valid file from mallory (HPKE base mode binds no sender); only a receiver that expects sam refuses it", data)
+                .ids(&[a])
+                .plan(&swapped)
+                .released(&swapped.pt),
         );
+        // Stanzas sealed in HPKE auth mode: the format uses base mode only
+        // (SPEC 5.1), so they do not open (SPEC 5.3 step 3 decides the class).
+        let mut rng3 = seeded("signed_mode_mismatch");
+        let auth_stanza =
+            |rng: &mut ChaCha20Rng, kem: Option<&Identity>, mode: Mode, key: &[u8; 32]| {
+                wrap_with(rng, a, kem, mode, key)
+            };
+        let mut auth_in_signed = plan(&mut rng3, &[(a, Hint::Real)], Some(sam), 500);
+        auth_in_signed.hdr.stanzas =
+            vec![auth_stanza(&mut rng3, Some(sam), Mode::Auth, &auth_in_signed.file_key).stanza()];
         let mut auth_in_anon = plan(&mut rng3, &[(a, Hint::Real)], None, 500);
         auth_in_anon.hdr.stanzas =
-            vec![wrap_with(&mut rng3, a, Some(sam), Mode::Auth, &auth_in_anon.file_key).stanza()];
-        let data = auth_in_anon.bytes();
-        self.add(
-            V::new(
-                "anonymous_header_auth_mode_stanza",
-                Expect::HeaderAuthFailure,
-                "an anonymous header whose stanza was sealed in HPKE auth mode by sam",
-                data,
-            )
-            .ids(&[a])
-            .plan(&auth_in_anon),
-        );
+            vec![auth_stanza(&mut rng3, Some(sam), Mode::Auth, &auth_in_anon.file_key).stanza()];
         let mut kem_mismatch = plan(&mut rng3, &[(a, Hint::Real)], Some(sam), 500);
         kem_mismatch.hdr.stanzas =
-            vec![wrap_with(&mut rng3, a, Some(sam), Mode::Base, &kem_mismatch.file_key).stanza()];
-        let data = kem_mismatch.bytes();
-        self.add(
-            V::new("signed_header_auth_kem_base_schedule", Expect::HeaderAuthFailure, "a signed header whose stanza used AuthEncap but the base-mode key schedule (mode 0x00)", data)
-                .ids(&[a])
-                .plan(&kem_mismatch),
-        );
-        // The sender signed a broken payload: the signature verifies, the payload fails.
+            vec![auth_stanza(&mut rng3, Some(sam), Mode::Base, &kem_mismatch.file_key).stanza()];
+        let mut auth_hidden = plan(&mut rng3, &[(a, Hint::Real)], Some(sam), 500);
+        let mut w = auth_stanza(&mut rng3, Some(sam), Mode::Auth, &auth_hidden.file_key);
+        w.hint = [0; 4];
+        auth_hidden.hdr.stanzas = vec![w.stanza()];
+        let mut auth_then_base = plan(&mut rng3, &[(a, Hint::Real)], Some(sam), 500);
+        auth_then_base.hdr.stanzas = vec![
+            auth_stanza(&mut rng3, Some(sam), Mode::Auth, &auth_then_base.file_key).stanza(),
+            wrap(&mut rng3, a, &auth_then_base.file_key).stanza(),
+        ];
+        let modes: Vec<(&str, Expect, &str, &Plan)> = vec![
+            ("signed_header_auth_mode_stanza", ha, "a signed header whose only stanza (hinted for alice) was sealed in HPKE auth mode with sam's key: it does not open in base mode, and its hint matched", &auth_in_signed),
+            ("anonymous_header_auth_mode_stanza", ha, "an anonymous header whose only stanza (hinted for alice) was sealed in HPKE auth mode by sam", &auth_in_anon),
+            ("signed_header_auth_kem_base_schedule", ha, "a signed header whose stanza used AuthEncap with the base-mode key schedule (mode 0x00): another shared secret, it does not open", &kem_mismatch),
+            ("no_match_auth_mode_stanza_zero_hint", Expect::NoMatch, "a signed header whose only stanza (zero hint) was sealed in HPKE auth mode: nothing opens and no hint matched", &auth_hidden),
+            ("recipients_auth_mode_then_base_stanza", Expect::Success, "two stanzas for alice, both hinted: an auth-mode one that does not open, then a base-mode one that does", &auth_then_base),
+        ];
+        for (name, expect, comment, plan) in modes {
+            let released = if expect == Expect::Success {
+                plan.pt.clone()
+            } else {
+                Vec::new()
+            };
+            self.add(
+                V::new(name, expect, comment, plan.bytes())
+                    .ids(&[a])
+                    .plan(plan)
+                    .released(&released),
+            );
+        }
+        // The sender signed a broken segment: the signature verifies, a chunk
+        // does not open, and the segment releases nothing (SPEC 6.5 step 4).
         let mut rng4 = seeded("signed_by_sender_broken_payload");
         let q = plan(&mut rng4, &[(a, Hint::Real)], Some(sam), 2 * CHUNK);
         let qs = q.sealed();
-        let body_without_final = {
-            let mut v = qs.header.clone();
-            v.extend_from_slice(&qs.prefix);
-            v.extend_from_slice(&qs.chunks[0]);
-            v.extend_from_slice(&qs.chunks[1]);
-            v
+        assert_eq!(qs.chunks.len(), 3);
+        let q_signing = Signing::new(sam, &qs.header, &qs.prefix);
+        let sign_final = |chunks: Vec<u8>| {
+            let sig = q_signing.sign(0, true, &chunks);
+            assemble(&qs.header, &qs.prefix, &[Segment { chunks, sig }])
         };
-        let with_trailing = [qs.file(), vec![0x77]].concat();
-        let short = [qs.header.clone(), qs.prefix[..30].to_vec()].concat();
-        let empty_payload = qs.header.clone();
-        let cases: Vec<(&str, &str, Vec<u8>, Expect, Vec<u8>)> = vec![
-            ("signed_valid_signature_final_chunk_missing", "sam signed a payload without its final chunk: the signature verifies, then the payload fails", signed(sam, body_without_final.clone()), pf, q.chunks(2)),
-            ("signed_valid_signature_trailing_byte_in_payload", "sam signed a payload with one byte after the final chunk", signed(sam, with_trailing), pf, q.chunks(2)),
-            ("signed_valid_signature_payload_30_bytes", "sam signed a payload of 30 bytes (less than salt and commitment)", signed(sam, short.clone()), pf, vec![]),
-            ("signed_valid_signature_empty_payload", "sam signed the header alone", signed(sam, empty_payload), pf, vec![]),
-            ("signed_invalid_signature_payload_30_bytes", "a payload of 30 bytes and an invalid signature: at the end of input the signature is checked first", [short, vec![0x42; 64]].concat(), svf, vec![]),
-            ("signed_payload_and_signature_63_bytes", "63 bytes after the header: shorter than a signature, so truncated", [qs.header.clone(), vec![0x42; 63]].concat(), pf, vec![]),
-            ("signed_header_only", "a signed header and nothing else", qs.header.clone(), pf, vec![]),
-            ("signed_final_chunk_missing_unsigned", "the final chunk and the signature removed: what was the end of chunk 1 is taken as the signature", body_without_final, svf, q.chunks(1)),
+        let resealed = |pieces: &[(u64, usize, usize)]| {
+            let list: Vec<(u64, &[u8])> = pieces
+                .iter()
+                .map(|(i, from, to)| (*i, &q.pt[*from..*to]))
+                .collect();
+            seal_pieces(&q.file_key, &qs.header, q.salt, &list)
+                .chunks
+                .concat()
+        };
+        let broken: Vec<(&str, &str, Vec<u8>)> = vec![
+            ("signed_valid_signature_final_chunk_missing", "sam signed a final segment of two full chunks without the empty final chunk: the signature verifies, then the last piece is not a final chunk (16400 bytes a multiple of the chunk size)", sign_final([qs.chunks[0].clone(), qs.chunks[1].clone()].concat())),
+            ("signed_valid_signature_trailing_byte_in_segment", "sam signed a final segment with one byte after the final chunk: the final piece has 17 bytes and does not open", sign_final([qs.chunks.concat(), vec![0x77]].concat())),
+            ("signed_valid_signature_chunk_index_wrong", "sam signed a segment whose chunk 1 was sealed with index 2", sign_final(resealed(&[(0, 0, CHUNK), (2, CHUNK, 2 * CHUNK), (2, 2 * CHUNK, 2 * CHUNK)]))),
+            ("signed_valid_signature_short_chunk_not_last", "sam signed a segment whose chunk 0 was sealed short (1000 bytes), followed by a final chunk: both join in one piece, which does not open", sign_final(resealed(&[(0, 0, 1000), (1, 1000, 1500)]))),
+            ("signed_valid_signature_no_chunk", "sam signed a final segment with no chunk bytes at all: 64 bytes, shorter than a final segment (truncated)", sign_final(Vec::new())),
         ];
-        for (name, comment, data, expect, released) in cases {
+        for (name, comment, data) in broken {
+            self.add(V::new(name, pf, comment, data).ids(&[a]).plan(&q));
+        }
+        // Truncation of a signed payload.
+        let body_without_final = [
+            qs.header.as_slice(),
+            &qs.prefix,
+            &qs.chunks[0],
+            &qs.chunks[1],
+        ]
+        .concat();
+        let mut rng5 = seeded("signed_empty_plaintext");
+        let e = plan(&mut rng5, &[(a, Hint::Real)], Some(sam), 0);
+        let empty = e.bytes();
+        let eh = e.header().len();
+        assert_eq!(empty.len(), eh + PREFIX + 80);
+        self.add(
+            V::new("signed_empty_plaintext", Expect::Success, "signed, empty plaintext: one final segment of 80 bytes, an empty chunk (its tag) and the signature", empty.clone())
+                .ids(&[a])
+                .plan(&e),
+        );
+        let cuts: Vec<(&str, Expect, &str, Vec<u8>)> = vec![
+            ("signed_header_only", pf, "a signed header and nothing else", qs.header.clone()),
+            ("signed_truncated_in_commitment", pf, "a signed header and 40 bytes of the salt and commitment", [qs.header.as_slice(), &qs.prefix[..40]].concat()),
+            ("signed_no_segments", pf, "a signed header, the salt and commitment, then end of input: the final segment is missing", [qs.header.as_slice(), &qs.prefix].concat()),
+            ("signed_final_segment_63_bytes", pf, "63 bytes after the salt and commitment: shorter than a final segment", [qs.header.as_slice(), &qs.prefix, &good[n - 63..]].concat()),
+            ("signed_final_segment_79_bytes", pf, "the 80-byte final segment of an empty plaintext cut by one byte: truncated before the signature is looked at", empty[..empty.len() - 1].to_vec()),
+            ("signed_signature_and_final_chunk_missing", svf, "the empty final chunk and the signature removed: the end of chunk 1 is taken as the signature", body_without_final),
+        ];
+        for (name, expect, comment, data) in cuts {
+            let plan = if name.starts_with("signed_final_segment_79") {
+                &e
+            } else {
+                &q
+            };
+            self.add(V::new(name, expect, comment, data).ids(&[a]).plan(plan));
+        }
+    }
+
+    /// Files of two segments (about 1 MiB each, from the real encoder): the
+    /// segment boundary, segment order, cuts and flips next to it, and the
+    /// final flag. A decoder releases whole verified segments only.
+    fn segments(&mut self) {
+        let k = self.k.clone();
+        let (a, sam, mal) = (&k.alice, &k.sam, &k.mallory);
+        let svf = Expect::SenderVerificationFailure;
+        let pf = Expect::PayloadFailure;
+        let name = "signed_segments_valid";
+        let mut rng = seeded(name);
+        let pt = random_bytes(&mut rng, SEGMENT + 20000);
+        let (fk, good) = encrypt(&mut rng, &[a, mal], Some(sam), false, &pt);
+        let hl = header_len_of(&good);
+        let (header, prefix) = (&good[..hl], &good[hl..hl + PREFIX]);
+        let body = hl + PREFIX;
+        let boundary = body + FULL_SEGMENT;
+        let seg0 = good[body..boundary].to_vec();
+        let seg1 = good[boundary..].to_vec();
+        // Segment 1: a full chunk, a final chunk of 3616 bytes, the signature.
+        assert_eq!(seg1.len(), CT_CHUNK + (20000 - CHUNK + 16) + 64);
+        // The encoder signed exactly SPEC 6.5's signed_j.
+        let signing = Signing::new(sam, header, prefix);
+        let seg0_chunks = &seg0[..FULL_SEGMENT - 64];
+        assert_eq!(
+            seg0[FULL_SEGMENT - 64..],
+            signing.sign(0, false, seg0_chunks)
+        );
+        assert_eq!(
+            seg1[seg1.len() - 64..],
+            signing.sign(1, true, &seg1[..seg1.len() - 64])
+        );
+        let first = &pt[..SEGMENT];
+        let with = |parts: &[&[u8]]| [&[header, prefix], parts].concat().concat();
+        let seg0_as_final = Segment {
+            chunks: seg0_chunks.to_vec(),
+            sig: signing.sign(0, true, seg0_chunks),
+        }
+        .bytes();
+        let none: &[u8] = &[];
+        let cases: Vec<(&str, Expect, &str, Vec<u8>, &[u8])> = vec![
+            (name, Expect::Success, "signed by sam (real encoder), 1 MiB + 20000 bytes: a full segment of 64 chunks and its signature (1049664 bytes), then a final segment of two chunks", good.clone(), &pt),
+            ("signed_segments_swapped", svf, "segments 1 and 0 swapped: the first 1049664 bytes read are segment 1 and most of segment 0, whose signature fails", with(&[&seg1, &seg0]), none),
+            ("signed_segments_1_duplicated", svf, "segment 1 twice: segment 0 verifies and is released; the final segment read is both copies, and its signature fails", with(&[&seg0, &seg1, &seg1]), first),
+            ("signed_segments_final_dropped", pf, "the final segment removed: a cut at the segment boundary; segment 0 is released, then the missing final segment is truncation", good[..boundary].to_vec(), first),
+            ("signed_segments_cut_boundary_minus_1", svf, "cut one byte before the end of segment 0: a final segment of 1049663 bytes whose last 64 bytes do not verify", good[..boundary - 1].to_vec(), none),
+            ("signed_segments_cut_boundary_plus_1", pf, "cut one byte after the end of segment 0: segment 0 is released, then 1 byte is shorter than a final segment", good[..boundary + 1].to_vec(), first),
+            ("signed_segments_cut_boundary_plus_79", pf, "cut 79 bytes after segment 0: segment 0 is released, 79 bytes are shorter than a final segment", good[..boundary + 79].to_vec(), first),
+            ("signed_segments_cut_boundary_plus_80", svf, "cut 80 bytes after segment 0: segment 0 is released; the 80 bytes are read as a final segment whose signature fails", good[..boundary + 80].to_vec(), first),
+            ("signed_segments_trailing_byte", svf, "one byte after the final segment: it joins the final segment, whose signature fails; segment 0 was released", [good.as_slice(), &[0]].concat(), first),
+            ("signed_segments_flip_segment_0_chunk", svf, "a bit of chunk 10 (in segment 0): segment 0's signature fails before any chunk is opened; nothing is released", flip(good.clone(), body + 10 * CT_CHUNK + 5, 3), none),
+            ("signed_segments_flip_segment_1_chunk", svf, "a bit of chunk 64 (the first of segment 1): segment 0 is released, segment 1's signature fails", flip(good.clone(), boundary + 100, 0), first),
+            ("signed_segments_full_segment_signed_final", svf, "segment 0 re-signed by sam with final = 1 (as if the file ended there), segment 1 kept: a full segment is verified as non-final", with(&[&seg0_as_final, &seg1]), none),
+        ];
+        for (name, expect, comment, data, released) in cases {
             self.add(
                 V::new(name, expect, comment, data)
                     .ids(&[a])
-                    .plan(&q)
-                    .released(&released),
+                    .key(fk)
+                    .sender(sam)
+                    .released(released),
             );
         }
-        // The end of input is reached only by a read that ends short: a full
-        // piece fails as a chunk even when nothing but the signature follows.
-        let mut c1_bad = qs.clone();
-        c1_bad.chunks[1][100] ^= 1;
-        let without_final = {
-            let mut v = c1_bad.header.clone();
-            v.extend_from_slice(&c1_bad.prefix);
-            v.extend_from_slice(&c1_bad.chunks[0]);
-            v.extend_from_slice(&c1_bad.chunks[1]);
-            v
-        };
-        let cases: Vec<(&str, &str, Vec<u8>, Vec<u8>)> = vec![
-            ("signed_last_full_chunk_flipped", "chunk 1 of 3 (full, followed by the empty final chunk and the signature) flipped: it fails as a chunk before the end of input is reached", [c1_bad.file(), sig.to_vec()].concat(), q.chunks(1)),
-            ("signed_full_chunk_before_signature_flipped", "no final chunk, chunk 1 (full) flipped, then a signature that does not verify: only the signature follows chunk 1, but a full piece does not reach the end of input, so chunk 1 fails first", [without_final, sig.to_vec()].concat(), q.chunks(1)),
-        ];
-        for (name, comment, data, released) in cases {
-            self.add(
-                V::new(name, pf, comment, data)
-                    .ids(&[a])
-                    .plan(&q)
-                    .released(&released),
-            );
-        }
+        let name = "signed_segments_exactly_1_mib";
+        let mut rng = seeded(name);
+        let pt = random_bytes(&mut rng, SEGMENT);
+        let (fk, data) = encrypt(&mut rng, &[a], Some(sam), false, &pt);
+        assert_eq!(
+            data.len(),
+            header_len_of(&data) + PREFIX + FULL_SEGMENT + 80
+        );
+        self.add(
+            V::new(name, Expect::Success, "signed, exactly 1 MiB (real encoder): a full segment, then a final segment of 80 bytes holding the empty final chunk and its signature", data)
+                .ids(&[a])
+                .key(fk)
+                .sender(sam)
+                .released(&pt),
+        );
     }
 
     /// ASCII armor.

@@ -1,29 +1,26 @@
-//! ECDSA P-256 / SHA-256 signature verification as kapsel's sender
-//! signatures use it (`kapsel_codec::sender`), against Wycheproof's
-//! `ecdsa_secp256r1_sha256_p1363_test.json` (signatures as fixed-width
-//! IEEE P1363 `r || s`, the form of kapsel's 64-byte trailer).
+//! ECDSA P-256 / SHA-256 as kapsel's segment signatures use it
+//! (`kapsel_codec::segment`), against Wycheproof's
+//! `ecdsa_secp256r1_sha256_p1363_test.json` (fixed-width IEEE P1363
+//! `r || s`, the form of kapsel's 64-byte segment signatures).
 //!
-//! `VerifyingReader` prefixes the signed message with the
-//! `"kapsel/v1 signature\0"` label, so Wycheproof signatures cannot go through
-//! it; each case is instead verified with exactly the calls `sender.rs`
-//! composes: `Signature::from_slice` (a parse failure is a rejection, as in
-//! `VerifyingReader`), then `VerifyingKey::verify_digest` on a `Sha256`
-//! hasher updated with the message. The public key is the group's
-//! uncompressed SEC1 point, parsed with `p256::PublicKey::from_sec1_bytes`.
+//! `SegmentVerifier` binds each signature to one file and segment, so the
+//! Wycheproof messages go through the primitive it composes,
+//! `segment::verify_p1363` (p256 parses `r` and `s`, aws-lc verifies). Every
+//! valid case must verify without the low-`s` rule, and with it exactly
+//! those of low `s` (kapsel refuses the second, high-`s` encoding); every
+//! invalid case must fail. A reference check with the `p256` crate's own
+//! verifier must agree on every case.
 //!
-//! The file marks high-S signatures (e.g. tcId 1, "signature malleability")
-//! as valid: P1363 ECDSA does not require low S, and `p256` accepts both.
-//! A second test signs a few of the vector messages with a fresh key through
-//! `SigningWriter` and reads them back through `VerifyingReader`.
+//! A second test signs segments through `SegmentSigner` (randomized and
+//! deterministic) and checks them with `p256`'s verifier over the 147-byte
+//! message SPEC.md section 6.5 defines, built here from the SPEC.
 //!
 //! Vector file: `wycheproof/ecdsa_secp256r1_sha256_p1363_test.json` under the
 //! external vector directory (see `kapsel_testvectors::external_vectors_dir`).
 
-use std::io::{Read, Write};
-
-use kapsel_codec::sender::{SigningWriter, VerifyingReader, SIGNATURE_LABEL, SIGNATURE_LEN};
+use kapsel_codec::segment::{verify_p1363, SegmentSigner, SegmentVerifier, SEGMENT_LABEL};
 use kapsel_testvectors::{read_vector_file, unhex};
-use p256::ecdsa::signature::DigestVerifier;
+use p256::ecdsa::signature::{DigestVerifier, Verifier};
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::{PublicKey, SecretKey};
 use rand_core::OsRng;
@@ -87,7 +84,7 @@ enum Refusal {
     Verify,
 }
 
-/// The check `VerifyingReader::finish` performs, minus the kapsel label.
+/// The reference check: the `p256` crate's own verifier.
 fn verify_like_sender(key: &VerifyingKey, msg: &[u8], sig: &[u8]) -> Result<Signature, Refusal> {
     let signature = Signature::from_slice(sig).map_err(|_| Refusal::Parse)?;
     let mut hasher = Sha256::new();
@@ -134,8 +131,25 @@ fn p256_ecdsa_verify_digest_matches_wycheproof_p1363() {
     let mut forged = Vec::new();
     for group in &file.test_groups {
         let key = verifying_key(group);
+        let point = unhex(&group.public_key.uncompressed);
         for t in &group.tests {
-            let outcome = verify_like_sender(&key, &unhex(&t.msg), &unhex(&t.sig));
+            let (msg, sig) = (unhex(&t.msg), unhex(&t.sig));
+            let outcome = verify_like_sender(&key, &msg, &sig);
+            // kapsel's primitive agrees with the reference, and its low-s
+            // rule refuses exactly the high-s encodings.
+            assert_eq!(
+                verify_p1363(&point, &msg, &sig, false),
+                outcome.is_ok(),
+                "tcId {}: kapsel and p256 disagree",
+                t.tc_id
+            );
+            let low_s = outcome.as_ref().is_ok_and(|s| s.normalize_s().is_none());
+            assert_eq!(
+                verify_p1363(&point, &msg, &sig, true),
+                low_s,
+                "tcId {}: the low-s rule",
+                t.tc_id
+            );
             match t.result.as_str() {
                 "valid" => {
                     let signature = outcome.unwrap_or_else(|r| {
@@ -198,10 +212,11 @@ fn p256_ecdsa_verify_digest_matches_wycheproof_p1363() {
 }
 
 #[test]
-fn sender_signature_round_trips_on_wycheproof_messages() {
+fn segment_signatures_verify_under_an_independent_verifier() {
     let Some(file) = load() else {
         return;
     };
+    // Wycheproof messages stand in for header bytes and chunk bytes.
     let mut messages: Vec<(u32, Vec<u8>)> = Vec::new();
     for t in file.test_groups.iter().flat_map(|g| &g.tests) {
         let msg = unhex(&t.msg);
@@ -211,59 +226,45 @@ fn sender_signature_round_trips_on_wycheproof_messages() {
     }
     messages.truncate(ROUND_TRIP_CASES);
     assert_eq!(messages.len(), ROUND_TRIP_CASES);
-
     for (tc_id, msg) in &messages {
         let secret = SecretKey::random(&mut OsRng);
         let public = secret.public_key();
-
-        let mut writer = SigningWriter::new(Vec::new(), Some(&secret));
-        writer.write_all(msg).expect("write to Vec");
-        let signed = writer.finish().expect("finish to Vec");
-        assert_eq!(signed.len(), msg.len() + SIGNATURE_LEN, "tcId {tc_id}");
-        assert_eq!(&signed[..msg.len()], msg.as_slice(), "tcId {tc_id}");
-        let trailer = &signed[msg.len()..];
-
-        // The trailer is a plain P1363 ECDSA P-256 / SHA-256 signature over
-        // label || message, checked with the same primitive as the vectors.
-        let key = VerifyingKey::from(&public);
-        let labelled = [SIGNATURE_LABEL, msg.as_slice()].concat();
-        verify_like_sender(&key, &labelled, trailer)
-            .unwrap_or_else(|r| panic!("tcId {tc_id}: own signature refused at {r:?}"));
-        assert_eq!(
-            verify_like_sender(&key, msg, trailer).err(),
-            Some(Refusal::Verify),
-            "tcId {tc_id}: signature must not verify without the label"
-        );
-
-        let mut reader = VerifyingReader::new(signed.as_slice(), &[], Some(&public));
-        let mut out = Vec::new();
-        reader
-            .read_to_end(&mut out)
-            .unwrap_or_else(|e| panic!("tcId {tc_id}: VerifyingReader refused: {e}"));
-        assert_eq!(&out, msg, "tcId {tc_id}");
-        assert!(reader.is_verified(), "tcId {tc_id}");
-
-        let mut tampered = signed.clone();
-        *tampered.last_mut().expect("non-empty") ^= 1;
-        let mut reader = VerifyingReader::new(tampered.as_slice(), &[], Some(&public));
-        assert!(
-            reader.read_to_end(&mut Vec::new()).is_err(),
-            "tcId {tc_id}: tampered signature accepted"
-        );
-        assert!(!reader.is_verified(), "tcId {tc_id}");
-
-        let other = SecretKey::random(&mut OsRng).public_key();
-        let mut reader = VerifyingReader::new(signed.as_slice(), &[], Some(&other));
-        assert!(
-            reader.read_to_end(&mut Vec::new()).is_err(),
-            "tcId {tc_id}: signature accepted under another key"
-        );
+        let header = [b"header:".as_slice(), msg].concat();
+        let prefix = [0x42u8; 56];
+        for deterministic in [false, true] {
+            let signer = SegmentSigner::new(&secret, &header, &prefix, deterministic);
+            let (index, is_final) = (*tc_id as u64, tc_id % 2 == 0);
+            let sig = signer.sign(index, is_final, msg);
+            // signed_j of SPEC.md section 6.5, built independently.
+            let signed = [
+                SEGMENT_LABEL,
+                &Sha256::digest(&header),
+                &prefix,
+                &index.to_be_bytes(),
+                &[u8::from(is_final)],
+                &Sha256::digest(msg),
+            ]
+            .concat();
+            assert_eq!(signed.len(), 147);
+            let parsed = Signature::from_slice(&sig).expect("64-byte signature");
+            assert!(parsed.normalize_s().is_none(), "tcId {tc_id}: high s");
+            VerifyingKey::from(&public)
+                .verify(&signed, &parsed)
+                .unwrap_or_else(|e| panic!("tcId {tc_id}: independent verifier refused: {e}"));
+            let verifier = SegmentVerifier::new(&public, &header, &prefix).expect("valid key");
+            verifier
+                .verify(index, is_final, msg, &sig)
+                .expect("own signature");
+            assert!(verifier.verify(index + 1, is_final, msg, &sig).is_err());
+            assert!(verifier.verify(index, !is_final, msg, &sig).is_err());
+            let other = SecretKey::random(&mut OsRng).public_key();
+            let wrong = SegmentVerifier::new(&other, &header, &prefix).expect("valid key");
+            assert!(wrong.verify(index, is_final, msg, &sig).is_err());
+        }
     }
     eprintln!(
-        "sender signature round trip: {} Wycheproof messages (tcIds {:?}) signed with fresh keys \
-         via SigningWriter, verified via VerifyingReader and verify_digest, tampered and \
-         wrong-key copies refused",
-        messages.len(),
-        messages.iter().map(|(id, _)| id).collect::<Vec<_>>()
+        "segment signatures: {} Wycheproof messages signed (randomized and RFC 6979), low s, \
+         verified by p256 over the SPEC's 147-byte message; other index, flag and key refused",
+        messages.len()
     );
 }
