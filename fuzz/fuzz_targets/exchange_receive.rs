@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let mut input = TailReader::new(SegmentReader::new(data));
     let Ok(decryptor) = Decryptor::new(&mut input) else { return };
     let header = decryptor.header().clone();
-    let Ok((mut reader, key)) = decryptor.decrypt_with_receipt_key(std::slice::from_ref(&id), &challenge) else {
+    let Ok((mut reader, key)) = decryptor.decrypt_live(std::slice::from_ref(&id), &challenge) else {
         return;
     };
     if challenge.check(&header).is_err() {
