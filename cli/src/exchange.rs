@@ -21,8 +21,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use kapsel_codec::exchange::{
-    self, exchange_error_of, Challenge, ExchangeError, Reply, SegmentReader, SegmentWriter,
-    TailReader, TailWriter,
+    self, exchange_error_of, Challenge, ExchangeError, FrameReader, FrameWriter, Reply, TailReader,
+    TailWriter,
 };
 use kapsel_codec::parallel::CopyError;
 use kapsel_codec::{Decryptor, Identity};
@@ -38,7 +38,7 @@ use crate::policy::Policy;
 const DRAIN_FOR: Duration = Duration::from_secs(2);
 /// At most this many message bytes are drained after a refusal.
 const DRAIN_AT_MOST: u64 = 64 << 20;
-/// The sender's buffer in front of the segment framing (large writes pass
+/// The sender's buffer in front of the framing (large writes pass
 /// through it unbuffered).
 const SEND_BUFFER: usize = 64 << 10;
 
@@ -161,7 +161,7 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
     // answered with the abort marker.
     let mut framed = TailWriter::new(BufWriter::with_capacity(
         SEND_BUFFER,
-        SegmentWriter::new(conn.writer),
+        FrameWriter::new(conn.writer),
     ));
     let file = encryptor
         .challenge(challenge)
@@ -180,8 +180,8 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         Ok(()) => {}
         Err(CopyError::Input(e)) => {
             // Tell the receiver to discard what it has (best effort).
-            if let Ok(segments) = framed.into_inner().into_inner() {
-                let _ = segments.abort();
+            if let Ok(frames) = framed.into_inner().into_inner() {
+                let _ = frames.abort();
             }
             return Err(CliError::io(format!("cannot read {}", input.name), e)
                 .with_hint("the message was abandoned; the receiver keeps nothing"));
@@ -195,7 +195,7 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         .into_inner()
         .into_inner()
         .map_err(|e| e.into_error())
-        .and_then(SegmentWriter::finish);
+        .and_then(FrameWriter::finish);
     if let Err(e) = sent {
         return Err(lost(&mut conn.reader, &e));
     }
@@ -423,7 +423,7 @@ fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Resu
     let challenge = Challenge::generate();
     exchange::write_hello(&mut conn.writer, &challenge)
         .map_err(|e| peer_error(&peer, "sending the challenge", &e, receiver.timeout))?;
-    let mut input = TailReader::new(SegmentReader::new(conn.reader));
+    let mut input = TailReader::new(FrameReader::new(conn.reader));
     match receive(&mut input, &challenge, receiver, target) {
         Ok((output, name, key, stored)) => {
             if !input.get_ref().ended() {
@@ -457,7 +457,7 @@ fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Resu
             let failure = input.get_ref().failure().filter(|_| e.exit == Exit::Other);
             // Bad framing is a malformed message, whichever layer noticed it.
             let e = match failure {
-                Some(ExchangeError::SegmentLength(_)) => CliError {
+                Some(ExchangeError::FrameLength(_)) => CliError {
                     exit: Exit::BadHeader,
                     ..e
                 },
@@ -492,7 +492,7 @@ fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Resu
 /// Reads and checks the message, writing its plaintext to an uncommitted
 /// output; returns the output, the receipt key and the plaintext length.
 fn receive<R: Read>(
-    input: &mut TailReader<SegmentReader<R>>,
+    input: &mut TailReader<FrameReader<R>>,
     challenge: &Challenge,
     receiver: &Receiver,
     target: &Target<'_>,

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! receiver -> sender   hello    = HELLO_MAGIC || challenge (32)
-//! sender -> receiver   message  = segments: u32 len || bytes, ..., u32 0 (end)
+//! sender -> receiver   message  = frames: u32 len || bytes, ..., u32 0 (end)
 //! receiver -> sender   reply    = 0x00 || receipt (32)   or   status (1..=255)
 //! ```
 //!
@@ -14,12 +14,12 @@
 //! of the file key who read the whole message in this session can make it.
 //!
 //! Invariants:
-//! - A [`SegmentReader`] reports end of input (`Ok(0)`) only after the end
+//! - A [`FrameReader`] reports end of input (`Ok(0)`) only after the end
 //!   marker. A transport that ends first, the abort marker or a length above
-//!   [`MAX_SEGMENT_LEN`] is an error carrying an [`ExchangeError`], so a
+//!   [`MAX_FRAME_LEN`] is an error carrying an [`ExchangeError`], so a
 //!   decoder behind it never takes a cut connection for the end of a
 //!   message. It never reads past the end marker, and allocates nothing.
-//! - A [`SegmentWriter`] writes each segment header and its bytes in full
+//! - A [`FrameWriter`] writes each frame header and its bytes in full
 //!   before it reports them written.
 //! - Receipts are compared in constant time; the receipt key is zeroized on
 //!   drop and never printed.
@@ -42,8 +42,8 @@ pub const CHALLENGE_LEN: usize = 32;
 pub const HELLO_MAGIC: [u8; 8] = *b"\x8bKXCHG1\n";
 /// Length of the receiver's hello: magic and challenge.
 pub const HELLO_LEN: usize = HELLO_MAGIC.len() + CHALLENGE_LEN;
-/// Largest segment of the message, in bytes.
-pub const MAX_SEGMENT_LEN: u32 = 1 << 20;
+/// Largest frame of the message, in bytes.
+pub const MAX_FRAME_LEN: u32 = 1 << 20;
 /// Segment length that ends the message.
 pub const END_MARKER: u32 = 0;
 /// Segment length by which the sender abandons the message.
@@ -59,7 +59,7 @@ const RECEIPT_KEY_INFO: &[u8] = b"kapsel/v1 receipt key";
 const RECEIPT_LABEL: &[u8] = b"kapsel/v1 receipt\0";
 
 /// Why an exchange failed on the wire. Travels inside `io::Error`s from
-/// [`SegmentReader`]; see [`exchange_error_of`].
+/// [`FrameReader`]; see [`exchange_error_of`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExchangeError {
@@ -70,9 +70,9 @@ pub enum ExchangeError {
     /// The hello does not start with [`HELLO_MAGIC`].
     #[error("the peer is not a kapsel exchange receiver (its greeting is not kapsel exchange version 1)")]
     NotExchange,
-    /// A segment length above [`MAX_SEGMENT_LEN`] (and not a marker).
-    #[error("bad segment length {0} (at most {MAX_SEGMENT_LEN})")]
-    SegmentLength(u32),
+    /// A frame length above [`MAX_FRAME_LEN`] (and not a marker).
+    #[error("bad frame length {0} (at most {MAX_FRAME_LEN})")]
+    FrameLength(u32),
     /// The sender sent the abort marker.
     #[error("the sender abandoned the message")]
     Aborted,
@@ -233,16 +233,16 @@ pub fn read_hello<R: Read + ?Sized>(r: &mut R) -> io::Result<Challenge> {
 }
 
 /// The sender's side of the message framing: every write becomes one or
-/// more segments. Wrap it in a `BufWriter` if the caller makes small writes.
+/// more frames. Wrap it in a `BufWriter` if the caller makes small writes.
 #[derive(Debug)]
-pub struct SegmentWriter<W: Write> {
+pub struct FrameWriter<W: Write> {
     inner: W,
 }
 
-impl<W: Write> SegmentWriter<W> {
+impl<W: Write> FrameWriter<W> {
     /// Frames what is written to `inner`.
     pub fn new(inner: W) -> Self {
-        SegmentWriter { inner }
+        FrameWriter { inner }
     }
 
     /// Writes the end marker, flushes, and returns the transport.
@@ -261,13 +261,13 @@ impl<W: Write> SegmentWriter<W> {
     }
 }
 
-impl<W: Write> Write for SegmentWriter<W> {
+impl<W: Write> Write for FrameWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = buf.len().min(MAX_SEGMENT_LEN as usize);
-        // `n` is at most MAX_SEGMENT_LEN, which fits in a u32.
+        let n = buf.len().min(MAX_FRAME_LEN as usize);
+        // `n` is at most MAX_FRAME_LEN, which fits in a u32.
         let len = (n as u32).to_be_bytes();
         write_all_slices(
             &mut self.inner,
@@ -284,9 +284,9 @@ impl<W: Write> Write for SegmentWriter<W> {
 /// The receiver's side of the message framing: yields the message bytes and
 /// reports end of input only at the end marker.
 #[derive(Debug)]
-pub struct SegmentReader<R: Read> {
+pub struct FrameReader<R: Read> {
     inner: R,
-    /// Bytes left in the current segment.
+    /// Bytes left in the current frame.
     remaining: u32,
     /// The end marker was read.
     ended: bool,
@@ -294,10 +294,10 @@ pub struct SegmentReader<R: Read> {
     failed: Option<ExchangeError>,
 }
 
-impl<R: Read> SegmentReader<R> {
+impl<R: Read> FrameReader<R> {
     /// Unframes the message arriving on `inner`.
     pub fn new(inner: R) -> Self {
-        SegmentReader {
+        FrameReader {
             inner,
             remaining: 0,
             ended: false,
@@ -326,8 +326,8 @@ impl<R: Read> SegmentReader<R> {
         e.into()
     }
 
-    /// Reads the next segment length; `Ok(false)` at the end marker.
-    fn next_segment(&mut self) -> io::Result<bool> {
+    /// Reads the next frame length; `Ok(false)` at the end marker.
+    fn next_frame(&mut self) -> io::Result<bool> {
         let mut len = [0u8; 4];
         let mut filled = 0;
         while filled < len.len() {
@@ -344,7 +344,7 @@ impl<R: Read> SegmentReader<R> {
                 Ok(false)
             }
             ABORT_MARKER => Err(self.fail(ExchangeError::Aborted)),
-            n if n > MAX_SEGMENT_LEN => Err(self.fail(ExchangeError::SegmentLength(n))),
+            n if n > MAX_FRAME_LEN => Err(self.fail(ExchangeError::FrameLength(n))),
             n => {
                 self.remaining = n;
                 Ok(true)
@@ -353,7 +353,7 @@ impl<R: Read> SegmentReader<R> {
     }
 }
 
-impl<R: Read> Read for SegmentReader<R> {
+impl<R: Read> Read for FrameReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(e) = self.failed {
             return Err(e.into());
@@ -362,7 +362,7 @@ impl<R: Read> Read for SegmentReader<R> {
             return Ok(0);
         }
         while self.remaining == 0 {
-            if !self.next_segment()? {
+            if !self.next_frame()? {
                 return Ok(0);
             }
         }
@@ -687,7 +687,7 @@ mod tests {
     }
 
     fn framed(message: &[u8], writes: usize) -> Vec<u8> {
-        let mut w = SegmentWriter::new(Vec::new());
+        let mut w = FrameWriter::new(Vec::new());
         for piece in message.chunks(writes.max(1)) {
             w.write_all(piece).unwrap();
         }
@@ -695,8 +695,8 @@ mod tests {
     }
 
     #[test]
-    fn segments_round_trip_at_any_split() {
-        let message: Vec<u8> = (0..(3 * MAX_SEGMENT_LEN as usize + 12_345))
+    fn frames_round_trip_at_any_split() {
+        let message: Vec<u8> = (0..(3 * MAX_FRAME_LEN as usize + 12_345))
             .map(|i| (i * 7 + i / 251) as u8)
             .collect();
         for (write_size, read_step) in [
@@ -708,7 +708,7 @@ mod tests {
             let wire = framed(&message, write_size.min(message.len()));
             let mut trailing = wire.clone();
             trailing.extend_from_slice(b"after the end marker");
-            let mut r = SegmentReader::new(Trickle {
+            let mut r = FrameReader::new(Trickle {
                 data: &trailing,
                 step: read_step,
             });
@@ -724,11 +724,11 @@ mod tests {
     }
 
     #[test]
-    fn segment_reader_refuses_cut_aborted_and_oversized_streams() {
+    fn frame_reader_refuses_cut_aborted_and_oversized_streams() {
         let wire = framed(&[7u8; 5000], 1000);
         // Cut anywhere before the end marker is complete: never Ok(0).
         for cut in [0, 2, 4, 500, 1004, wire.len() - 1] {
-            let mut r = SegmentReader::new(&wire[..cut]);
+            let mut r = FrameReader::new(&wire[..cut]);
             let err = r.read_to_end(&mut Vec::new()).unwrap_err();
             assert_eq!(
                 exchange_error_of(&err),
@@ -740,19 +740,19 @@ mod tests {
         }
         let mut aborted = wire[..1004].to_vec();
         aborted.extend_from_slice(&ABORT_MARKER.to_be_bytes());
-        let err = SegmentReader::new(&aborted[..])
+        let err = FrameReader::new(&aborted[..])
             .read_to_end(&mut Vec::new())
             .unwrap_err();
         assert_eq!(exchange_error_of(&err), Some(ExchangeError::Aborted));
-        let oversized = (MAX_SEGMENT_LEN + 1).to_be_bytes();
-        let err = SegmentReader::new(&oversized[..])
+        let oversized = (MAX_FRAME_LEN + 1).to_be_bytes();
+        let err = FrameReader::new(&oversized[..])
             .read_to_end(&mut Vec::new())
             .unwrap_err();
         assert_eq!(
             exchange_error_of(&err),
-            Some(ExchangeError::SegmentLength(MAX_SEGMENT_LEN + 1))
+            Some(ExchangeError::FrameLength(MAX_FRAME_LEN + 1))
         );
-        let mut w = SegmentWriter::new(Vec::new());
+        let mut w = FrameWriter::new(Vec::new());
         w.write_all(b"x").unwrap();
         assert_eq!(
             w.abort().unwrap(),

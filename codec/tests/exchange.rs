@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 
 use kapsel_codec::exchange::{
-    self, Challenge, ChallengeMismatch, Reply, SegmentReader, SegmentWriter, TailReader, TailWriter,
+    self, Challenge, ChallengeMismatch, FrameReader, FrameWriter, Reply, TailReader, TailWriter,
 };
 use kapsel_codec::{Decryptor, Encryptor, Identity};
 
@@ -26,7 +26,7 @@ fn send(
     if let Some(identity) = sign_as {
         encryptor = encryptor.sender(identity);
     }
-    let framed = BufWriter::new(SegmentWriter::new(stream));
+    let framed = BufWriter::new(FrameWriter::new(stream));
     let mut writer = encryptor.wrap_output(TailWriter::new(framed)).unwrap();
     let receipt_key = writer.receipt_key().cloned().expect("a challenge was set");
     writer.write_all(plaintext)?;
@@ -58,7 +58,7 @@ fn receive(
 ) -> Result<Vec<u8>, String> {
     let mut writer = stream.try_clone().unwrap();
     exchange::write_hello(&mut writer, &challenge).unwrap();
-    let mut input = TailReader::new(SegmentReader::new(stream));
+    let mut input = TailReader::new(FrameReader::new(stream));
     let outcome = (|| {
         let decryptor = Decryptor::new(&mut input).map_err(|e| e.to_string())?;
         challenge
@@ -224,14 +224,14 @@ fn a_receiver_cut_off_mid_message_releases_no_final_chunk_and_gives_no_receipt()
     let mut w = Encryptor::new([bob.to_recipient()])
         .unwrap()
         .challenge(challenge)
-        .wrap_output(SegmentWriter::new(&mut framed))
+        .wrap_output(FrameWriter::new(&mut framed))
         .unwrap();
     w.write_all(&[1u8; 100_000]).unwrap();
     w.finish().unwrap().finish().unwrap();
     // Cut before the end marker: the reader reports a closed connection,
     // never a clean end of input.
     let cut = &framed[..framed.len() - 4];
-    let mut input = SegmentReader::new(cut);
+    let mut input = FrameReader::new(cut);
     let (mut reader, _) = Decryptor::new(&mut input)
         .unwrap()
         .decrypt_live(std::slice::from_ref(&bob), &challenge)

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use kapsel_codec::armor::ArmoredWriter;
-use kapsel_codec::exchange::{Challenge, SegmentWriter};
+use kapsel_codec::exchange::{Challenge, FrameWriter};
 use kapsel_codec::payload::{ChunkCipher, PayloadWriter};
 use kapsel_codec::{hpke, Encryptor, Identity};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -67,7 +67,7 @@ fn main() {
     // segments of several sizes.
     for (i, (len, signed, segment)) in [(0, false, 7), (5000, true, 1000), (40000, false, 16400), (20000, false, 1 << 20)].into_iter().enumerate() {
         let f = file_answering(&mut rng, &id, signed.then_some(&sender), len, Some(Challenge::from_bytes([0x5c; 32])));
-        let mut framed = SegmentWriter::new(Vec::new());
+        let mut framed = FrameWriter::new(Vec::new());
         for piece in f.chunks(segment) {
             framed.write_all(piece).expect("vec");
         }

@@ -7,7 +7,7 @@
 
 use std::io::Read;
 
-use kapsel_codec::exchange::{Challenge, SegmentReader, TailReader};
+use kapsel_codec::exchange::{Challenge, FrameReader, TailReader};
 use kapsel_codec::{hpke, Decryptor, Identity};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,7 +22,7 @@ const CHALLENGE: [u8; 32] = [0x5c; 32];
 fuzz_target!(|data: &[u8]| {
     let id = identity();
     let challenge = Challenge::from_bytes(CHALLENGE);
-    let mut input = TailReader::new(SegmentReader::new(data));
+    let mut input = TailReader::new(FrameReader::new(data));
     let Ok(decryptor) = Decryptor::new(&mut input) else { return };
     let header = decryptor.header().clone();
     let Ok((mut reader, key)) = decryptor.decrypt_live(std::slice::from_ref(&id), &challenge) else {

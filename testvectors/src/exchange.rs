@@ -16,15 +16,15 @@
 //! (which chunks of an anonymous message, and which whole verified segments
 //! of a signed one, a streaming receiver can release before a cut: SPEC 6.4,
 //! 13.2), not read back from it. (The codec still calls frames "segments":
-//! `SegmentReader`, `MAX_SEGMENT_LEN`.)
+//! `FrameReader`, `MAX_FRAME_LEN`.)
 
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
 use kapsel_codec::exchange::{
-    Challenge, ExchangeError, Receipt, SegmentReader as FrameReader, TailReader, TailWriter,
-    ABORT_MARKER, MAX_SEGMENT_LEN as MAX_FRAME_LEN,
+    Challenge, ExchangeError, FrameReader, Receipt, TailReader, TailWriter, ABORT_MARKER,
+    MAX_FRAME_LEN,
 };
 use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity};
 use rand_core::RngCore;
@@ -133,7 +133,7 @@ pub fn receive(
     let outcome = match (&result, framing) {
         (Err(_), Some(ExchangeError::Closed(_))) => "connection_closed".to_string(),
         (Err(_), Some(ExchangeError::Aborted)) => "abandoned".to_string(),
-        (Err(_), Some(ExchangeError::SegmentLength(_))) => "bad_framing".to_string(),
+        (Err(_), Some(ExchangeError::FrameLength(_))) => "bad_framing".to_string(),
         (Err(None), _) => "refused_by_policy".to_string(),
         (Err(Some(outcome)), _) => expect_of(Some(*outcome)).as_str().to_string(),
         (Ok(_), _) => "accepted".to_string(),
