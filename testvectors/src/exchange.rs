@@ -15,8 +15,7 @@
 //! the expected values of the generator are written from the specification
 //! (which chunks of an anonymous message, and which whole verified segments
 //! of a signed one, a streaming receiver can release before a cut: SPEC 6.4,
-//! 13.2), not read back from it. (The codec still calls frames "segments":
-//! `FrameReader`, `MAX_FRAME_LEN`.)
+//! 13.2), not read back from it.
 
 use std::fs;
 use std::io::{self, Read, Write};

@@ -20,15 +20,20 @@ fn dir() -> PathBuf {
 fn every_exchange_vector_gives_its_outcome_plaintext_and_receipt() {
     let mut names: Vec<PathBuf> = fs::read_dir(dir())
         .expect("testvectors/exchange exists")
-        .map(|e| e.unwrap().path())
+        .map(|e| e.expect("directory entry").path())
         .collect();
     names.sort();
     assert!(names.len() >= 20, "only {} exchange vectors", names.len());
     let known = outcome_names();
     let mut outcomes = std::collections::BTreeSet::new();
     for path in names {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let v = VectorFile::parse(&fs::read(&path).unwrap()).unwrap();
+        let name = path
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
+        let v = VectorFile::parse(&fs::read(&path).expect("readable vector"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let field = |k: &str| v.get(k).unwrap_or_else(|| panic!("{name}: no {k}"));
         let expect = field("expect");
         assert!(known.contains(&expect), "{name}: unknown outcome {expect}");
@@ -36,9 +41,14 @@ fn every_exchange_vector_gives_its_outcome_plaintext_and_receipt() {
         let identities: Vec<Identity> = v
             .all("identity")
             .into_iter()
-            .map(|s| Identity::from_secret_string(s).unwrap())
+            .map(|s| {
+                Identity::from_secret_string(s)
+                    .unwrap_or_else(|e| panic!("{name}: bad identity: {e}"))
+            })
             .collect();
-        let challenge: Challenge = field("challenge").parse().unwrap();
+        let challenge: Challenge = field("challenge")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: bad challenge"));
         for piece in [1000, 1, 1 << 16] {
             let got = receive(&v.data, &identities, &challenge, piece);
             assert_eq!(got.outcome, expect, "{name} (reads of {piece})");
@@ -72,17 +82,19 @@ fn every_exchange_vector_gives_its_outcome_plaintext_and_receipt() {
 
 #[test]
 fn the_generator_reproduces_the_committed_exchange_vectors() {
-    let tmp = tempfile::tempdir().unwrap();
-    let n = write_all(tmp.path()).unwrap();
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let n = write_all(tmp.path()).expect("generate");
     assert_eq!(n, vectors().len());
-    let committed: Vec<_> = fs::read_dir(dir()).unwrap().collect();
+    let committed: Vec<_> = fs::read_dir(dir())
+        .expect("testvectors/exchange exists")
+        .collect();
     assert_eq!(
         committed.len(),
         n,
         "run cargo run -p kapsel-testvectors --bin generate"
     );
     for v in vectors() {
-        let fresh = fs::read(tmp.path().join(&v.name)).unwrap();
+        let fresh = fs::read(tmp.path().join(&v.name)).expect("fresh vector");
         let old = fs::read(dir().join(&v.name))
             .unwrap_or_else(|_| panic!("{} is not committed; run the generator", v.name));
         assert!(
