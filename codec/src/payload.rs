@@ -342,7 +342,10 @@ impl<W: Write> PayloadWriter<W> {
         self.index += 1;
         if let Some(state) = &mut self.signing {
             state.hasher.update(&self.buf);
-            if is_final || self.index % SEGMENT_CHUNKS as u64 == 0 {
+            // `%` rather than `is_multiple_of`, which needs Rust 1.87 (MSRV 1.85).
+            #[allow(clippy::manual_is_multiple_of)]
+            let segment_full = self.index % SEGMENT_CHUNKS as u64 == 0;
+            if is_final || segment_full {
                 let digest = std::mem::take(&mut state.hasher).finish();
                 let signature = state.signer.sign_digest(segment, is_final, &digest);
                 self.inner.write_all(&signature)?;

@@ -127,8 +127,9 @@ impl Sender {
 pub enum Stanza {
     /// Type `0x0001`: the file key sealed with HPKE to a P-256 recipient.
     P256Hpke {
-        /// First four bytes of SHA-256 of the recipient's compressed public
-        /// key, or all zero when the encryptor hid the recipient.
+        /// The per-stanza hint (SPEC.md section 4.4: four bytes of SHA-256
+        /// over a label, the recipient's compressed key and `enc`), or all
+        /// zero when the encryptor hid the recipient.
         hint: [u8; KEY_HINT_LEN],
         /// HPKE `enc`: the ephemeral public key.
         enc: P256Point,
