@@ -1,8 +1,6 @@
 //! `kapsel inspect`: the header of a file, without any key.
 
-use kapsel_codec::aead::TAG_LEN;
-use kapsel_codec::payload::{ENCRYPTED_CHUNK_SIZE, PAYLOAD_HEADER_LEN};
-use kapsel_codec::segment::{FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS};
+use kapsel_codec::seek::payload_shape;
 use kapsel_codec::{Decryptor, Recipient};
 use kapsel_format::{Header, Sender, Stanza, CHUNK_SIZE};
 use serde_json::json;
@@ -23,29 +21,12 @@ pub enum PayloadSize {
 /// (salt and commitment included) of an anonymous (`signed = false`) or
 /// signed file (SPEC.md section 6.6 step 2).
 pub fn payload_size(ciphertext_len: u64, signed: bool) -> PayloadSize {
-    let Some(body) = ciphertext_len.checked_sub(PAYLOAD_HEADER_LEN as u64) else {
-        return PayloadSize::Invalid;
-    };
-    let (full_before, chunk_bytes) = if signed {
-        let segment = FULL_SEGMENT_LEN as u64;
-        let Some(chunk_bytes) = (body % segment).checked_sub(MIN_FINAL_SEGMENT_LEN as u64) else {
-            return PayloadSize::Invalid;
-        };
-        (
-            body / segment * SEGMENT_CHUNKS as u64,
-            chunk_bytes + TAG_LEN as u64,
-        )
-    } else {
-        (0, body)
-    };
-    let full = full_before + chunk_bytes / ENCRYPTED_CHUNK_SIZE as u64;
-    let last = chunk_bytes % ENCRYPTED_CHUNK_SIZE as u64;
-    if last < TAG_LEN as u64 {
-        return PayloadSize::Invalid;
-    }
-    PayloadSize::Valid {
-        plaintext: full * CHUNK_SIZE as u64 + last - TAG_LEN as u64,
-        chunks: full + 1,
+    match payload_shape(ciphertext_len, signed) {
+        Ok(shape) => PayloadSize::Valid {
+            plaintext: shape.plaintext_len,
+            chunks: shape.chunk_count,
+        },
+        Err(_) => PayloadSize::Invalid,
     }
 }
 

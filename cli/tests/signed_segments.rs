@@ -372,3 +372,70 @@ fn ranges_on_impossible_and_exact_lengths() {
     let (code, out, _) = env.run(&["decrypt", "-i", &a, "--offset", &len, &p]);
     assert_eq!((code, out.len()), (Some(5), 0));
 }
+
+/// A receiver killed (SIGKILL, no clean-up) while it streams a signed file:
+/// before its first segment verified it reserved nothing, so the genuine
+/// file is accepted afterwards; once a verified segment reached the
+/// consumer, the message counts as accepted and a replay is refused.
+#[test]
+fn sigkill_before_and_after_the_first_released_segment() {
+    let env = Env::new();
+    let (a, a_id) = env.identity("alice.key");
+    let (_, s_id) = env.identity("sam.key");
+    let ledger = env.p("replay.db");
+    let spawn = || {
+        env.cmd()
+            .args(["decrypt", "-i", &a, "--replay-db", &ledger])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+
+    // Killed inside the first segment: nothing verified, nothing reserved.
+    let early = common::random_bytes(3 * SEGMENT_PLAINTEXT);
+    let early_file = signed(&s_id, &[&a_id], 21, &early);
+    let mut child = spawn();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&early_file[..SEGMENT_PLAINTEXT - 1000])
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    let early_path = env.write("early.kap", &early_file);
+    let (code, out, err) = env.run(&["decrypt", "-i", &a, "--replay-db", &ledger, &early_path]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out == early);
+
+    // Killed after the first segment's plaintext reached the consumer.
+    let late = common::random_bytes(4 * SEGMENT_PLAINTEXT);
+    let late_file = signed(&s_id, &[&a_id], 22, &late);
+    let mut child = spawn();
+    let mut stdin = child.stdin.take().unwrap();
+    // Written from another thread: the receiver stops reading its input
+    // while its output is not read. Three of four segments: more than the
+    // parallel decoder's first batch, so plaintext flows before the input ends.
+    let head = late_file[..3 * SEGMENT_PLAINTEXT].to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&head);
+        stdin
+    });
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(first[0], late[0]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(feeder.join().unwrap());
+    let late_path = env.write("late.kap", &late_file);
+    let (code, out, err) = env.run(&["decrypt", "-i", &a, "--replay-db", &ledger, &late_path]);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("abandoned by a receiver that stopped before finishing"),
+        "{err}"
+    );
+}

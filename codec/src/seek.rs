@@ -113,6 +113,30 @@ struct Layout {
     plaintext_len: u64,
 }
 
+/// The plaintext length and chunk count of a payload, computed from its
+/// length alone (SPEC.md section 6.6 step 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayloadShape {
+    /// Plaintext bytes the payload decrypts to, if it authenticates.
+    pub plaintext_len: u64,
+    /// Number of chunks, the final one included.
+    pub chunk_count: u64,
+}
+
+/// The shape of a payload of `payload_len` bytes (salt and commitment
+/// included) of an anonymous (`signed = false`) or signed file; an error for
+/// a length no encoder produces (the file was cut or extended).
+pub fn payload_shape(payload_len: u64, signed: bool) -> Result<PayloadShape, PayloadError> {
+    let body_len = payload_len
+        .checked_sub(PAYLOAD_HEADER_LEN as u64)
+        .ok_or(PayloadError::Truncated)?;
+    let layout = Layout::new(PAYLOAD_HEADER_LEN as u64, body_len, signed)?;
+    Ok(PayloadShape {
+        plaintext_len: layout.plaintext_len,
+        chunk_count: layout.chunk_count,
+    })
+}
+
 impl Layout {
     /// The layout of `body_len` bytes of chunks (or segments) starting at
     /// `body_start` (SPEC.md section 6.6 step 2).
