@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Env;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -14,42 +16,6 @@ use kapsel_codec::{Encryptor, Identity};
 
 const CHUNK: usize = 16384;
 const ENCRYPTED_CHUNK: usize = CHUNK + 16;
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn kapsel(&self) -> Command {
-        common::kapsel_in(&self.path("state"))
-    }
-
-    /// Writes an identity file; returns (path, identity).
-    fn identity(&self, name: &str) -> (String, Identity) {
-        common::write_identity_file(&self.path(name))
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let p = self.path(name);
-        fs::write(&p, bytes).unwrap();
-        p.to_str().unwrap().to_string()
-    }
-
-    /// Runs kapsel with `args` and `stdin`; returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<u8>, String) {
-        common::run_with_stdin(self.kapsel().args(args), stdin)
-    }
-}
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -122,14 +88,14 @@ fn tar_pipeline_through_encrypt_and_decrypt_reproduces_the_tree() {
         .spawn()
         .expect("tar is installed");
     let mut enc = env
-        .kapsel()
+        .cmd()
         .args(["encrypt", "-q", "-r", &recipient])
         .stdin(Stdio::from(tar_c.stdout.take().unwrap()))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut dec = env
-        .kapsel()
+        .cmd()
         .args(["decrypt", "-q", "-i", &id_path])
         .stdin(Stdio::from(enc.stdout.take().unwrap()))
         .stdout(Stdio::piped())
@@ -196,7 +162,7 @@ fn decrypt_range_writes_exactly_the_bytes_asked_for() {
         }
         args.push(file.clone());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (code, out, err) = env.run(&args, b"");
+        let (code, out, err) = env.run_stdin(&args, b"");
         assert_eq!(code, Some(0), "{offset:?} {length:?}: {err}");
         let from = o.min(len) as usize;
         let to = o.saturating_add(l).min(len) as usize;
@@ -208,7 +174,7 @@ fn decrypt_range_writes_exactly_the_bytes_asked_for() {
     }
     // To a file with -o, atomically like a whole decrypt.
     let target = env.path("part.bin");
-    let (code, _, err) = env.run(
+    let (code, _, err) = env.run_stdin(
         &[
             "decrypt",
             "-i",
@@ -236,7 +202,7 @@ fn decrypt_range_refuses_inputs_it_cannot_seek() {
     for input in [None, Some("-")] {
         let mut args = vec!["decrypt", "-i", &id_path, "--offset", "10", "--length", "5"];
         args.extend(input);
-        let (code, out, err) = env.run(&args, &bytes);
+        let (code, out, err) = env.run_stdin(&args, &bytes);
         assert_eq!(code, Some(2), "{err}");
         assert!(out.is_empty());
         assert!(
@@ -245,23 +211,24 @@ fn decrypt_range_refuses_inputs_it_cannot_seek() {
         );
     }
     // Armor.
-    let (code, armored, err) = env.run(
+    let (code, armored, err) = env.run_stdin(
         &["encrypt", "-a", "-r", &id.to_recipient().to_string()],
         &pattern(1000, 2),
     );
     assert_eq!(code, Some(0), "{err}");
     let armored = env.write("armored.kap", &armored);
-    let (code, _, err) = env.run(&["decrypt", "-i", &id_path, "--offset", "1", &armored], b"");
+    let (code, _, err) =
+        env.run_stdin(&["decrypt", "-i", &id_path, "--offset", "1", &armored], b"");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("armored"), "{err}");
     // Not a kapsel file: the class of a whole decrypt.
     let junk = env.write("junk", b"certainly not a kapsel file");
-    let (code, _, err) = env.run(&["decrypt", "-i", &id_path, "--offset", "1", &junk], b"");
+    let (code, _, err) = env.run_stdin(&["decrypt", "-i", &id_path, "--offset", "1", &junk], b"");
     assert_eq!(code, Some(3), "{err}");
     // A wrong identity.
     let (other, _) = env.identity("other.key");
     let file = env.write("data.kap", &bytes);
-    let (code, _, _) = env.run(&["decrypt", "-i", &other, "--length", "1", &file], b"");
+    let (code, _, _) = env.run_stdin(&["decrypt", "-i", &other, "--length", "1", &file], b"");
     assert_eq!(code, Some(4));
 }
 
@@ -278,7 +245,7 @@ fn decrypt_range_fails_only_when_it_touches_damage() {
     bytes[header + 56 + 2 * ENCRYPTED_CHUNK + 77] ^= 0x10; // chunk 2
     let file = env.write("damaged.kap", &bytes);
     let range = |offset: usize, length: usize| {
-        env.run(
+        env.run_stdin(
             &[
                 "decrypt",
                 "-i",
@@ -305,14 +272,14 @@ fn decrypt_range_fails_only_when_it_touches_damage() {
     // Truncated: a range that reaches the end fails, one before it does not.
     let intact = encrypt(&id, None, &pt);
     let cut = env.write("cut.kap", &intact[..intact.len() - 5]);
-    let (code, _, err) = env.run(
+    let (code, _, err) = env.run_stdin(
         &[
             "decrypt", "-i", &id_path, "--offset", "0", "--length", "99999999", &cut,
         ],
         b"",
     );
     assert_eq!(code, Some(5), "{err}");
-    let (code, _, err) = env.run(
+    let (code, _, err) = env.run_stdin(
         &[
             "decrypt",
             "-i",
@@ -324,7 +291,8 @@ fn decrypt_range_fails_only_when_it_touches_damage() {
         b"",
     );
     assert_eq!(code, Some(5), "{err}");
-    let (code, out, err) = env.run(&["decrypt", "-i", &id_path, "--length", "100", &cut], b"");
+    let (code, out, err) =
+        env.run_stdin(&["decrypt", "-i", &id_path, "--length", "100", &cut], b"");
     assert_eq!(code, Some(0), "{err}");
     assert!(out == pt[..100]);
 }
@@ -338,7 +306,7 @@ fn decrypt_range_of_a_signed_file_checks_the_signature_and_the_policy() {
     let bytes = encrypt(&id, Some(&sender), &pt);
     let file = env.write("signed.kap", &bytes);
     let sender_str = sender.to_recipient().to_string();
-    let (code, out, err) = env.run(
+    let (code, out, err) = env.run_stdin(
         &[
             "decrypt",
             "-i",
@@ -357,7 +325,7 @@ fn decrypt_range_of_a_signed_file_checks_the_signature_and_the_policy() {
     assert!(out == pt[40000..40010]);
     // Someone else expected: refused by policy, nothing written.
     let stranger = Identity::generate().to_recipient().to_string();
-    let (code, out, _) = env.run(
+    let (code, out, _) = env.run_stdin(
         &[
             "decrypt",
             "-i",
@@ -377,7 +345,8 @@ fn decrypt_range_of_a_signed_file_checks_the_signature_and_the_policy() {
     let n = forged.len();
     forged[n - 3] ^= 0x01;
     let forged = env.write("forged.kap", &forged);
-    let (code, out, err) = env.run(&["decrypt", "-i", &id_path, "--length", "10", &forged], b"");
+    let (code, out, err) =
+        env.run_stdin(&["decrypt", "-i", &id_path, "--length", "10", &forged], b"");
     assert_eq!(code, Some(5), "{err}");
     assert!(err.contains("sender signature"), "{err}");
     assert!(out.is_empty());
@@ -394,9 +363,9 @@ fn decrypt_range_of_a_signed_file_checks_the_signature_and_the_policy() {
         "10",
         &file,
     ];
-    let (code, _, err) = env.run(&args, b"");
+    let (code, _, err) = env.run_stdin(&args, b"");
     assert_eq!(code, Some(0), "{err}");
-    let (code, out, err) = env.run(&args, b"");
+    let (code, out, err) = env.run_stdin(&args, b"");
     assert_eq!(code, Some(6), "{err}");
     assert!(out.is_empty());
 }

@@ -4,62 +4,16 @@
 
 mod common;
 
+use common::{now, Env};
+
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use kapsel_cli::ledger::Ledger;
 use kapsel_codec::{Encryptor, Identity};
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cmd(&self) -> Command {
-        common::kapsel_in(&self.path("state"))
-    }
-
-    /// Writes an identity file and returns (path, identity).
-    fn identity(&self, name: &str) -> (String, Identity) {
-        common::write_identity_file(&self.path(name))
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let p = self.path(name);
-        fs::write(&p, bytes).unwrap();
-        p.to_str().unwrap().to_string()
-    }
-
-    /// Runs kapsel with `args`, stdin from `input`; returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
-        let out = self.cmd().args(args).stdin(Stdio::null()).output().unwrap();
-        (
-            out.status.code(),
-            out.stdout,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// A file from `sender` (signed) or anonymous, to `to`, created at `created_at`.
 fn file(

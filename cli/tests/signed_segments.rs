@@ -6,66 +6,17 @@
 
 mod common;
 
-use std::fs;
+use common::{now, Env};
+
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::Duration;
 
 use kapsel_codec::hpke::{self, Mode};
 use kapsel_codec::payload::{ChunkCipher, PayloadWriter};
 use kapsel_codec::segment::{SEGMENT_CHUNK_BYTES, SEGMENT_PLAINTEXT};
 use kapsel_codec::{Encryptor, Identity, HPKE_INFO};
 use kapsel_format::{read, Stanza};
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
-    }
-
-    fn cmd(&self) -> Command {
-        common::kapsel_in(&self.path("state"))
-    }
-
-    fn identity(&self, name: &str) -> (String, Identity) {
-        common::write_identity_file(&self.path(name))
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        fs::write(self.path(name), bytes).unwrap();
-        self.p(name)
-    }
-
-    fn run(&self, args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
-        let out = self.cmd().args(args).stdin(Stdio::null()).output().unwrap();
-        (
-            out.status.code(),
-            out.stdout,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 fn signed(sender: &Identity, to: &[&Identity], serial: u64, plaintext: &[u8]) -> Vec<u8> {
     let mut w = Encryptor::new(to.iter().map(|i| i.to_recipient()))

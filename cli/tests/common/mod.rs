@@ -72,3 +72,71 @@ pub fn kapsel_in(state_dir: &Path) -> std::process::Command {
         .env_remove("KAPSEL_SERIAL_DB");
     c
 }
+
+/// Seconds since the Unix epoch, as the receiver's clock reads them.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A private directory for one test: key files, inputs, outputs, and the
+/// state directory the `kapsel` commands it runs use.
+pub struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// [`Env::path`] as a string, for command lines.
+    pub fn p(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_string()
+    }
+
+    /// The `kapsel` binary with this test's state directory.
+    pub fn cmd(&self) -> std::process::Command {
+        kapsel_in(&self.path("state"))
+    }
+
+    /// Writes an identity file; returns (path, identity).
+    pub fn identity(&self, name: &str) -> (String, Identity) {
+        write_identity_file(&self.path(name))
+    }
+
+    /// Writes `bytes` to `name`; returns its path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> String {
+        fs::write(self.path(name), bytes).unwrap();
+        self.p(name)
+    }
+
+    /// Runs kapsel with `args` and an empty standard input; returns (exit
+    /// code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+        let out = self
+            .cmd()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs kapsel with `args` and `stdin`; returns (exit code, stdout, stderr).
+    pub fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<u8>, String) {
+        run_with_stdin(self.cmd().args(args), stdin)
+    }
+}
