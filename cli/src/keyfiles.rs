@@ -144,9 +144,18 @@ fn looks_secret(s: &str) -> bool {
 /// One key string on line `n` of a key file, as `want` allows.
 fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key, CliError> {
     // The line may be secret: errors say what is wrong, never its text.
+    let as_identity = match want {
+        Want::Identities => true,
+        Want::Recipients => false,
+        Want::Any => line
+            .rfind('1')
+            .is_some_and(|i| line[..i].eq_ignore_ascii_case(kapsel_codec::keys::IDENTITY_HRP)),
+    };
     let noun = match want {
-        Want::Identities => "identity",
         Want::Recipients => "recipient",
+        Want::Identities => "identity",
+        Want::Any if as_identity => "identity",
+        Want::Any if line.to_ascii_lowercase().starts_with("kapsel1") => "recipient",
         Want::Any => "key",
     };
     if let Some((place, c)) = stray_white_space(line) {
@@ -155,13 +164,6 @@ fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key,
         ))
         .with_hint("a key file ignores only spaces and tabs at the ends of a line and one CR right before its LF"));
     }
-    let as_identity = match want {
-        Want::Identities => true,
-        Want::Recipients => false,
-        Want::Any => line
-            .rfind('1')
-            .is_some_and(|i| line[..i].eq_ignore_ascii_case(kapsel_codec::keys::IDENTITY_HRP)),
-    };
     let parsed = if as_identity {
         Identity::from_secret_string(line).map(Key::Identity)
     } else {
@@ -216,7 +218,7 @@ fn check_label(label: &str, n: usize, source: &str, want: Want) -> Result<(), Cl
         _ if private || label == "ENCRYPTED PRIVATE KEY" => Err(err(format!(
             "a private key ({label} block) in a recipients file"
         ))
-        .with_hint("give its public key instead: kapsel pubkey FILE prints its recipient, kapsel export FILE its PEM public key")),
+        .with_hint("this looks like a private key: give its public key instead (kapsel pubkey FILE prints its recipient, kapsel export FILE its PEM public key)")),
         _ => Err(err(format!("unsupported PEM block {label}")).with_hint(want.rules())),
     }
 }
@@ -645,5 +647,42 @@ mod tests {
             assert!(err.message.starts_with(&want), "{line:?}: {}", err.message);
             assert!(err.message.contains("white space"), "{}", err.message);
         }
+    }
+}
+
+#[cfg(test)]
+mod key_file_tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_their_order_and_line_numbers_across_formats() {
+        let (a, b) = (Identity::generate(), Identity::generate());
+        let text = format!(
+            "# team\n{}\n{}\n{}",
+            a.to_recipient(),
+            b.to_recipient().to_spki_pem(),
+            &*a.to_secret_string()
+        );
+        let keys = parse_key_text(&text, "f", Want::Any).expect("parsed");
+        let lines: Vec<usize> = keys.iter().map(|(n, _)| *n).collect();
+        assert_eq!(lines, [2, 3, 8]);
+        assert!(matches!(keys[2].1, Key::Identity(_)));
+        assert_eq!(keys[1].1.recipient(), b.to_recipient());
+    }
+
+    #[test]
+    fn a_begin_line_inside_a_block_is_refused_where_it_stands() {
+        let a = Identity::generate().to_recipient().to_spki_pem();
+        let cut = a.lines().take(2).collect::<Vec<_>>().join("\n");
+        let text = format!("{cut}\n{a}");
+        let err = parse_key_text(&text, "f", Want::Recipients)
+            .map(drop)
+            .expect_err("refused");
+        assert!(
+            err.message
+                .starts_with("f:3: expected -----END PUBLIC KEY-----"),
+            "{}",
+            err.message
+        );
     }
 }

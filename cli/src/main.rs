@@ -180,7 +180,7 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 8)]
         max_connections: usize,
         /// Refuse messages not signed by this sender: a recipient string, an inline PEM public key, or a file of them; repeatable
-        #[arg(long, value_name = "RECIPIENT")]
+        #[arg(long, value_name = "SENDER", allow_hyphen_values = true)]
         expect_sender: Vec<String>,
         /// Give up on a silent peer after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
@@ -260,7 +260,7 @@ struct PolicyArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     max_skew: String,
     /// Refuse files not signed by this sender: a recipient string, an inline PEM public key, or a file of them; repeatable
-    #[arg(long, value_name = "RECIPIENT")]
+    #[arg(long, value_name = "SENDER", allow_hyphen_values = true)]
     expect_sender: Vec<String>,
     /// Refuse files that do not answer this challenge (from kapsel challenge; see encrypt --challenge)
     #[arg(long, value_name = "CHALLENGE")]
