@@ -142,10 +142,16 @@ pub fn build_encryptor(args: &Addressing<'_>) -> Result<Encryptor, CliError> {
         .map_err(|e| CliError::usage(e.to_string()))?
         .hide_recipients(args.hide_recipients);
     if let Some(path) = args.sign_as {
-        let identity = keyfiles::read_identity_file(path)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| CliError::usage(format!("{}: no identity", path.display())))?;
+        let mut identities = keyfiles::read_identity_file(path)?;
+        if identities.len() != 1 {
+            return Err(CliError::usage(format!(
+                "{}: holds {} identities; --sign-as needs exactly one",
+                path.display(),
+                identities.len()
+            ))
+            .with_hint("put the identity to sign with in a file of its own"));
+        }
+        let identity = identities.remove(0);
         let store_path = crate::policy::serial_db_path(args.serial_db.map(Path::to_path_buf))?;
         let serial = kapsel_cli::serials::SerialStore::open(&store_path)
             .and_then(|mut store| store.issue(&identity.to_recipient().to_wire().0))

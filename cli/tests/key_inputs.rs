@@ -745,3 +745,28 @@ fn keygen_output_on_a_full_disk_leaves_nothing_and_the_retry_works() {
     let text = fs::read_to_string(&key).unwrap();
     assert!(text.contains("KAPSEL-SECRET-KEY-1"), "{text}");
 }
+
+#[test]
+fn sign_as_with_several_identities_is_refused_not_cut_to_the_first() {
+    let e = Env::new();
+    let (a, b) = (Identity::generate(), Identity::generate());
+    write_private(
+        &e.path("both.key"),
+        &format!("{}\n{}\n", &*a.to_secret_string(), &*b.to_secret_string()),
+    );
+    let (code, _, err) = e.run_in(
+        &[
+            "encrypt",
+            "--sign-as",
+            "both.key",
+            "-r",
+            &a.to_recipient().to_string(),
+            "-o",
+            "m.kap",
+        ],
+        b"x",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("both.key: holds 2 identities"), "{err}");
+    assert!(!e.path("m.kap").exists());
+}
