@@ -11,7 +11,9 @@ use kapsel_codec::{Decryptor, Encryptor, Identity, Recipient};
 const ARMOR_DETECTION_WINDOW: usize = armor::DETECTION_WINDOW;
 
 use crate::error::{foreign_format_hint, CliError};
-use crate::files::{create_private_file, Input, Output, IO_BUFFER};
+use crate::files::{
+    protect_stdout_for_key, write_private_file_atomically, Input, Output, IO_BUFFER,
+};
 use crate::keyfiles;
 use crate::progress::ProgressReader;
 
@@ -34,61 +36,70 @@ pub fn now() -> u64 {
 
 pub fn keygen(output: Option<&Path>) -> Result<(), CliError> {
     let identity = Identity::generate();
-    let text = identity_file_text(&identity, now());
+    let text = zeroize::Zeroizing::new(identity_file_text(&identity, now()));
     match output {
-        Some(path) if path != Path::new("-") => {
-            let mut f = create_private_file(path)?;
-            f.write_all(text.as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| CliError::io(format!("cannot write {}", path.display()), e))?;
-            println!("{}", identity.to_recipient());
+        Some(path) if !keyfiles::is_stdin(path) => {
+            write_private_file_atomically(path, text.as_bytes())?;
+            write_stdout(format!("{}\n", identity.to_recipient()).as_bytes())
         }
         _ => {
-            print!("{text}");
+            protect_stdout_for_key()?;
+            write_stdout(text.as_bytes())
         }
     }
-    Ok(())
 }
 
+/// Writes `bytes` to standard output and flushes it.
+fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::io("cannot write to standard output", e))
+}
+
+/// The keys of `pubkey`'s and `export`'s input: a key file, or standard
+/// input when absent or `-`; identities and public keys alike.
+fn read_any_keys(input: Option<&Path>) -> Result<Vec<(usize, keyfiles::Key)>, CliError> {
+    let path = input.unwrap_or(Path::new("-"));
+    keyfiles::read_keys(path, keyfiles::Want::Any)
+}
+
+/// `pubkey`: the recipient of every key in the input, one a line: of each
+/// identity, and of each public key as given (recipient string or PEM).
 pub fn pubkey(input: Option<&Path>) -> Result<(), CliError> {
     let mut text = String::new();
-    let source = match input {
-        Some(p) if p != Path::new("-") => {
-            return keyfiles::read_identity_file(p)
-                .map(|ids| ids.iter().for_each(|i| println!("{}", i.to_recipient())));
-        }
-        _ => "standard input",
-    };
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .map_err(|e| CliError::io("cannot read standard input", e))?;
-    for identity in keyfiles::parse_identities(&text, source)? {
-        println!("{}", identity.to_recipient());
+    for (_, key) in read_any_keys(input)? {
+        text.push_str(&key.recipient().to_string());
+        text.push('\n');
     }
-    Ok(())
+    write_stdout(text.as_bytes())
 }
 
-/// `export`: the keys of an identity file as PEM, public (SPKI) by default,
-/// private (PKCS#8) with `private`.
+/// `export`: the keys of the input as PEM, public (SPKI) by default,
+/// private (PKCS#8) with `private`, which refuses public keys.
 pub fn export(input: Option<&Path>, private: bool) -> Result<(), CliError> {
-    let identities = match input {
-        Some(p) if p != Path::new("-") => keyfiles::read_identity_file(p)?,
-        _ => {
-            let mut text = zeroize::Zeroizing::new(String::new());
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| CliError::io("cannot read standard input", e))?;
-            keyfiles::parse_identities(&text, "standard input")?
-        }
-    };
-    for identity in &identities {
-        if private {
-            print!("{}", &*identity.to_pkcs8_pem());
-        } else {
-            print!("{}", identity.to_recipient().to_spki_pem());
+    let keys = read_any_keys(input)?;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    for (line, key) in &keys {
+        match key {
+            keyfiles::Key::Identity(identity) if private => text.push_str(&identity.to_pkcs8_pem()),
+            keyfiles::Key::Recipient(_) if private => {
+                let name = match input {
+                    Some(p) if !keyfiles::is_stdin(p) => p.display().to_string(),
+                    _ => "standard input".into(),
+                };
+                return Err(CliError::usage(format!(
+                    "{name}:{line}: a public key: there is no private key to export"
+                ))
+                .with_hint("export --private needs an identity; without --private, export prints public keys"));
+            }
+            key => text.push_str(&key.recipient().to_spki_pem()),
         }
     }
-    Ok(())
+    if private {
+        protect_stdout_for_key()?;
+    }
+    write_stdout(text.as_bytes())
 }
 
 pub struct EncryptArgs<'a> {
@@ -131,10 +142,16 @@ pub fn build_encryptor(args: &Addressing<'_>) -> Result<Encryptor, CliError> {
         .map_err(|e| CliError::usage(e.to_string()))?
         .hide_recipients(args.hide_recipients);
     if let Some(path) = args.sign_as {
-        let identity = keyfiles::read_identity_file(path)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| CliError::usage(format!("{}: no identity", path.display())))?;
+        let mut identities = keyfiles::read_identity_file(path)?;
+        if identities.len() != 1 {
+            return Err(CliError::usage(format!(
+                "{}: holds {} identities; --sign-as needs exactly one",
+                path.display(),
+                identities.len()
+            ))
+            .with_hint("put the identity to sign with in a file of its own"));
+        }
+        let identity = identities.remove(0);
         let store_path = crate::policy::serial_db_path(args.serial_db.map(Path::to_path_buf))?;
         let serial = kapsel_cli::serials::SerialStore::open(&store_path)
             .and_then(|mut store| store.issue(&identity.to_recipient().to_wire().0))

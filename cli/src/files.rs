@@ -58,6 +58,7 @@ pub struct Input {
 impl Input {
     pub fn open(path: Option<&Path>) -> Result<Self, CliError> {
         match path {
+            None if stdin_is_closed() => Err(closed_stdin_error("input")),
             None => Ok(Input {
                 reader: {
                     enlarge_pipe(io::stdin());
@@ -186,23 +187,127 @@ impl Write for Output {
     }
 }
 
-/// Writes a new file readable only by its owner; refuses to overwrite.
-pub fn create_private_file(path: &Path) -> Result<File, CliError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+/// Whether standard input was closed when kapsel started. The Rust
+/// runtime puts `/dev/null`, opened for reading and writing, in place of a
+/// closed standard descriptor; a shell's `</dev/null` opens it for reading
+/// only. So `/dev/null` open read-write on descriptor 0 counts as closed
+/// (`<>/dev/null` too, which nobody uses to mean empty input).
+pub fn stdin_is_closed() -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::fs::{fcntl_getfl, fstat, major, minor, FileType, OFlags};
+        let stdin = io::stdin();
+        let Ok(st) = fstat(&stdin) else {
+            return true;
+        };
+        let null = FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+            && major(st.st_rdev) == 1
+            && minor(st.st_rdev) == 3;
+        null && fcntl_getfl(&stdin).is_ok_and(|f| f & OFlags::RWMODE == OFlags::RDWR)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    false
+}
+
+/// The refusal for a closed standard input that should carry `what`.
+pub fn closed_stdin_error(what: &str) -> CliError {
+    CliError::other(format!("standard input is closed: no {what} to read"))
+        .with_hint("for an empty input, redirect it from /dev/null (< /dev/null); otherwise name the input file")
+}
+
+/// Makes standard output safe for a private key: if it is a regular file
+/// that others may read, its mode becomes 0600 (with a note on stderr), or,
+/// where that is not allowed, kapsel refuses. A terminal, a pipe or a
+/// device is left as it is.
+pub fn protect_stdout_for_key() -> Result<(), CliError> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            CliError::other(format!("{} already exists", path.display()))
-                .with_hint("refusing to overwrite an identity file; choose another name")
-        } else {
-            CliError::io(format!("cannot create {}", path.display()), e)
+        use rustix::fs::{fchmod, fstat, FileType, Mode};
+        let stdout = io::stdout();
+        let Ok(st) = fstat(&stdout) else {
+            return Ok(());
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Ok(());
         }
-    })
+        let mode = st.st_mode & 0o7777;
+        if mode & 0o077 == 0 {
+            return Ok(());
+        }
+        fchmod(&stdout, Mode::from_raw_mode(0o600)).map_err(|e| {
+            CliError::other(format!(
+                "standard output is a file others may read (mode {mode:04o}), and kapsel cannot make it private: {}",
+                io::Error::from(e)
+            ))
+            .with_hint("nothing was written; write the key with kapsel keygen -o FILE, or to a file you own")
+        })?;
+        eprintln!(
+            "kapsel: note: standard output is a file; its mode was {mode:04o} and is now 0600, since it holds a private key"
+        );
+    }
+    Ok(())
+}
+
+/// Writes a new file readable only by its owner, atomically: the text goes
+/// to a temporary file in the same directory (mode 0600), which is synced
+/// and then renamed to `path` only if `path` does not exist. On any failure
+/// (a full disk included) nothing is left behind and `path` is untouched.
+pub fn write_private_file_atomically(path: &Path, text: &[u8]) -> Result<(), CliError> {
+    let exists = || {
+        CliError::other(format!("{} already exists", path.display())).with_hint(
+            "refusing to overwrite an identity file; choose another name or remove it first",
+        )
+    };
+    if path.symlink_metadata().is_ok() {
+        return Err(exists());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let write_err = |e| CliError::io(format!("cannot write {}", path.display()), e);
+    // tempfile creates the file with mode 0600 on Unix.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".kapsel-partial")
+        .tempfile_in(&dir)
+        .map_err(|e| CliError::io(format!("cannot create a file in {}", dir.display()), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = tmp
+            .as_file()
+            .metadata()
+            .map_err(write_err)?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(CliError::other(format!(
+                "the temporary file for {} is not private (mode {:04o})",
+                path.display(),
+                mode & 0o7777
+            )));
+        }
+    }
+    tmp.write_all(text).map_err(write_err)?;
+    tmp.as_file().sync_all().map_err(write_err)?;
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == io::ErrorKind::AlreadyExists {
+            exists()
+        } else {
+            CliError::io(format!("cannot create {}", path.display()), e.error)
+        }
+    })?;
+    // Make the new name durable too; a failure here loses nothing already
+    // reported.
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,28 +1,91 @@
-//! Reading identities and recipients given on the command line.
+//! Reading identities and recipients given on the command line: key
+//! strings in arguments (`-r`, `--expect-sender`) and key files (`-i`, `-R`,
+//! `--sign-as`, `pubkey`, `export`), with the line rules of SPEC.md 4.3.
+//!
+//! Invariants: every non-comment line of a key file belongs to a key that
+//! parsed, or the whole file is refused with its name and line number;
+//! errors never show the text of a line that may be secret; a file or
+//! standard input is read only up to [`MAX_KEY_FILE`] bytes.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
-use kapsel_codec::{Identity, Recipient};
+use kapsel_codec::keys::KeyKind;
+use kapsel_codec::{Identity, KeyParseError, Recipient};
+use zeroize::Zeroizing;
 
 use crate::error::CliError;
 
-/// The key lines of an identity or recipients file (SPEC.md 4.3), numbered
-/// from 1: the text is split at LF, one CR right before the LF is dropped,
-/// spaces and tabs are trimmed at both ends, and lines then empty or
-/// starting with `#` are skipped. No other character is white space: a CR
-/// not followed by LF, a no-break space or a form feed stays in its line,
-/// which is then not a valid key string.
+/// The largest key file read (1 MiB: about 15,000 recipient lines).
+pub const MAX_KEY_FILE: u64 = 1 << 20;
+
+/// What a key file may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// `-i`, `--sign-as`: identity strings and PEM private keys.
+    Identities,
+    /// `-R`, `--expect-sender`: recipient strings and PEM public keys.
+    Recipients,
+    /// `pubkey`, `export`: either.
+    Any,
+}
+
+impl Want {
+    fn file(self) -> &'static str {
+        match self {
+            Want::Identities => "identity file",
+            Want::Recipients => "recipients file",
+            Want::Any => "key file",
+        }
+    }
+
+    /// What each line of such a file may be, for hints.
+    fn rules(self) -> &'static str {
+        match self {
+            Want::Identities => "each line of an identity file is an identity string (KAPSEL-SECRET-KEY-1...), part of a PEM PRIVATE KEY or EC PRIVATE KEY block, a # comment, or blank",
+            Want::Recipients => "each line of a recipients file is a recipient string (kapsel1...), part of a PEM PUBLIC KEY block, a # comment, or blank",
+            Want::Any => "each line is a recipient string (kapsel1...), an identity string (KAPSEL-SECRET-KEY-1...), part of a PEM key block, a # comment, or blank",
+        }
+    }
+}
+
+/// One key read from a key file.
+pub enum Key {
+    Identity(Identity),
+    Recipient(Recipient),
+}
+
+impl Key {
+    pub fn recipient(&self) -> Recipient {
+        match self {
+            Key::Identity(i) => i.to_recipient(),
+            Key::Recipient(r) => r.clone(),
+        }
+    }
+}
+
+/// Every line of `text`, numbered from 1: split at LF, one CR right before
+/// the LF dropped, spaces and tabs trimmed at both ends (SPEC.md 4.3). No
+/// other character is white space: a CR not followed by LF, a no-break
+/// space or a form feed stays in its line.
+fn all_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split_inclusive('\n').enumerate().map(|(n, line)| {
+        let line = match line.strip_suffix('\n') {
+            Some(line) => line.strip_suffix('\r').unwrap_or(line),
+            None => line,
+        };
+        (n + 1, line.trim_matches([' ', '\t']))
+    })
+}
+
+fn is_comment(line: &str) -> bool {
+    line.is_empty() || line.starts_with('#')
+}
+
+/// The key lines of a file: [`all_lines`] without comments and blank lines.
+#[cfg(test)]
 fn key_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.split_inclusive('\n')
-        .enumerate()
-        .filter_map(|(n, line)| {
-            let line = match line.strip_suffix('\n') {
-                Some(line) => line.strip_suffix('\r').unwrap_or(line),
-                None => line,
-            };
-            let line = line.trim_matches([' ', '\t']);
-            (!line.is_empty() && !line.starts_with('#')).then_some((n + 1, line))
-        })
+    all_lines(text).filter(|(_, l)| !is_comment(l))
 }
 
 /// Where white space sits in a key string that should have none: "around"
@@ -33,42 +96,353 @@ fn stray_white_space(s: &str) -> Option<(&'static str, String)> {
     Some((place, format!("U+{:04X}", u32::from(c))))
 }
 
-/// Parses the identities in an identity file's text (comments and blank
-/// lines skipped).
-pub fn parse_identities(text: &str, source: &str) -> Result<Vec<Identity>, CliError> {
-    let mut out = Vec::new();
-    for (n, line) in key_lines(text) {
-        // The line is secret: errors say what is wrong, never its text.
-        if let Some((place, c)) = stray_white_space(line) {
-            return Err(CliError::usage(format!(
-                "{source}:{n}: invalid identity: white space ({c}) {place} the identity string"
-            ))
-            .with_hint("an identity file ignores only spaces and tabs at the ends of a line and one CR right before its LF"));
+/// A hint that says how to fix a key string error, if one exists.
+fn key_error_hint(e: &KeyParseError) -> Option<String> {
+    Some(match e {
+        KeyParseError::WrongType {
+            found: KeyKind::Identity,
+            ..
+        } => "this is an identity (private key): use its recipient, printed by kapsel pubkey".into(),
+        KeyParseError::WrongType {
+            found: KeyKind::Recipient,
+            ..
+        } => "this is a recipient (public key); decrypting needs the identity file made by kapsel keygen".into(),
+        KeyParseError::WrongType {
+            found: KeyKind::AgeRecipient,
+            ..
+        } => "kapsel cannot encrypt to age keys: ask for a kapsel recipient (kapsel1..., made by kapsel keygen)".into(),
+        KeyParseError::WrongType {
+            found: KeyKind::AgeIdentity,
+            ..
+        } => "kapsel cannot use age identities: decrypt age files with age or rage".into(),
+        KeyParseError::WrongLength {
+            expected, found, ..
+        } if found < expected => "the string is cut short: copy all of it".into(),
+        KeyParseError::WrongLength { .. } => {
+            "the string has extra characters: copy exactly the key".into()
         }
-        let identity = Identity::from_secret_string(line).map_err(|e| {
-            let err = CliError::usage(format!("{source}:{n}: invalid identity: {e}"));
-            if line.starts_with("kapsel1") {
-                err.with_hint("this is a recipient (public key); decrypting needs the identity file made by kapsel keygen")
-            } else {
-                err
-            }
-        })?;
-        out.push(identity);
-    }
-    if out.is_empty() {
-        return Err(CliError::usage(format!("{source}: no identity found")));
-    }
-    Ok(out)
+        KeyParseError::Checksum | KeyParseError::InvalidChar { .. } => {
+            "a character is wrong: copy the string again from its source".into()
+        }
+        KeyParseError::MixedCase => "recipients are all lower case and identities all upper case; changing the case of some letters breaks them".into(),
+        KeyParseError::NotOnCurve | KeyParseError::ScalarOutOfRange => {
+            "the string is well formed but holds no valid key; it was not made by kapsel".into()
+        }
+        _ => return None,
+    })
 }
 
-/// Reads an identity file: kapsel identity strings, or one P-256 private
-/// key in PKCS#8 or SEC1 PEM.
+/// Whether a string looks like a secret key string, which error messages
+/// must not repeat.
+fn looks_secret(s: &str) -> bool {
+    let s = s.to_ascii_lowercase();
+    s.starts_with("kapsel-secret-key-")
+        || s.starts_with("age-secret-key-")
+        || s.starts_with("age-plugin-")
+}
+
+/// One key string on line `n` of a key file, as `want` allows.
+fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key, CliError> {
+    // The line may be secret: errors say what is wrong, never its text.
+    let as_identity = match want {
+        Want::Identities => true,
+        Want::Recipients => false,
+        Want::Any => line
+            .rfind('1')
+            .is_some_and(|i| line[..i].eq_ignore_ascii_case(kapsel_codec::keys::IDENTITY_HRP)),
+    };
+    let noun = match want {
+        Want::Recipients => "recipient",
+        Want::Identities => "identity",
+        Want::Any if as_identity => "identity",
+        Want::Any if line.to_ascii_lowercase().starts_with("kapsel1") => "recipient",
+        Want::Any => "key",
+    };
+    if let Some((place, c)) = stray_white_space(line) {
+        return Err(CliError::usage(format!(
+            "{source}:{n}: invalid {noun}: white space ({c}) {place} the key string"
+        ))
+        .with_hint("a key file ignores only spaces and tabs at the ends of a line and one CR right before its LF"));
+    }
+    let parsed = if as_identity {
+        Identity::from_secret_string(line).map(Key::Identity)
+    } else {
+        line.parse::<Recipient>().map(Key::Recipient)
+    };
+    parsed.map_err(|e| {
+        let err = CliError::usage(format!("{source}:{n}: invalid {noun}: {e}"));
+        match key_error_hint(&e) {
+            Some(hint)
+                if want == Want::Recipients
+                    && matches!(
+                        e,
+                        KeyParseError::WrongType {
+                            found: KeyKind::Identity,
+                            ..
+                        }
+                    ) =>
+            {
+                err.with_hint(format!(
+                    "{hint}; a recipients file must hold no private key"
+                ))
+            }
+            Some(hint) => err.with_hint(hint),
+            None => err.with_hint(want.rules()),
+        }
+    })
+}
+
+/// The label of a `-----BEGIN LABEL-----` line.
+fn begin_label(line: &str) -> Option<&str> {
+    let label = line.strip_prefix("-----BEGIN ")?.strip_suffix("-----")?;
+    (!label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' '))
+    .then_some(label)
+}
+
+/// Whether a PEM block with `label` may appear in a file of `want`; an
+/// error for line `n` if not.
+fn check_label(label: &str, n: usize, source: &str, want: Want) -> Result<(), CliError> {
+    let private = matches!(label, "PRIVATE KEY" | "EC PRIVATE KEY");
+    let err = |msg: String| CliError::usage(format!("{source}:{n}: {msg}"));
+    match label {
+        "EC PARAMETERS" => Ok(()),
+        "PUBLIC KEY" if want != Want::Identities => Ok(()),
+        _ if private && want != Want::Recipients => Ok(()),
+        "PUBLIC KEY" => Err(err("a public key (PUBLIC KEY block), not an identity".into())
+            .with_hint("decrypting needs the private key; a PUBLIC KEY is for encrypt -R and --expect-sender")),
+        "ENCRYPTED PRIVATE KEY" if want != Want::Recipients => Err(err("encrypted private keys are not supported".into())
+            .with_hint("decrypt it first: openssl pkey -in FILE -out plain.pem (and keep plain.pem private)")),
+        _ if private || label == "ENCRYPTED PRIVATE KEY" => Err(err(format!(
+            "a private key ({label} block) in a recipients file"
+        ))
+        .with_hint("this looks like a private key: give its public key instead (kapsel pubkey FILE prints its recipient, kapsel export FILE its PEM public key)")),
+        _ => Err(err(format!("unsupported PEM block {label}")).with_hint(want.rules())),
+    }
+}
+
+/// The DER of `EC PARAMETERS` naming P-256 (the OID 1.2.840.10045.3.1.7),
+/// in Base64: what `openssl ecparam -genkey -name prime256v1` writes.
+const P256_EC_PARAMETERS: &str = "BggqhkjOPQMBBw==";
+
+/// A PEM block between its BEGIN line (number `begin`) and END line.
+struct Block<'t> {
+    label: &'t str,
+    begin: usize,
+    body: Vec<&'t str>,
+}
+
+impl Block<'_> {
+    /// The key in the block, or `None` for `EC PARAMETERS` naming P-256.
+    fn parse(&self, source: &str, end: usize) -> Result<Option<Key>, CliError> {
+        let (label, begin) = (self.label, self.begin);
+        let err = |reason: String| {
+            CliError::usage(format!(
+                "{source}:{begin}: {label} block (lines {begin}-{end}): {reason}"
+            ))
+        };
+        if label == "EC PARAMETERS" {
+            return if self.body.concat() == P256_EC_PARAMETERS {
+                Ok(None)
+            } else {
+                Err(err("not the P-256 curve (prime256v1)".into())
+                    .with_hint("kapsel keys are P-256: make one with kapsel keygen, or openssl ecparam -genkey -name prime256v1"))
+            };
+        }
+        let mut pem = Zeroizing::new(format!("-----BEGIN {label}-----\n"));
+        for line in &self.body {
+            pem.push_str(line);
+            pem.push('\n');
+        }
+        pem.push_str(&format!("-----END {label}-----\n"));
+        let key = if label == "PUBLIC KEY" {
+            Recipient::from_pem(&pem).map(Key::Recipient)
+        } else {
+            Identity::from_pem(&pem).map(Key::Identity)
+        };
+        key.map(Some).map_err(|e| {
+            err(e.to_string()).with_hint(
+                "the Base64 lines must be complete (as openssl writes them) and hold a P-256 key",
+            )
+        })
+    }
+}
+
+/// Parses the text of a key file (SPEC.md 4.3): every line is a comment,
+/// blank, a key string, or part of a PEM block, and the file holds at least
+/// one key. Keys come with their line numbers, in order.
+pub fn parse_key_text(text: &str, source: &str, want: Want) -> Result<Vec<(usize, Key)>, CliError> {
+    let mut keys = Vec::new();
+    let mut block: Option<Block<'_>> = None;
+    if text.starts_with('\u{feff}') {
+        return Err(CliError::usage(format!(
+            "{source}:1: the file starts with a byte order mark"
+        ))
+        .with_hint("save the file as UTF-8 without a byte order mark"));
+    }
+    for (n, line) in all_lines(text) {
+        if let Some(b) = &mut block {
+            if line
+                .strip_prefix("-----END ")
+                .and_then(|l| l.strip_suffix("-----"))
+                == Some(b.label)
+            {
+                if let Some(key) = b.parse(source, n)? {
+                    keys.push((b.begin, key));
+                }
+                block = None;
+            } else if line.starts_with("-----") {
+                return Err(CliError::usage(format!(
+                    "{source}:{n}: expected -----END {}----- (the block began on line {})",
+                    b.label, b.begin
+                ))
+                .with_hint("nothing may follow the END line on its line; each block ends before the next begins"));
+            } else if line.contains(':') {
+                return Err(CliError::usage(format!(
+                    "{source}:{n}: PEM header in the {} block: encrypted keys are not supported",
+                    b.label
+                ))
+                .with_hint("decrypt it first: openssl pkey -in FILE -out plain.pem (and keep plain.pem private)"));
+            } else if line.is_empty()
+                || !line
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+            {
+                return Err(CliError::usage(format!(
+                    "{source}:{n}: not a Base64 line, inside the {} block begun on line {}",
+                    b.label, b.begin
+                ))
+                .with_hint("a PEM block holds only Base64 lines, with no blank lines or comments, up to its END line"));
+            } else {
+                b.body.push(line);
+            }
+            continue;
+        }
+        if is_comment(line) {
+            continue;
+        }
+        if let Some(label) = begin_label(line) {
+            check_label(label, n, source, want)?;
+            block = Some(Block {
+                label,
+                begin: n,
+                body: Vec::new(),
+            });
+        } else if line.starts_with("-----END") {
+            return Err(CliError::usage(format!(
+                "{source}:{n}: a PEM END line with no BEGIN line"
+            ))
+            .with_hint(want.rules()));
+        } else if line.starts_with("-----") {
+            return Err(CliError::usage(format!(
+                "{source}:{n}: not a PEM BEGIN line (expected -----BEGIN LABEL----- alone on its line)"
+            ))
+            .with_hint(want.rules()));
+        } else {
+            keys.push((n, parse_key_line(line, n, source, want)?));
+        }
+    }
+    if let Some(b) = block {
+        return Err(CliError::usage(format!(
+            "{source}:{}: -----BEGIN {}----- has no END line",
+            b.begin, b.label
+        ))
+        .with_hint("the file is cut short, or the END line has other characters on it"));
+    }
+    if keys.is_empty() {
+        let what = match want {
+            Want::Identities => "identity",
+            Want::Recipients => "recipient",
+            Want::Any => "key",
+        };
+        return Err(CliError::usage(format!("{source}: no {what} found")).with_hint(want.rules()));
+    }
+    Ok(keys)
+}
+
+/// Parses the identities in an identity file's text.
+#[cfg(test)]
+fn parse_identities(text: &str, source: &str) -> Result<Vec<Identity>, CliError> {
+    Ok(parse_key_text(text, source, Want::Identities)?
+        .into_iter()
+        .filter_map(|(_, k)| match k {
+            Key::Identity(i) => Some(i),
+            Key::Recipient(_) => None,
+        })
+        .collect())
+}
+
+/// Whether `path` names standard input (`-`).
+pub fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
+/// Reads a key file, or standard input for `-`, as text of at most
+/// [`MAX_KEY_FILE`] bytes. Returns the text and the name used in errors.
+pub fn read_key_source(path: &Path, want: Want) -> Result<(Zeroizing<String>, String), CliError> {
+    let (name, mut reader): (String, Box<dyn Read>) = if is_stdin(path) {
+        if crate::files::stdin_is_closed() {
+            return Err(CliError::other(format!(
+                "standard input is closed, but - names it as the {}",
+                want.file()
+            ))
+            .with_hint("give the keys on standard input, or name the file"));
+        }
+        ("standard input".into(), Box::new(std::io::stdin()))
+    } else {
+        let f = std::fs::File::open(path).map_err(|e| {
+            CliError::io(format!("cannot read {} {}", want.file(), path.display()), e)
+        })?;
+        (path.display().to_string(), Box::new(f))
+    };
+    let mut bytes = Zeroizing::new(Vec::new());
+    reader
+        .by_ref()
+        .take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::io(format!("cannot read {} {name}", want.file()), e))?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(CliError::usage(format!(
+            "{name}: larger than {} KiB, too large for a {}",
+            MAX_KEY_FILE >> 10,
+            want.file()
+        )));
+    }
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok((Zeroizing::new(text.to_owned()), name)),
+        Err(e) => Err(CliError::usage(format!(
+            "{name}:{}: not UTF-8 text",
+            1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count()
+        ))
+        .with_hint("a binary (DER) key? convert it to PEM: openssl pkey -inform DER -in FILE (add -pubin for a public key)")),
+    }
+}
+
+/// Reads every key of a key file (or of standard input, for `-`) that
+/// `want` allows.
+pub fn read_keys(path: &Path, want: Want) -> Result<Vec<(usize, Key)>, CliError> {
+    let (text, name) = read_key_source(path, want)?;
+    let keys = parse_key_text(&text, &name, want)?;
+    if !is_stdin(path) && keys.iter().any(|(_, k)| matches!(k, Key::Identity(_))) {
+        warn_if_readable_by_others(path);
+    }
+    Ok(keys)
+}
+
 /// Every identity of every `-i` file, in order; a usage error if none was
-/// given.
-pub fn read_identity_files(paths: &[std::path::PathBuf]) -> Result<Vec<Identity>, CliError> {
+/// given, or if standard input (`-`) is named twice.
+pub fn read_identity_files(paths: &[PathBuf]) -> Result<Vec<Identity>, CliError> {
     if paths.is_empty() {
-        return Err(CliError::usage("no identity given")
-            .with_hint("pass -i IDENTITY_FILE (made by kapsel keygen)"));
+        return Err(CliError::usage("no identity given").with_hint(
+            "pass -i IDENTITY_FILE (made by kapsel keygen), or -i - for standard input",
+        ));
+    }
+    if paths.iter().filter(|p| is_stdin(p)).count() > 1 {
+        return Err(CliError::usage(
+            "-i - is given twice: standard input can be read only once",
+        ));
     }
     let mut identities = Vec::new();
     for f in paths {
@@ -77,83 +451,90 @@ pub fn read_identity_files(paths: &[std::path::PathBuf]) -> Result<Vec<Identity>
     Ok(identities)
 }
 
+/// Reads an identity file (or standard input, for `-`): identity strings
+/// and P-256 private keys in PKCS#8 or SEC1 PEM, in any mix.
 pub fn read_identity_file(path: &Path) -> Result<Vec<Identity>, CliError> {
-    warn_if_readable_by_others(path);
-    let text =
-        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            CliError::io(format!("cannot read identity file {}", path.display()), e)
-        })?);
-    if text.contains("-----BEGIN") {
-        if text.contains("-----BEGIN PUBLIC KEY-----") {
-            return Err(CliError::usage(format!(
-                "{}: is a public key, not an identity",
-                path.display()
-            ))
-            .with_hint("decrypting needs the private key; a PUBLIC KEY file is for encrypt -R"));
-        }
-        return Identity::from_pem(&text)
-            .map(|i| vec![i])
-            .map_err(|e| CliError::usage(format!("{}: {e}", path.display())));
+    Ok(read_keys(path, Want::Identities)?
+        .into_iter()
+        .filter_map(|(_, k)| match k {
+            Key::Identity(i) => Some(i),
+            Key::Recipient(_) => None,
+        })
+        .collect())
+}
+
+/// Shows a command-line key argument in an error, unless it looks secret.
+fn shown(s: &str) -> String {
+    if looks_secret(s) {
+        "(an identity string, not repeated here)".into()
+    } else {
+        format!("{s:?}")
     }
-    parse_identities(&text, &path.display().to_string())
 }
 
 /// Parses one recipient string given with `-r`: exactly the string, with no
 /// white space around it (SPEC.md 4.1).
 pub fn parse_recipient(s: &str) -> Result<Recipient, CliError> {
+    parse_recipient_arg(s, "recipient")
+}
+
+fn parse_recipient_arg(s: &str, what: &str) -> Result<Recipient, CliError> {
     if let Some((place, c)) = stray_white_space(s) {
         return Err(CliError::usage(format!(
-            "invalid recipient {s:?}: white space ({c}) {place} the recipient string"
+            "invalid {what} {}: white space ({c}) {place} the recipient string",
+            shown(s)
         ))
         .with_hint("give exactly the kapsel1... string; a recipients file ignores only spaces and tabs at the ends of a line and one CR right before its LF"));
     }
     s.parse::<Recipient>().map_err(|e| {
-        let err = CliError::usage(format!("invalid recipient {s:?}: {e}"));
-        if s.starts_with("KAPSEL-SECRET-KEY-") {
-            err.with_hint("this is an identity (private key); encrypt to its recipient, printed by kapsel pubkey")
-        } else if s.starts_with("age1") {
-            err.with_hint("this is an age recipient; kapsel recipients start with kapsel1")
-        } else if s.starts_with("-----BEGIN") {
-            err.with_hint("to use a PEM public key, pass the file with -R")
+        let err = CliError::usage(format!("invalid {what} {}: {e}", shown(s)));
+        if s.starts_with("-----BEGIN") {
+            err.with_hint("to use a PEM public key, pass its file with -R")
+        } else if let Some(hint) = key_error_hint(&e) {
+            err.with_hint(hint)
         } else {
-            err
+            err.with_hint("a recipient string starts with kapsel1 (kapsel pubkey prints it)")
         }
     })
 }
 
-/// Reads a recipients file: one recipient string per line with `#`
-/// comments, or P-256 public keys in SPKI PEM (`openssl pkey -pubout`).
+/// Parses an `--expect-sender` argument: a recipient string, a PEM public
+/// key given inline (it starts with `-----BEGIN`), or else the path of a
+/// file of recipients (the rules of `-R`). A string that starts with
+/// `kapsel1`, or that names no file, is taken as a recipient string.
+pub fn parse_sender(arg: &str) -> Result<Vec<Recipient>, CliError> {
+    if arg.trim_start().starts_with("-----BEGIN") {
+        return Ok(parse_key_text(arg, "--expect-sender", Want::Recipients)?
+            .into_iter()
+            .map(|(_, k)| k.recipient())
+            .collect());
+    }
+    let path = Path::new(arg);
+    let looks_recipient = arg.to_ascii_lowercase().starts_with("kapsel1");
+    if looks_recipient || !path.exists() {
+        return parse_recipient_arg(arg, "--expect-sender")
+            .map(|r| vec![r])
+            .map_err(|e| {
+                if looks_recipient {
+                    e
+                } else {
+                    CliError {
+                        message: format!("{} (and no file of that name exists)", e.message),
+                        ..e
+                    }
+                }
+            });
+    }
+    read_recipients_file(path)
+}
+
+/// Reads a recipients file (or standard input, for `-`): recipient strings
+/// and P-256 public keys in SPKI PEM (`openssl pkey -pubout`), in any mix.
 pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::io(format!("cannot read recipients file {}", path.display()), e))?;
-    let mut out = Vec::new();
-    if text.contains("-----BEGIN") {
-        let blocks = kapsel_codec::keys::pem_blocks(&text, "PUBLIC KEY");
-        if blocks.is_empty() {
-            return Err(CliError::usage(format!("{}: no PUBLIC KEY block", path.display()))
-                .with_hint("this looks like a private key: give its public key (kapsel export, or openssl pkey -pubout)"));
-        }
-        for block in blocks {
-            out.push(
-                Recipient::from_pem(&block)
-                    .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?,
-            );
-        }
-        return Ok(out);
-    }
-    for (n, line) in key_lines(&text) {
-        out.push(parse_recipient(line).map_err(|e| CliError {
-            message: format!("{}:{n}: {}", path.display(), e.message),
-            ..e
-        })?);
-    }
-    if out.is_empty() {
-        return Err(CliError::usage(format!(
-            "{}: no recipient found",
-            path.display()
-        )));
-    }
-    Ok(out)
+    Ok(read_keys(path, Want::Recipients)?
+        .into_iter()
+        .map(|(_, k)| k.recipient())
+        .collect())
 }
 
 #[cfg(unix)]
@@ -266,5 +647,42 @@ mod tests {
             assert!(err.message.starts_with(&want), "{line:?}: {}", err.message);
             assert!(err.message.contains("white space"), "{}", err.message);
         }
+    }
+}
+
+#[cfg(test)]
+mod key_file_tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_their_order_and_line_numbers_across_formats() {
+        let (a, b) = (Identity::generate(), Identity::generate());
+        let text = format!(
+            "# team\n{}\n{}\n{}",
+            a.to_recipient(),
+            b.to_recipient().to_spki_pem(),
+            &*a.to_secret_string()
+        );
+        let keys = parse_key_text(&text, "f", Want::Any).expect("parsed");
+        let lines: Vec<usize> = keys.iter().map(|(n, _)| *n).collect();
+        assert_eq!(lines, [2, 3, 8]);
+        assert!(matches!(keys[2].1, Key::Identity(_)));
+        assert_eq!(keys[1].1.recipient(), b.to_recipient());
+    }
+
+    #[test]
+    fn a_begin_line_inside_a_block_is_refused_where_it_stands() {
+        let a = Identity::generate().to_recipient().to_spki_pem();
+        let cut = a.lines().take(2).collect::<Vec<_>>().join("\n");
+        let text = format!("{cut}\n{a}");
+        let err = parse_key_text(&text, "f", Want::Recipients)
+            .map(drop)
+            .expect_err("refused");
+        assert!(
+            err.message
+                .starts_with("f:3: expected -----END PUBLIC KEY-----"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -53,13 +53,15 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Print the recipient (public key) of each identity in FILE or standard input
-    #[command(after_help = "Examples:\n  kapsel pubkey me.key\n  kapsel keygen | kapsel pubkey")]
+    /// Print the recipient of each key in FILE or standard input (identities, recipients, PEM keys)
+    #[command(
+        after_help = "Examples:\n  kapsel pubkey me.key\n  kapsel keygen | kapsel pubkey\n  kapsel pubkey alice.pub.pem      # a PEM public key, as a recipient string"
+    )]
     Pubkey {
-        /// Identity file (standard input if absent)
+        /// Key file: identities, recipients, PEM keys (standard input if absent or -)
         file: Option<PathBuf>,
     },
-    /// Print the keys of an identity file as PEM (public SPKI, or private PKCS#8)
+    /// Print keys as PEM: public (SPKI) of any key, or private (PKCS#8) of an identity
     #[command(
         after_help = "Examples:\n  kapsel export me.key > me.pub.pem            # for openssl and for encrypt -R\n  kapsel export --private me.key > me.pem      # PKCS#8, readable by openssl pkey"
     )]
@@ -67,7 +69,7 @@ enum Command {
         /// Print the private key (PKCS#8 PEM) instead of the public key
         #[arg(long)]
         private: bool,
-        /// Identity file (standard input if absent)
+        /// Key file: identities, recipients, PEM keys (standard input if absent or -)
         file: Option<PathBuf>,
     },
     /// Encrypt IN (or standard input) to one or more recipients
@@ -97,7 +99,7 @@ enum Command {
         "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
         "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error\n  2 usage error\n  3 not a kapsel file, malformed header, or unsupported version\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data\n  6 refused by policy (replay, freshness, sender, challenge)\n  8 the message is being received by another process right now; retry later"))]
     Decrypt {
-        /// Identity file; repeatable, each is tried
+        /// Identity file (- for standard input); repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
         /// Output file (standard output if absent); replaced only on success
@@ -124,7 +126,7 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel verify -i me.key backup.kap\n  kapsel verify -i me.key --expect-sender kapsel1... --max-age 1d report.kap\n\n",
         "Nothing is recorded in a replay ledger. Exit codes are those of decrypt."))]
     Verify {
-        /// Identity file; repeatable, each is tried
+        /// Identity file (- for standard input); repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
         #[command(flatten)]
@@ -165,7 +167,7 @@ enum Command {
         /// Run one exchange over standard input and output (for ssh, socat, inetd)
         #[arg(long)]
         stdio: bool,
-        /// Identity file; repeatable, each is tried
+        /// Identity file (- for standard input); repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
         /// Output file (standard output if absent); with --keep-going, a directory
@@ -177,8 +179,8 @@ enum Command {
         /// With --keep-going: connections served at once
         #[arg(long, value_name = "N", default_value_t = 8)]
         max_connections: usize,
-        /// Refuse messages not signed by this sender (recipient string); repeatable
-        #[arg(long, value_name = "RECIPIENT")]
+        /// Refuse messages not signed by this sender: a recipient string, an inline PEM public key, or a file of them; repeatable
+        #[arg(long, value_name = "SENDER", allow_hyphen_values = true)]
         expect_sender: Vec<String>,
         /// Give up on a silent peer after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
@@ -222,7 +224,7 @@ struct AddressingArgs {
     /// Recipient string (kapsel1...); repeatable
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
     recipients: Vec<String>,
-    /// File of recipient strings, one per line, # comments; repeatable
+    /// Recipients file (- for standard input): recipient strings and PEM public keys, # comments; repeatable
     #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
     recipient_files: Vec<PathBuf>,
     /// Sign as the sender in IDENTITY: receivers can verify who made the message
@@ -257,8 +259,8 @@ struct PolicyArgs {
     /// With --max-age or a replay ledger: allowed clock skew for files from the future
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     max_skew: String,
-    /// Refuse files not signed by this sender (recipient string); repeatable
-    #[arg(long, value_name = "RECIPIENT")]
+    /// Refuse files not signed by this sender: a recipient string, an inline PEM public key, or a file of them; repeatable
+    #[arg(long, value_name = "SENDER", allow_hyphen_values = true)]
     expect_sender: Vec<String>,
     /// Refuse files that do not answer this challenge (from kapsel challenge; see encrypt --challenge)
     #[arg(long, value_name = "CHALLENGE")]
@@ -269,8 +271,53 @@ fn parse_challenge(s: &str) -> Result<kapsel_codec::exchange::Challenge, error::
     s.parse().map_err(error::CliError::usage)
 }
 
-fn parse_recipients(list: &[String]) -> Result<Vec<kapsel_codec::Recipient>, error::CliError> {
-    list.iter().map(|s| keyfiles::parse_recipient(s)).collect()
+/// The senders of `--expect-sender`: recipient strings, inline PEM public
+/// keys, or files of them.
+fn parse_senders(list: &[String]) -> Result<Vec<kapsel_codec::Recipient>, error::CliError> {
+    let mut out = Vec::new();
+    for s in list {
+        out.extend(keyfiles::parse_sender(s)?);
+    }
+    Ok(out)
+}
+
+/// Refuses a command line on which more than one thing reads standard
+/// input: `readers` names each possible reader and how often it does.
+fn one_stdin_reader(readers: &[(&str, usize)]) -> Result<(), error::CliError> {
+    let mut users = readers
+        .iter()
+        .flat_map(|&(name, n)| std::iter::repeat_n(name, n));
+    if let (Some(a), Some(b)) = (users.next(), users.next()) {
+        let message = if a == b {
+            format!("standard input is named twice, for {a}")
+        } else {
+            format!("standard input cannot carry both {a} and {b}")
+        };
+        return Err(error::CliError::usage(message)
+            .with_hint("it can be read only once: name a file for one of them"));
+    }
+    Ok(())
+}
+
+fn stdin_count(paths: &[PathBuf]) -> usize {
+    paths.iter().filter(|p| keyfiles::is_stdin(p)).count()
+}
+
+fn data_on_stdin(input: Option<&std::path::Path>) -> usize {
+    usize::from(input.is_none_or(keyfiles::is_stdin))
+}
+
+impl AddressingArgs {
+    /// Who reads standard input among these flags.
+    fn stdin_readers(&self) -> [(&'static str, usize); 2] {
+        [
+            ("the recipients (-R -)", stdin_count(&self.recipient_files)),
+            (
+                "the signing identity (--sign-as -)",
+                usize::from(self.sign_as.as_deref().is_some_and(keyfiles::is_stdin)),
+            ),
+        ]
+    }
 }
 
 fn parse_duration(s: &str) -> Result<u64, error::CliError> {
@@ -283,7 +330,7 @@ impl PolicyArgs {
             replay_db,
             max_age: self.max_age.as_deref().map(parse_duration).transpose()?,
             max_skew: parse_duration(&self.max_skew)?,
-            expect_senders: parse_recipients(&self.expect_sender)?,
+            expect_senders: parse_senders(&self.expect_sender)?,
             expect_challenge: self
                 .expect_challenge
                 .as_deref()
@@ -306,15 +353,23 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             threads,
             output,
             input,
-        } => commands::encrypt(commands::EncryptArgs {
-            addressing: addressing.as_addressing(),
-            armor,
-            challenge: challenge.as_deref().map(parse_challenge).transpose()?,
-            threads,
-            progress,
-            output: output.as_deref(),
-            input: input.as_deref(),
-        }),
+        } => {
+            let [r, sign] = addressing.stdin_readers();
+            one_stdin_reader(&[
+                r,
+                sign,
+                ("the data to encrypt", data_on_stdin(input.as_deref())),
+            ])?;
+            commands::encrypt(commands::EncryptArgs {
+                addressing: addressing.as_addressing(),
+                armor,
+                challenge: challenge.as_deref().map(parse_challenge).transpose()?,
+                threads,
+                progress,
+                output: output.as_deref(),
+                input: input.as_deref(),
+            })
+        }
         Command::Decrypt {
             identities,
             output,
@@ -324,32 +379,44 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             offset,
             length,
             input,
-        } => commands::decrypt(commands::DecryptArgs {
-            policy: policy.into_policy(policy::replay_db_path(replay_db)?)?,
-            discard_output: false,
-            threads,
-            identity_files: &identities,
-            progress,
-            output: output.as_deref(),
-            input: input.as_deref(),
-            offset,
-            length,
-        }),
+        } => {
+            one_stdin_reader(&[
+                ("the identities (-i -)", stdin_count(&identities)),
+                ("the data to decrypt", data_on_stdin(input.as_deref())),
+            ])?;
+            commands::decrypt(commands::DecryptArgs {
+                policy: policy.into_policy(policy::replay_db_path(replay_db)?)?,
+                discard_output: false,
+                threads,
+                identity_files: &identities,
+                progress,
+                output: output.as_deref(),
+                input: input.as_deref(),
+                offset,
+                length,
+            })
+        }
         Command::Verify {
             identities,
             policy,
             input,
-        } => commands::decrypt(commands::DecryptArgs {
-            policy: policy.into_policy(None)?,
-            discard_output: true,
-            threads: 0,
-            identity_files: &identities,
-            progress,
-            output: None,
-            input: input.as_deref(),
-            offset: None,
-            length: None,
-        }),
+        } => {
+            one_stdin_reader(&[
+                ("the identities (-i -)", stdin_count(&identities)),
+                ("the data to verify", data_on_stdin(input.as_deref())),
+            ])?;
+            commands::decrypt(commands::DecryptArgs {
+                policy: policy.into_policy(None)?,
+                discard_output: true,
+                threads: 0,
+                identity_files: &identities,
+                progress,
+                output: None,
+                input: input.as_deref(),
+                offset: None,
+                length: None,
+            })
+        }
         Command::Inspect { json, input } => {
             inspect::run(files::Input::open(input.as_deref())?, json)
         }
@@ -364,21 +431,27 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             expect_sender,
             timeout,
             threads,
-        } => exchange::listen(exchange::ListenArgs {
-            addr: addr.as_deref(),
-            stdio,
-            identity_files: &identities,
-            output: output.as_deref(),
-            keep_going,
-            max_connections,
-            policy: policy::Policy {
-                expect_senders: parse_recipients(&expect_sender)?,
-                ..policy::Policy::default()
-            },
-            threads,
-            timeout: std::time::Duration::from_secs(parse_duration(&timeout)?),
-            progress,
-        }),
+        } => {
+            one_stdin_reader(&[
+                ("the identities (-i -)", stdin_count(&identities)),
+                ("the exchange (--stdio)", usize::from(stdio)),
+            ])?;
+            exchange::listen(exchange::ListenArgs {
+                addr: addr.as_deref(),
+                stdio,
+                identity_files: &identities,
+                output: output.as_deref(),
+                keep_going,
+                max_connections,
+                policy: policy::Policy {
+                    expect_senders: parse_senders(&expect_sender)?,
+                    ..policy::Policy::default()
+                },
+                threads,
+                timeout: std::time::Duration::from_secs(parse_duration(&timeout)?),
+                progress,
+            })
+        }
         Command::Send {
             addr,
             stdio,
@@ -386,7 +459,17 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             timeout,
             threads,
             input,
-        } => exchange::send(exchange::SendArgs {
+        } => {
+            let [r, sign] = addressing.stdin_readers();
+            // With --stdio, standard input carries the exchange (and IN
+            // must be a file); without it, IN absent or - is standard input.
+            let data = if stdio {
+                1
+            } else {
+                data_on_stdin(input.as_deref())
+            };
+            one_stdin_reader(&[r, sign, ("the data to send", data)])?;
+            exchange::send(exchange::SendArgs {
             // With --stdio there is no address: the one operand is IN.
             addr: if stdio { None } else { addr.as_deref() },
             input: match (stdio, &addr, &input) {
@@ -403,13 +486,72 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             threads,
             timeout: std::time::Duration::from_secs(parse_duration(&timeout)?),
             progress,
-        }),
+        })
+        }
         Command::Demo => demo::run(),
     }
 }
 
+/// Prints a clap error in kapsel's style: `kapsel: error: ...`, then each
+/// tip and the usage line as `kapsel: hint: ...`; help and version go to
+/// standard output with exit 0. Usage errors keep clap's exit code 2.
+fn report_clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("kapsel: error: no command given");
+            eprintln!(
+                "kapsel: hint: usage: kapsel [OPTIONS] <COMMAND>; kapsel --help lists the commands"
+            );
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut message = lines
+        .next()
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l).to_string())
+        .unwrap_or_else(|| "invalid command line".into());
+    let mut hints = Vec::new();
+    for line in lines {
+        if let Some(tip) = line.strip_prefix("tip: ") {
+            hints.push(tip.to_string());
+        } else if let Some(usage) = line.strip_prefix("Usage: ") {
+            hints.push(format!("usage: {usage}"));
+        } else if line.starts_with("For more information") {
+            hints.push(lower_first(line).trim_end_matches('.').to_string());
+        } else if hints.is_empty() {
+            // A continuation of the message (the missing arguments).
+            message = format!("{message} {line}");
+        } else {
+            hints.push(line.to_string());
+        }
+    }
+    eprintln!("kapsel: error: {message}");
+    for hint in hints {
+        eprintln!("kapsel: hint: {hint}");
+    }
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return report_clap_error(e),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

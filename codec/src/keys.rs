@@ -26,19 +26,92 @@ pub const RECIPIENT_HRP: &str = "kapsel";
 /// Human-readable part of identity strings (written upper case).
 pub const IDENTITY_HRP: &str = "kapsel-secret-key-";
 
-/// A key string could not be parsed.
+/// What a key string is, judged by its prefix (Bech32 human-readable part).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyKind {
+    /// A kapsel recipient (`kapsel1...`).
+    Recipient,
+    /// A kapsel identity (`KAPSEL-SECRET-KEY-1...`).
+    Identity,
+    /// An age recipient (`age1...`, plugins included).
+    AgeRecipient,
+    /// An age identity (`AGE-SECRET-KEY-1...`, plugins included).
+    AgeIdentity,
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyKind::Recipient => "a kapsel recipient (public key)",
+            KeyKind::Identity => "a kapsel identity (private key)",
+            KeyKind::AgeRecipient => "an age recipient",
+            KeyKind::AgeIdentity => "an age identity",
+        })
+    }
+}
+
+/// A key string or PEM key could not be parsed. Each variant names one
+/// thing that is wrong, in the order a decoder checks them (SPEC.md 4.1).
+/// None of them carries or shows the key's bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyParseError {
-    /// Not Bech32, a bad checksum, or mixed case.
-    #[error("invalid encoding or checksum")]
-    Encoding,
-    /// A Bech32 string for something else than expected.
-    #[error("wrong key type (expected {expected})")]
+    /// The empty string.
+    #[error("empty key string")]
+    Empty,
+    /// No `1` separating a prefix from the data: not a key string at all.
+    #[error("not a key string (no prefix ending in 1)")]
+    NoSeparator,
+    /// Upper and lower case letters mixed.
+    #[error("mixed upper and lower case")]
+    MixedCase,
+    /// A prefix (Bech32 human-readable part) for another kind of key.
+    #[error("{found}, where {expected} was expected")]
     WrongType {
-        /// What was expected: "recipient" or "identity".
-        expected: &'static str,
+        /// What was expected: [`KeyKind::Recipient`] or [`KeyKind::Identity`].
+        expected: KeyKind,
+        /// What the prefix says the string is.
+        found: KeyKind,
     },
+    /// A prefix no key string has.
+    #[error("unknown prefix (expected {expected})")]
+    UnknownPrefix {
+        /// What was expected.
+        expected: KeyKind,
+    },
+    /// A character Bech32 does not use, after the prefix.
+    #[error(
+        "invalid character at position {position} (Bech32 has no b, i, o or 1 after the prefix)"
+    )]
+    InvalidChar {
+        /// 1-based position of the first such character.
+        position: usize,
+    },
+    /// The right prefix but not the fixed length.
+    #[error("wrong length: {found} characters, {expected_kind} has {expected}")]
+    WrongLength {
+        /// The length of a valid string of this kind.
+        expected: usize,
+        /// What was expected, for the message.
+        expected_kind: KeyKind,
+        /// The length given.
+        found: usize,
+    },
+    /// The Bech32 checksum does not match: a character is wrong.
+    #[error("bad checksum (a character is wrong)")]
+    Checksum,
+    /// Non-zero or excess padding bits: a non-canonical encoding.
+    #[error("non-canonical encoding (padding bits)")]
+    Padding,
+    /// A well-formed recipient string whose bytes are not a compressed
+    /// point on P-256.
+    #[error("not a point on the P-256 curve")]
+    NotOnCurve,
+    /// A well-formed identity string whose scalar is 0 or not below the
+    /// group order.
+    #[error("not a valid P-256 private key (scalar out of range)")]
+    ScalarOutOfRange,
     /// The decoded bytes are not a valid P-256 key.
     #[error("not a valid P-256 key")]
     InvalidKey,
@@ -101,11 +174,10 @@ impl Identity {
     /// Parses an identity string: exactly the string, with no white space
     /// around it.
     pub fn from_secret_string(s: &str) -> Result<Self, KeyParseError> {
-        let bytes = decode(s, IDENTITY_HRP, 32, "identity")?;
-        let bytes = Zeroizing::new(bytes);
+        let bytes = Zeroizing::new(decode(s, KeyKind::Identity)?);
         SecretKey::from_slice(&bytes)
             .map(|secret| Identity { secret })
-            .map_err(|_| KeyParseError::InvalidKey)
+            .map_err(|_| KeyParseError::ScalarOutOfRange)
     }
 }
 
@@ -274,35 +346,212 @@ impl std::str::FromStr for Recipient {
     /// Parses a recipient string: exactly the string, with no white space
     /// around it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = decode(s, RECIPIENT_HRP, 33, "recipient")?;
+        let bytes = decode(s, KeyKind::Recipient)?;
+        if !matches!(bytes.first(), Some(0x02 | 0x03)) {
+            return Err(KeyParseError::NotOnCurve);
+        }
         PublicKey::from_sec1_bytes(&bytes)
             .map(|public| Recipient { public })
-            .map_err(|_| KeyParseError::InvalidKey)
+            .map_err(|_| KeyParseError::NotOnCurve)
     }
 }
 
-/// Decodes a Bech32 (BIP 173) string with human-readable part `hrp` and
-/// payload length `len`: checksum, case, padding bits and length all checked.
-/// `s` must be exactly the key string: white space around or inside it is an
-/// encoding error (SPEC.md 4.1; key files trim their lines first, 4.3).
-fn decode(
-    s: &str,
-    hrp: &str,
-    len: usize,
-    expected: &'static str,
-) -> Result<Vec<u8>, KeyParseError> {
-    let checked = CheckedHrpstring::new::<Bech32>(s).map_err(|_| KeyParseError::Encoding)?;
-    if !checked.hrp().as_str().eq_ignore_ascii_case(hrp) {
-        return Err(KeyParseError::WrongType { expected });
+/// Bech32's 32 data symbols (BIP 173).
+const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+/// What a human-readable part says a string is, if it is any key we know.
+fn kind_of_prefix(hrp: &str) -> Option<KeyKind> {
+    let hrp = hrp.to_ascii_lowercase();
+    if hrp == RECIPIENT_HRP {
+        Some(KeyKind::Recipient)
+    } else if hrp == IDENTITY_HRP {
+        Some(KeyKind::Identity)
+    } else if hrp.starts_with("age-plugin-") || hrp == "age-secret-key-" {
+        Some(KeyKind::AgeIdentity)
+    } else if hrp == "age" || hrp.starts_with("age1") {
+        Some(KeyKind::AgeRecipient)
+    } else {
+        None
     }
+}
+
+/// Decodes a kapsel key string of `kind` (SPEC.md 4.1, 4.2) into its
+/// payload bytes, checking in this order, so that the error says the first
+/// thing wrong: empty, separator, case, prefix, characters, length,
+/// checksum, padding. `s` must be exactly the key string: white space
+/// around or inside it is an invalid character (SPEC.md 4.1; key files trim
+/// their lines first, 4.3).
+fn decode(s: &str, kind: KeyKind) -> Result<Vec<u8>, KeyParseError> {
+    let (hrp, len, total) = match kind {
+        KeyKind::Identity => (IDENTITY_HRP, 32, 77),
+        _ => (RECIPIENT_HRP, 33, 66),
+    };
+    if s.is_empty() {
+        return Err(KeyParseError::Empty);
+    }
+    let Some(sep) = s.rfind('1') else {
+        return Err(KeyParseError::NoSeparator);
+    };
+    let has_lower = s.bytes().any(|b| b.is_ascii_lowercase());
+    let has_upper = s.bytes().any(|b| b.is_ascii_uppercase());
+    if has_lower && has_upper {
+        return Err(KeyParseError::MixedCase);
+    }
+    match kind_of_prefix(&s[..sep]) {
+        Some(found) if found == kind => {}
+        Some(found) => {
+            return Err(KeyParseError::WrongType {
+                expected: kind,
+                found,
+            })
+        }
+        None => return Err(KeyParseError::UnknownPrefix { expected: kind }),
+    }
+    if let Some(i) = s[sep + 1..]
+        .chars()
+        .position(|c| !c.is_ascii() || !BECH32_CHARSET.contains(&(c as u8).to_ascii_lowercase()))
+    {
+        return Err(KeyParseError::InvalidChar {
+            position: sep + 2 + i,
+        });
+    }
+    if s.len() != total {
+        return Err(KeyParseError::WrongLength {
+            expected: total,
+            expected_kind: kind,
+            found: s.len(),
+        });
+    }
+    let checked = CheckedHrpstring::new::<Bech32>(s).map_err(|_| KeyParseError::Checksum)?;
+    debug_assert!(checked.hrp().as_str().eq_ignore_ascii_case(hrp));
     // BIP 173's rule for the 5-to-8-bit regrouping: at most 4 leftover bits,
     // all zero. (The crate names it after segwit, but no version symbol is involved.)
     checked
         .validate_segwit_padding()
-        .map_err(|_| KeyParseError::Encoding)?;
+        .map_err(|_| KeyParseError::Padding)?;
     let bytes: Vec<u8> = checked.byte_iter().collect();
     if bytes.len() != len {
-        return Err(KeyParseError::InvalidKey);
+        // Unreachable with the fixed total length; kept as a guard.
+        return Err(KeyParseError::WrongLength {
+            expected: total,
+            expected_kind: kind,
+            found: s.len(),
+        });
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipient_error(s: &str) -> KeyParseError {
+        s.parse::<Recipient>().expect_err("refused")
+    }
+
+    fn identity_error(s: &str) -> KeyParseError {
+        Identity::from_secret_string(s)
+            .map(drop)
+            .expect_err("refused")
+    }
+
+    #[test]
+    fn each_broken_key_string_gets_its_own_error() {
+        let id = Identity::generate();
+        let r = id.to_recipient().to_string();
+        let secret = id.to_secret_string();
+        assert_eq!(recipient_error(""), KeyParseError::Empty);
+        assert_eq!(recipient_error("hello"), KeyParseError::NoSeparator);
+        let mixed = format!("K{}", &r[1..]);
+        assert_eq!(recipient_error(&mixed), KeyParseError::MixedCase);
+        assert_eq!(
+            recipient_error(&secret),
+            KeyParseError::WrongType {
+                expected: KeyKind::Recipient,
+                found: KeyKind::Identity
+            }
+        );
+        assert_eq!(
+            identity_error(&r),
+            KeyParseError::WrongType {
+                expected: KeyKind::Identity,
+                found: KeyKind::Recipient
+            }
+        );
+        let age = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        assert_eq!(
+            recipient_error(age),
+            KeyParseError::WrongType {
+                expected: KeyKind::Recipient,
+                found: KeyKind::AgeRecipient
+            }
+        );
+        let age_secret =
+            "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX";
+        assert_eq!(
+            identity_error(age_secret),
+            KeyParseError::WrongType {
+                expected: KeyKind::Identity,
+                found: KeyKind::AgeIdentity
+            }
+        );
+        assert_eq!(
+            recipient_error("kapsal1qqqq"),
+            KeyParseError::UnknownPrefix {
+                expected: KeyKind::Recipient
+            }
+        );
+        let bad_char = format!("{}b{}", &r[..20], &r[21..]);
+        assert_eq!(
+            recipient_error(&bad_char),
+            KeyParseError::InvalidChar { position: 21 }
+        );
+        assert_eq!(
+            recipient_error(&r[..60]),
+            KeyParseError::WrongLength {
+                expected: 66,
+                expected_kind: KeyKind::Recipient,
+                found: 60
+            }
+        );
+        assert!(matches!(
+            identity_error(&secret[..70]),
+            KeyParseError::WrongLength { found: 70, .. }
+        ));
+        let mut typo = r.clone().into_bytes();
+        typo[30] = if typo[30] == b'q' { b'p' } else { b'q' };
+        let typo = String::from_utf8(typo).expect("ascii");
+        assert_eq!(recipient_error(&typo), KeyParseError::Checksum);
+        // 33 bytes that are no compressed point: a wrong tag, and an x with
+        // no point on the curve.
+        for bytes in [[0x04u8; 33], {
+            let mut b = [0xffu8; 33];
+            b[0] = 0x02;
+            b
+        }] {
+            let s = bech32::encode::<Bech32>(Hrp::parse_unchecked(RECIPIENT_HRP), &bytes)
+                .expect("encode");
+            assert_eq!(recipient_error(&s), KeyParseError::NotOnCurve);
+        }
+        let zero = bech32::encode::<Bech32>(Hrp::parse_unchecked(IDENTITY_HRP), &[0u8; 32])
+            .expect("encode")
+            .to_uppercase();
+        assert_eq!(identity_error(&zero), KeyParseError::ScalarOutOfRange);
+    }
+
+    #[test]
+    fn identity_errors_never_show_the_string() {
+        let secret = Identity::generate().to_secret_string();
+        let mut typo = secret.to_string().into_bytes();
+        typo[40] = if typo[40] == b'Q' { b'P' } else { b'Q' };
+        let typo = String::from_utf8(typo).expect("ascii");
+        let mixed = format!("k{}", &secret[1..]);
+        for s in [&typo[..], &secret[..70], &mixed[..]] {
+            let msg = Identity::from_secret_string(s)
+                .map(drop)
+                .expect_err("refused")
+                .to_string();
+            assert!(!msg.contains(&secret[20..40]), "{msg}");
+        }
+    }
 }
