@@ -33,6 +33,9 @@ pub struct CliError {
     pub exit: Exit,
     pub message: String,
     pub hint: Option<String>,
+    /// Ends the process without a message: standard output was closed by
+    /// its reader (`EPIPE`), as when piping into `head`.
+    pub quiet: bool,
 }
 
 impl CliError {
@@ -41,6 +44,7 @@ impl CliError {
             exit,
             message: message.to_string(),
             hint: None,
+            quiet: false,
         }
     }
 
@@ -59,14 +63,20 @@ impl CliError {
 
     /// An I/O error on a named path.
     pub fn io(context: impl fmt::Display, e: io::Error) -> Self {
-        Self::other(format!("{context}: {}", plain_io_message(&e)))
+        let mut err = Self::other(format!("{context}: {}", plain_io_message(&e)));
+        err.quiet = e.kind() == io::ErrorKind::BrokenPipe;
+        err
     }
 
     /// Prints `kapsel: error: ...` and, if any, `kapsel: hint: ...` to stderr.
+    /// Prints nothing for a closed standard output (see [`CliError::quiet`]).
     pub fn report(&self) {
-        eprintln!("kapsel: error: {}", self.message);
+        if self.quiet {
+            return;
+        }
+        errln!("kapsel: error: {}", self.message);
         if let Some(hint) = &self.hint {
-            eprintln!("kapsel: hint: {hint}");
+            errln!("kapsel: hint: {hint}");
         }
     }
 }

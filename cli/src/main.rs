@@ -2,7 +2,12 @@
 //! parsing and exit codes; the format and the cryptography live in
 //! `kapsel-format` and `kapsel-codec`.
 #![forbid(unsafe_code)]
+// Every write to standard output or standard error goes through `output`,
+// which never panics.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
+#[macro_use]
+mod output;
 mod commands;
 mod demo;
 mod error;
@@ -10,6 +15,7 @@ mod exchange;
 mod files;
 mod inspect;
 mod keyfiles;
+mod ledger_cmd;
 mod policy;
 mod progress;
 mod time;
@@ -82,8 +88,8 @@ enum Command {
         /// Answer a receiver's challenge (from kapsel challenge): the receiver checks it with decrypt --expect-challenge
         #[arg(long, value_name = "CHALLENGE")]
         challenge: Option<String>,
-        /// Worker threads for the payload (0: all cores; 1: sequential)
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_threads)]
         threads: usize,
         /// Output file (standard output if absent); written atomically
         #[arg(short, long, value_name = "OUT")]
@@ -108,8 +114,8 @@ enum Command {
         /// Replay ledger: refuse messages already accepted (also $KAPSEL_REPLAY_DB; "default" = <state dir>/replay.db)
         #[arg(long, value_name = "PATH")]
         replay_db: Option<PathBuf>,
-        /// Worker threads for the payload (0: all cores; 1: sequential)
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_threads)]
         threads: usize,
         /// Decrypt only from plaintext byte N on (needs an input file; decrypts only the chunks the range touches)
         #[arg(long, value_name = "N")]
@@ -183,8 +189,8 @@ enum Command {
         /// Give up on a silent peer after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
         timeout: String,
-        /// Worker threads for the payload (0: all cores; 1: sequential)
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_threads)]
         threads: usize,
     },
     /// Send IN to a kapsel listener: answers its challenge, then checks its receipt
@@ -203,17 +209,62 @@ enum Command {
         /// Give up on a silent receiver after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
         timeout: String,
-        /// Worker threads for the payload (0: all cores; 1: sequential)
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_threads)]
         threads: usize,
         /// Input file (standard input if absent or -)
         input: Option<PathBuf>,
+    },
+    /// Show, check and mend a replay ledger (decrypt --replay-db)
+    #[command(after_help = concat!("Examples:\n  kapsel ledger list --replay-db ~/.local/state/kapsel/replay.db\n  kapsel ledger check --json\n  kapsel ledger forget 01ab...\n  kapsel ledger repair --max-age 1d\n\n",
+        "The ledger is --replay-db PATH, else $KAPSEL_REPLAY_DB, else <state dir>/replay.db.\n\n",
+        "Exit codes: 0 success, 1 error or (check) a problem found, 2 usage error"))]
+    Ledger {
+        /// The replay ledger (also $KAPSEL_REPLAY_DB; default <state dir>/replay.db)
+        #[arg(long, value_name = "PATH", global = true)]
+        replay_db: Option<PathBuf>,
+        #[command(subcommand)]
+        action: LedgerAction,
     },
     /// Run the main job on a built-in sample: keygen, encrypt, inspect, decrypt, verify
     #[command(
         after_help = "Examples:\n  kapsel demo        # prints each step and ok; exit 0 when all worked"
     )]
     Demo,
+}
+
+/// `kapsel ledger` subcommands.
+#[derive(Subcommand, Debug)]
+enum LedgerAction {
+    /// List the entries (identifier, state, sender, serial, times) and the horizon
+    List {
+        /// Print JSON for scripts (64-bit numbers as strings)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check integrity: SQLite, schema, file modes, abandoned entries, times in the future
+    Check {
+        /// Print JSON for scripts
+        #[arg(long)]
+        json: bool,
+        /// Allowed clock skew for times in the future
+        #[arg(long, value_name = "DURATION", default_value = "5m")]
+        max_skew: String,
+    },
+    /// Delete one entry: that message can then be accepted once more
+    Forget {
+        /// The entry's identifier, in hexadecimal, as ledger list shows it
+        id: String,
+    },
+    /// Lower a horizon that lies in the future to now - MAX_AGE - MAX_SKEW
+    Repair {
+        /// The receiver's --max-age: files older than this are refused anyway
+        #[arg(long, value_name = "DURATION")]
+        max_age: String,
+        /// The receiver's --max-skew
+        #[arg(long, value_name = "DURATION", default_value = "5m")]
+        max_skew: String,
+    },
 }
 
 /// Who a message goes to and who signs it: flags shared by `encrypt` and `send`.
@@ -263,6 +314,24 @@ struct PolicyArgs {
     /// Refuse files that do not answer this challenge (from kapsel challenge; see encrypt --challenge)
     #[arg(long, value_name = "CHALLENGE")]
     expect_challenge: Option<String>,
+}
+
+/// Most worker threads `--threads` accepts: far more than any machine
+/// kapsel runs on has cores, and few enough that starting them is quick
+/// (each holds a 2 MiB batch in flight).
+const MAX_THREADS: usize = 1024;
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of threads"))?;
+    if n > MAX_THREADS {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Err(format!(
+            "at most {MAX_THREADS} threads (this machine has {cores} cores; 0 uses them all)"
+        ));
+    }
+    Ok(n)
 }
 
 fn parse_challenge(s: &str) -> Result<kapsel_codec::exchange::Challenge, error::CliError> {
@@ -405,6 +474,21 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             progress,
         }),
         Command::Demo => demo::run(),
+        Command::Ledger { replay_db, action } => ledger_cmd::run(
+            replay_db,
+            match action {
+                LedgerAction::List { json } => ledger_cmd::Action::List { json },
+                LedgerAction::Check { json, max_skew } => ledger_cmd::Action::Check {
+                    json,
+                    max_skew: parse_duration(&max_skew)?,
+                },
+                LedgerAction::Forget { id } => ledger_cmd::Action::Forget { id },
+                LedgerAction::Repair { max_age, max_skew } => ledger_cmd::Action::Repair {
+                    max_age: parse_duration(&max_age)?,
+                    max_skew: parse_duration(&max_skew)?,
+                },
+            },
+        ),
     }
 }
 
