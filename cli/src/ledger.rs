@@ -185,13 +185,13 @@ impl Ledger {
             })
             .optional()?
             .unwrap_or(i64::MIN);
-        // Never past the newest creation time recorded (this message's
-        // included): a receiver clock that jumped forward must not prune
-        // everything and lock out every file made before the jump.
+        // Never past the newest creation time already recorded, and not at
+        // all in an empty ledger (there is nothing to prune): a cut-off from
+        // a clock that jumped forward must not delete every entry and lock
+        // out every file made before the jump.
         let newest: Option<i64> =
             tx.query_row("SELECT max(created_at) FROM seen", [], |r| r.get(0))?;
-        let prune_before =
-            prune_before.map(|c| c.min(newest.map_or(created_at, |n| n.max(created_at))));
+        let prune_before = prune_before.and_then(|c| newest.map(|n| c.min(n)));
         if let Some(cutoff) = prune_before.filter(|c| *c > horizon) {
             tx.execute("DELETE FROM seen WHERE created_at < ?1", params![cutoff])?;
             tx.execute("INSERT INTO meta (key, value) VALUES ('horizon', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![cutoff])?;
@@ -814,29 +814,33 @@ mod tests {
     fn pruning_never_moves_the_horizon_past_the_newest_entry() {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join("l.db")).unwrap();
-        let year = 365 * 86_400;
+        let (day, year) = (86_400, 365 * 86_400);
+        // An empty ledger has nothing to prune: no horizon.
         let r = l
-            .reserve(&replay_id(Some(b"s"), 1, b""), 1000, None, 1000)
+            .reserve(&replay_id(Some(b"s"), 1, b""), 1000, Some(900), 1000)
             .unwrap();
         l.confirm(r).unwrap();
-        // The receiver's clock jumps a year ahead; a file made then (as its
-        // sender's clock says) is accepted with a window of a day.
+        assert_eq!(l.horizon().unwrap(), None);
+        // The receiver's clock jumps a year ahead, and a file made on a
+        // jumped clock too passes a one-day window: the cut-off stops at
+        // the newest entry recorded before it.
         let r = l
             .reserve(
                 &replay_id(Some(b"s"), 2, b""),
-                1010,
-                Some(1000 + year - 86_400),
+                1000 + year,
+                Some(1000 + year - day),
                 1000 + year,
             )
             .unwrap();
         l.confirm(r).unwrap();
-        assert_eq!(l.horizon().unwrap(), Some(1010));
+        assert_eq!(l.horizon().unwrap(), Some(1000));
         // Back to the right time: a fresh file is not locked out.
         let r = l
-            .reserve(&replay_id(Some(b"s"), 3, b""), 1020, Some(0), 1020)
+            .reserve(&replay_id(Some(b"s"), 3, b""), 1020, Some(1020 - day), 1020)
             .unwrap();
         l.confirm(r).unwrap();
-        assert_eq!(l.horizon().unwrap(), Some(1010));
+        assert_eq!(l.horizon().unwrap(), Some(1000));
+        assert_eq!(l.len().unwrap(), 3);
     }
 
     #[test]
@@ -863,15 +867,19 @@ mod tests {
             .reserve(&replay_id(None, 0, b"h"), 200, Some(150), 200)
             .unwrap();
         l.confirm(r).unwrap();
-        assert_eq!(l.horizon().unwrap(), Some(150));
+        // Capped at the newest entry before this one.
+        assert_eq!(l.horizon().unwrap(), Some(100));
         assert_eq!(l.set_horizon(300).unwrap(), None, "never raised");
-        assert_eq!(l.set_horizon(120).unwrap(), Some(150));
-        assert_eq!(l.horizon().unwrap(), Some(120));
+        assert_eq!(l.set_horizon(90).unwrap(), Some(100));
+        assert_eq!(l.horizon().unwrap(), Some(90));
         assert!(l.check(200, 0).unwrap().is_empty());
+        l.conn
+            .execute("UPDATE meta SET value = 5000 WHERE key = 'horizon'", [])
+            .unwrap();
         assert_eq!(
-            l.check(100, 0).unwrap(),
+            l.check(150, 0).unwrap(),
             vec![
-                Problem::HorizonInFuture { horizon: 120 },
+                Problem::HorizonInFuture { horizon: 5000 },
                 Problem::EntriesInFuture { count: 1 }
             ]
         );
