@@ -30,7 +30,7 @@ Exit codes:
   0  success
   1  I/O or other error
   2  usage error
-  3  not a kapsel file, malformed header, or unsupported version
+  3  not a kapsel file, malformed header, unsupported version, or damaged armor
   4  no identity matches any recipient
   5  authentication failed: header, payload tag, truncated or trailing data,
      or an invalid sender signature
@@ -101,7 +101,7 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel decrypt -i me.key -o notes.txt secret.kap\n  ssh host 'cat dir.tar.kap' | kapsel decrypt -i me.key | tar x\n  kapsel decrypt -i me.key --offset 1048576 --length 4096 big.kap > part.bin\n\n",
         "With -o, output goes to a temporary file that replaces OUT only after the whole input\n",
         "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
-        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error\n  2 usage error\n  3 not a kapsel file, malformed header, or unsupported version\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data\n  6 refused by policy (replay, freshness, sender, challenge)\n  8 the message is being received by another process right now; retry later"))]
+        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error (a closed standard output ends quietly with 1)\n  2 usage error\n  3 not a kapsel file, malformed header, unsupported version, or damaged armor\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data,\n    or an invalid sender signature\n  6 refused by policy: already accepted (a replay), too old, from the future,\n    not from the expected sender, or not answering the expected challenge\n  8 the message is being received by another process right now; retry later"))]
     Decrypt {
         /// Identity file; repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
@@ -128,7 +128,9 @@ enum Command {
     },
     /// Check a file completely (header, sender signature, every chunk) without writing plaintext
     #[command(after_help = concat!("Examples:\n  kapsel verify -i me.key backup.kap\n  kapsel verify -i me.key --expect-sender kapsel1... --max-age 1d report.kap\n\n",
-        "Nothing is recorded in a replay ledger. Exit codes are those of decrypt."))]
+        "On success, prints one line on standard output (verified: FILE: N bytes, sender, creation\n",
+        "time, serial); -q prints nothing. Nothing is recorded in a replay ledger.\n",
+        "Exit codes are those of decrypt."))]
     Verify {
         /// Identity file; repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
@@ -161,7 +163,7 @@ enum Command {
         "With --keep-going, -o names a directory and each message gets a new file in it.\n\n",
         "Exit codes (one exchange): those of decrypt; 1 also when the sender closed the connection early"))]
     Listen {
-        /// Address to listen on, HOST:PORT (port 0: any free port, printed on stderr)
+        /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT or PORT (every IPv4 interface), or HOST (port 7000); port 0 picks a free port, printed on stderr even with -q
         #[arg(
             value_name = "ADDR",
             required_unless_present = "stdio",
@@ -198,7 +200,7 @@ enum Command {
         "Over ssh (a FIFO joins the two directions):\n  mkfifo back\n  kapsel send --stdio -r kapsel1... backup.tar < back \\\n    | ssh host kapsel listen --stdio -i me.key -o backup.tar > back\n\n",
         "Exit codes:\n  0 delivered: the receipt verified\n  1 I/O error, connection lost, or no receipt\n  2 usage error\n  3 the peer is not a kapsel listener\n  5 the receipt does not verify\n  7 the receiver refused the message"))]
     Send {
-        /// Receiver address, HOST:PORT (not with --stdio, where the only operand is IN)
+        /// Receiver address: HOST:PORT, [IPV6]:PORT, or HOST alone for port 7000 (not with --stdio, where the only operand is IN)
         #[arg(value_name = "ADDR", required_unless_present = "stdio")]
         addr: Option<String>,
         /// Run the exchange over standard input and output (IN must then be a file)

@@ -15,11 +15,25 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::CliError;
 
+/// Whether a progress line (`progress.rs`) is on the terminal now.
+pub static PROGRESS_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Erases the progress line, if one is shown, so that no message starts
+/// after it or is overwritten by it.
+pub fn erase_progress() {
+    if PROGRESS_SHOWN.swap(false, Ordering::Relaxed) {
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(b"\r\x1b[K").and_then(|()| err.flush());
+    }
+}
+
 /// Writes `args` to standard output and flushes it.
 pub fn stdout(args: fmt::Arguments<'_>) -> Result<(), CliError> {
+    erase_progress();
     let mut out = io::stdout().lock();
     out.write_fmt(args)
         .and_then(|()| out.flush())
@@ -28,6 +42,7 @@ pub fn stdout(args: fmt::Arguments<'_>) -> Result<(), CliError> {
 
 /// Writes `args` to standard error; a failure is ignored.
 pub fn stderr(args: fmt::Arguments<'_>) {
+    erase_progress();
     let mut err = io::stderr().lock();
     let _ = err.write_fmt(args).and_then(|()| err.flush());
 }

@@ -374,3 +374,218 @@ fn verify_prints_one_summary_line_on_success() {
     assert_eq!(failed.status.code(), Some(5));
     assert!(failed.stdout.is_empty());
 }
+
+#[test]
+fn threads_above_the_bound_are_a_usage_error() {
+    let s = Setup::new();
+    for cmd in [
+        vec!["encrypt", "-r", &s.recipient, "--threads", "100000"],
+        vec!["decrypt", "-i", &s.key, "--threads", "1025"],
+    ] {
+        let out = s
+            .kapsel()
+            .args(&cmd)
+            .arg(s.p("small.kap"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("at most 1024 threads"), "{err}");
+    }
+    let out = s
+        .kapsel()
+        .args([
+            "decrypt",
+            "-i",
+            &s.key,
+            "--threads",
+            "1024",
+            &s.p("small.kap"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"hello\n");
+}
+
+#[test]
+fn decrypt_help_lists_every_exit_code() {
+    let s = Setup::new();
+    let help = s.kapsel().args(["decrypt", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for code in ["0", "1", "2", "3", "4", "5", "6", "8"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            "exit code {code} missing:\n{text}"
+        );
+    }
+    assert!(text.contains("already accepted"), "{text}");
+}
+
+/// Starts `kapsel listen ARGS -i KEY -o OUT` and returns it with the
+/// address it printed first on stderr.
+fn listen(s: &Setup, args: &[&str], out: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = s
+        .kapsel()
+        .arg("listen")
+        .args(args)
+        .args(["-i", &s.key, "-o", &s.p(out)])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("kapsel: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    (child, addr)
+}
+
+#[test]
+fn listen_takes_a_port_alone_and_quiet_still_prints_a_chosen_port() {
+    let s = Setup::new();
+    for (args, out) in [(vec!["-q", ":0"], "o1"), (vec!["0"], "o2")] {
+        let (mut child, addr) = listen(&s, &args, out);
+        assert!(addr.starts_with("0.0.0.0:"), "{addr}");
+        let port = addr.rsplit(':').next().unwrap();
+        let sent = s
+            .kapsel()
+            .args([
+                "send",
+                &format!("127.0.0.1:{port}"),
+                "-r",
+                &s.recipient,
+                &s.p("small.txt"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            sent.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+        assert!(child.wait().unwrap().success());
+        assert_eq!(fs::read(s.path(out)).unwrap(), b"hello\n");
+    }
+    // IPv6 in brackets, where the machine has a loopback for it.
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let (mut child, addr) = listen(&s, &["[::1]:0"], "o3");
+        assert!(addr.starts_with("[::1]:"), "{addr}");
+        let sent = s
+            .kapsel()
+            .args(["send", &addr, "-r", &s.recipient, &s.p("small.txt")])
+            .output()
+            .unwrap();
+        assert!(
+            sent.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn send_without_a_port_uses_the_default_port() {
+    let s = Setup::new();
+    // Whatever answers there (most likely nobody), the address says 7000.
+    let out = s
+        .kapsel()
+        .args([
+            "send",
+            "127.0.0.1",
+            "--timeout",
+            "2s",
+            "-r",
+            &s.recipient,
+            &s.p("small.txt"),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        assert!(err.contains("127.0.0.1:7000"), "{err}");
+    }
+    let bad = s
+        .kapsel()
+        .args(["send", "host:port", "-r", &s.recipient, &s.p("small.txt")])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid port"));
+}
+
+/// Runs `command_line` under a pseudo-terminal `cols` columns wide.
+fn under_narrow_pty(cols: u32, command_line: &str) -> (String, Option<i32>) {
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty cols {cols}; {command_line}"),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn progress_lines_fit_a_narrow_terminal_and_are_erased_before_messages() {
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "script(1) missing under CI"
+        );
+        eprintln!("skipping: no script(1)");
+        return;
+    }
+    let s = Setup::new();
+    let bin = env!("CARGO_BIN_EXE_kapsel");
+    for cols in [30u32, 45, 80] {
+        let (tty, code) = under_narrow_pty(
+            cols,
+            &format!(
+                "KAPSEL_PROGRESS_DELAY_MS=0 {bin} encrypt -r {} -o {} {}",
+                s.recipient,
+                s.p(&format!("n{cols}.kap")),
+                s.p("big.bin")
+            ),
+        );
+        assert_eq!(code, Some(0), "{tty}");
+        assert!(tty.contains("kapsel: encrypting"), "{tty:?}");
+        for piece in tty.split('\r') {
+            let visible = piece.replace("\x1b[K", "").replace('\n', "");
+            assert!(
+                visible.chars().count() < cols as usize,
+                "{cols} columns: {visible:?} in {tty:?}"
+            );
+        }
+    }
+    // send's last message comes after an erased progress line.
+    let (mut child, addr) = listen(&s, &["127.0.0.1:0"], "big.out");
+    let (tty, code) = under_narrow_pty(
+        80,
+        &format!(
+            "KAPSEL_PROGRESS_DELAY_MS=0 {bin} send {addr} -r {} {}",
+            s.recipient,
+            s.p("big.bin")
+        ),
+    );
+    assert_eq!(code, Some(0), "{tty}");
+    assert!(child.wait().unwrap().success());
+    let at = tty.find("kapsel: 127.0.0.1").expect("final message");
+    assert!(
+        tty[..at].ends_with("\r\x1b[K"),
+        "progress not erased before the message: {tty:?}"
+    );
+}
