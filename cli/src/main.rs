@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod output;
+mod assets;
 mod commands;
 mod demo;
 mod error;
@@ -23,7 +24,7 @@ mod time;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -227,6 +228,12 @@ enum Command {
         replay_db: Option<PathBuf>,
         #[command(subcommand)]
         action: LedgerAction,
+    },
+    /// Write man pages and shell completions (bash, zsh, fish) under DIR
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Directory for man/man1/ and completions/
+        dir: PathBuf,
     },
     /// Run the main job on a built-in sample: keygen, encrypt, inspect, decrypt, verify
     #[command(
@@ -476,6 +483,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             progress,
         }),
         Command::Demo => demo::run(),
+        Command::GenerateAssets { dir } => assets::generate(Cli::command(), &dir),
         Command::Ledger { replay_db, action } => ledger_cmd::run(
             replay_db,
             match action {
