@@ -141,6 +141,22 @@ impl<R: Read> Read for ProgressReader<R> {
     }
 }
 
+/// `1.5 MiB`-style sizes.
+fn bytes(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::fit;
@@ -158,21 +174,5 @@ mod tests {
         assert_eq!(fit(&c, 34).as_deref(), Some(c[2].as_str()));
         assert_eq!(fit(&c, 20).unwrap().chars().count(), 19);
         assert_eq!(fit(&c, 5), None);
-    }
-}
-
-/// `1.5 MiB`-style sizes.
-fn bytes(n: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{v:.0} {}", UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
     }
 }
