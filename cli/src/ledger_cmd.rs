@@ -1,4 +1,4 @@
-//! `kapsel ledger`: look at and mend a replay ledger (SPEC.md section 12.5).
+//! `kapsel ledger`: look at and mend a replay ledger (SPEC.md section 12.3).
 //!
 //! - `list`: every entry (identifier, state, sender, serial, creation and
 //!   recording time) and the horizon; `--json` for scripts, with 64-bit
