@@ -170,7 +170,7 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
     }
     let mut input = open_with_progress(args.input, "encrypting", args.progress)?;
     let mut output = Output::open(args.output, !args.armor)?;
-    let write_err = |e| CliError::io("cannot write output", e);
+    let write_err = |e| CliError::output_io("cannot write output", e);
     let header_err = |e| CliError::other(format!("cannot write output: {e}"));
     if args.armor {
         let armored = ArmoredWriter::new(&mut output).map_err(write_err)?;
@@ -420,7 +420,7 @@ pub fn copy_plaintext<R: Read>(
     threads: usize,
     ledger: &mut LedgerGate<'_>,
 ) -> Result<u64, CliError> {
-    let write_err = |e| CliError::io("cannot write output", e);
+    let write_err = |e| CliError::output_io("cannot write output", e);
     let mut discard = std::io::sink();
     // Large vectored writes go straight to the file or standard output:
     // `BufWriter` would copy them, as `NamedTempFile` cannot tell it that it
@@ -597,7 +597,7 @@ fn write_range<R: Read + std::io::Seek>(
         }
         output
             .write_all(&buf[..n])
-            .map_err(|e| CliError::io("cannot write output", e))?;
+            .map_err(|e| CliError::output_io("cannot write output", e))?;
         ledger.count(n);
         pos += n as u64;
         if n < want {
@@ -634,6 +634,8 @@ fn copy<W: Write + Send>(
             CliError::io(format!("cannot read {name}"), e)
         }
         kapsel_codec::parallel::CopyError::Output(e)
-        | kapsel_codec::parallel::CopyError::Refused(e) => CliError::io("cannot write output", e),
+        | kapsel_codec::parallel::CopyError::Refused(e) => {
+            CliError::output_io("cannot write output", e)
+        }
     })
 }

@@ -63,9 +63,18 @@ impl CliError {
 
     /// An I/O error on a named path.
     pub fn io(context: impl fmt::Display, e: io::Error) -> Self {
-        let mut err = Self::other(format!("{context}: {}", plain_io_message(&e)));
-        err.quiet = e.kind() == io::ErrorKind::BrokenPipe;
-        err
+        Self::other(format!("{context}: {}", plain_io_message(&e)))
+    }
+
+    /// An I/O error writing the command's output (standard output, or an
+    /// output file): a broken pipe, whose reader went away, ends the
+    /// command quietly. Not for network peers, whose loss is reported.
+    pub fn output_io(context: impl fmt::Display, e: io::Error) -> Self {
+        let quiet = e.kind() == io::ErrorKind::BrokenPipe;
+        CliError {
+            quiet,
+            ..Self::io(context, e)
+        }
     }
 
     /// Prints `kapsel: error: ...` and, if any, `kapsel: hint: ...` to stderr.

@@ -142,7 +142,7 @@ impl Output {
         match self {
             Output::Stdout(mut w) => w
                 .flush()
-                .map_err(|e| CliError::io("cannot write to standard output", e)),
+                .map_err(|e| CliError::output_io("cannot write to standard output", e)),
             Output::Discard => Ok(()),
             Output::Atomic { file, target } => {
                 let tmp = file.into_inner().map_err(|e| {

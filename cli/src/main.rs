@@ -44,7 +44,7 @@ Exit codes:
 #[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 HPKE + Cobblestone-256)",
     after_help = EXIT_CODES)]
 struct Cli {
-    /// No progress line on stderr (it is shown only on a terminal anyway)
+    /// No progress line on stderr (shown only on a terminal anyway), no verify summary, no listen address unless its port was chosen (port 0)
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]

@@ -37,7 +37,7 @@ pub fn stdout(args: fmt::Arguments<'_>) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     out.write_fmt(args)
         .and_then(|()| out.flush())
-        .map_err(|e| CliError::io("cannot write to standard output", e))
+        .map_err(|e| CliError::output_io("cannot write to standard output", e))
 }
 
 /// Writes `args` to standard error; a failure is ignored.
