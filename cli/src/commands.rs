@@ -51,10 +51,11 @@ pub fn keygen(output: Option<&Path>) -> Result<(), CliError> {
 
 /// Writes `bytes` to standard output and flushes it.
 fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    crate::output::erase_progress();
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| CliError::io("cannot write to standard output", e))
+        .map_err(|e| CliError::output_io("cannot write to standard output", e))
 }
 
 /// The keys of `pubkey`'s and `export`'s input: a key file, or standard
@@ -153,6 +154,7 @@ pub fn build_encryptor(args: &Addressing<'_>) -> Result<Encryptor, CliError> {
         }
         let identity = identities.remove(0);
         let store_path = crate::policy::serial_db_path(args.serial_db.map(Path::to_path_buf))?;
+        crate::ledger_cmd::warn_exposed(&store_path, "serial store");
         let serial = kapsel_cli::serials::SerialStore::open(&store_path)
             .and_then(|mut store| store.issue(&identity.to_recipient().to_wire().0))
             .map_err(|e| CliError::other(format!("serial store {}: {e}", store_path.display())))?;
@@ -186,7 +188,7 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
     }
     let mut input = open_with_progress(args.input, "encrypting", args.progress)?;
     let mut output = Output::open(args.output, !args.armor)?;
-    let write_err = |e| CliError::io("cannot write output", e);
+    let write_err = |e| CliError::output_io("cannot write output", e);
     let header_err = |e| CliError::other(format!("cannot write output: {e}"));
     if args.armor {
         let armored = ArmoredWriter::new(&mut output).map_err(write_err)?;
@@ -222,26 +224,14 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
         return decrypt_range(args);
     }
     let identities = keyfiles::read_identity_files(args.identity_files)?;
-    let mut input = open_with_progress(args.input, "decrypting", args.progress)?;
-    // Keep the first bytes to detect armor and to recognise foreign formats.
-    let mut prefix = vec![0u8; ARMOR_DETECTION_WINDOW];
-    let seen = read_up_to(&mut input.reader, &mut prefix)
-        .map_err(|e| CliError::io(format!("cannot read {}", input.name), e))?;
-    let raw = Cursor::new(&prefix[..seen]).chain(&mut input.reader);
-    let armored = armor::is_armored(&prefix[..seen]);
-    let reader: Box<dyn Read + '_> = if armored {
-        Box::new(ArmoredReader::new(BufReader::with_capacity(IO_BUFFER, raw)))
-    } else {
-        Box::new(raw)
-    };
-    let decryptor = Decryptor::new(reader).map_err(|e| {
-        let not_kapsel = e.outcome() == kapsel_codec::Outcome::NotKapsel;
-        let err = CliError::from(e);
-        match foreign_format_hint(&prefix[..seen]) {
-            Some(hint) if not_kapsel && !armored => err.with_hint(hint),
-            _ => err,
-        }
-    })?;
+    let input = open_with_progress(args.input, "decrypting", args.progress)?;
+    let Sniffed {
+        reader,
+        prefix,
+        armored,
+    } = sniff_armor(input.reader, &input.name)?;
+    let decryptor =
+        Decryptor::new(reader).map_err(|e| foreign_format_error(e, &prefix, armored))?;
     let claimed = decryptor.claimed_sender();
     // Find the file key and check the commitment: from here on the header
     // is authentic against anyone without the file key; for a signed file
@@ -264,7 +254,67 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
         .and_then(|released| output.commit().map(|()| released));
     let released = released_to_consumer(&args, result.is_ok());
     ledger.settle(result.as_ref().map(|_| ()), released)?;
-    result.map(drop)
+    let plaintext_len = result?;
+    if args.discard_output && args.progress {
+        // `verify`: one line on standard output, as minisign and signify
+        // say "verified"; -q leaves only the exit status.
+        outln!(
+            "verified: {}: {plaintext_len} bytes, {}, created {}, serial {}",
+            input.name,
+            match &claimed {
+                Some(sender) => format!("signed by {sender}"),
+                None => "anonymous sender".to_string(),
+            },
+            crate::time::iso8601_utc(header.created_at),
+            header.serial
+        )?;
+    }
+    Ok(())
+}
+
+/// An input whose first bytes were read to tell armor from binary.
+pub struct Sniffed {
+    /// The whole input again, decoded from armor if it was armored.
+    pub reader: Box<dyn Read>,
+    /// The first bytes as they came (at most [`ARMOR_DETECTION_WINDOW`]).
+    pub prefix: Vec<u8>,
+    pub armored: bool,
+}
+
+/// Reads the first bytes of `reader` to detect ASCII armor (SPEC.md
+/// section 10) and returns the whole input, decoded if armored.
+pub fn sniff_armor(mut reader: Box<dyn Read>, name: &str) -> Result<Sniffed, CliError> {
+    let mut prefix = vec![0u8; ARMOR_DETECTION_WINDOW];
+    let seen = read_up_to(&mut reader, &mut prefix)
+        .map_err(|e| CliError::io(format!("cannot read {name}"), e))?;
+    prefix.truncate(seen);
+    let raw = Cursor::new(prefix.clone()).chain(reader);
+    let armored = armor::is_armored(&prefix);
+    let reader: Box<dyn Read> = if armored {
+        Box::new(ArmoredReader::new(BufReader::with_capacity(IO_BUFFER, raw)))
+    } else {
+        Box::new(raw)
+    };
+    Ok(Sniffed {
+        reader,
+        prefix,
+        armored,
+    })
+}
+
+/// The CLI error for a header that failed to parse, with a hint when the
+/// input looks like another tool's file.
+pub fn foreign_format_error(
+    e: kapsel_codec::DecryptError,
+    prefix: &[u8],
+    armored: bool,
+) -> CliError {
+    let not_kapsel = e.outcome() == kapsel_codec::Outcome::NotKapsel;
+    let err = CliError::from(e);
+    match foreign_format_hint(prefix) {
+        Some(hint) if not_kapsel && !armored => err.with_hint(hint),
+        _ => err,
+    }
 }
 
 /// Whether plaintext may have left this process: only through standard
@@ -371,7 +421,7 @@ impl<'a> LedgerGate<'a> {
         // A lost confirmation or withdrawal leaves the reservation, which
         // counts as accepted: the safe side.
         if let Err(e) = outcome {
-            eprintln!("kapsel: warning: {e}");
+            errln!("kapsel: warning: {e}");
         }
         Ok(())
     }
@@ -388,7 +438,7 @@ pub fn copy_plaintext<R: Read>(
     threads: usize,
     ledger: &mut LedgerGate<'_>,
 ) -> Result<u64, CliError> {
-    let write_err = |e| CliError::io("cannot write output", e);
+    let write_err = |e| CliError::output_io("cannot write output", e);
     let mut discard = std::io::sink();
     // Large vectored writes go straight to the file or standard output:
     // `BufWriter` would copy them, as `NamedTempFile` cannot tell it that it
@@ -565,7 +615,7 @@ fn write_range<R: Read + std::io::Seek>(
         }
         output
             .write_all(&buf[..n])
-            .map_err(|e| CliError::io("cannot write output", e))?;
+            .map_err(|e| CliError::output_io("cannot write output", e))?;
         ledger.count(n);
         pos += n as u64;
         if n < want {
@@ -602,6 +652,8 @@ fn copy<W: Write + Send>(
             CliError::io(format!("cannot read {name}"), e)
         }
         kapsel_codec::parallel::CopyError::Output(e)
-        | kapsel_codec::parallel::CopyError::Refused(e) => CliError::io("cannot write output", e),
+        | kapsel_codec::parallel::CopyError::Refused(e) => {
+            CliError::output_io("cannot write output", e)
+        }
     })
 }

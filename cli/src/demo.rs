@@ -20,10 +20,10 @@ fn fail(step: &str, e: impl std::fmt::Display) -> CliError {
 }
 
 pub fn run() -> Result<(), CliError> {
-    println!("kapsel demo: a round trip on a built-in sample with a throwaway identity\n");
+    outln!("kapsel demo: a round trip on a built-in sample with a throwaway identity\n")?;
     let identity = Identity::generate();
     let recipient = identity.to_recipient();
-    println!("1. keygen    throwaway identity, recipient {recipient}");
+    outln!("1. keygen    throwaway identity, recipient {recipient}")?;
 
     let plaintext = sample();
     let mut writer = Encryptor::new([recipient])
@@ -34,22 +34,22 @@ pub fn run() -> Result<(), CliError> {
         .write_all(&plaintext)
         .map_err(|e| fail("encrypt", e))?;
     let file = writer.finish().map_err(|e| fail("encrypt", e))?;
-    println!(
+    outln!(
         "2. encrypt   {} bytes of sample text -> {} bytes of kapsel file",
         plaintext.len(),
         file.len()
-    );
+    )?;
 
-    println!("3. inspect");
+    outln!("3. inspect")?;
     let decryptor = Decryptor::new(&file[..]).map_err(|e| fail("inspect", e))?;
     let h = decryptor.header();
-    println!(
+    outln!(
         "     created {}, serial {}, {} recipient(s), header {} bytes",
         crate::time::iso8601_utc(h.created_at),
         h.serial,
         h.stanzas.len(),
         decryptor.header_bytes().len()
-    );
+    )?;
 
     let mut decrypted = Vec::new();
     decryptor
@@ -61,11 +61,11 @@ pub fn run() -> Result<(), CliError> {
     if want != got {
         return Err(fail("compare", "decrypted text differs from the sample"));
     }
-    println!(
+    outln!(
         "4. decrypt   {} bytes, SHA-256 {} matches the sample",
         decrypted.len(),
         hex::encode(got)
-    );
+    )?;
 
     let mut tampered = file.clone();
     tampered[20] ^= 0x01; // a bit of the creation time
@@ -81,7 +81,7 @@ pub fn run() -> Result<(), CliError> {
             format!("unexpected outcome {outcome:?}"),
         ));
     }
-    println!("5. tamper    one flipped bit in the creation time: refused (header authentication failed)\n");
-    println!("ok");
+    outln!("5. tamper    one flipped bit in the creation time: refused (header authentication failed)\n")?;
+    outln!("ok")?;
     Ok(())
 }

@@ -33,6 +33,9 @@ pub struct CliError {
     pub exit: Exit,
     pub message: String,
     pub hint: Option<String>,
+    /// Ends the process without a message: standard output was closed by
+    /// its reader (`EPIPE`), as when piping into `head`.
+    pub quiet: bool,
 }
 
 impl CliError {
@@ -41,6 +44,7 @@ impl CliError {
             exit,
             message: message.to_string(),
             hint: None,
+            quiet: false,
         }
     }
 
@@ -62,11 +66,26 @@ impl CliError {
         Self::other(format!("{context}: {}", plain_io_message(&e)))
     }
 
+    /// An I/O error writing the command's output (standard output, or an
+    /// output file): a broken pipe, whose reader went away, ends the
+    /// command quietly. Not for network peers, whose loss is reported.
+    pub fn output_io(context: impl fmt::Display, e: io::Error) -> Self {
+        let quiet = e.kind() == io::ErrorKind::BrokenPipe;
+        CliError {
+            quiet,
+            ..Self::io(context, e)
+        }
+    }
+
     /// Prints `kapsel: error: ...` and, if any, `kapsel: hint: ...` to stderr.
+    /// Prints nothing for a closed standard output (see [`CliError::quiet`]).
     pub fn report(&self) {
-        eprintln!("kapsel: error: {}", self.message);
+        if self.quiet {
+            return;
+        }
+        errln!("kapsel: error: {}", self.message);
         if let Some(hint) = &self.hint {
-            eprintln!("kapsel: hint: {hint}");
+            errln!("kapsel: hint: {hint}");
         }
     }
 }

@@ -44,8 +44,7 @@ const SEND_BUFFER: usize = 64 << 10;
 
 /// `kapsel challenge`: prints a fresh challenge for the offline exchange.
 pub fn challenge() -> Result<(), CliError> {
-    println!("{}", Challenge::generate());
-    Ok(())
+    outln!("{}", Challenge::generate())
 }
 
 /// One side's connection: a reader and a writer over the same exchange.
@@ -202,7 +201,7 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
     match exchange::read_reply(&mut conn.reader) {
         Ok(Reply::Accepted(receipt)) if receipt_key.verify(&tail, &receipt) => {
             if args.progress {
-                eprintln!(
+                errln!(
                     "kapsel: {peer}: delivered a {}-byte message; receipt verified",
                     tail.len()
                 );
@@ -219,7 +218,72 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
     }
 }
 
+/// The port `send` connects to and `listen` binds when an address names
+/// none (the port of the README's examples).
+pub const DEFAULT_PORT: u16 = 7000;
+
+/// `send`'s address as `HOST:PORT`: `HOST:PORT`, `[IPV6]:PORT`, or a host
+/// alone (`host`, `192.0.2.1`, `[::1]`, `::1`), which gets [`DEFAULT_PORT`].
+pub fn send_address(addr: &str) -> Result<String, CliError> {
+    with_port(addr, addr)
+}
+
+/// `listen`'s address as `HOST:PORT`: the forms of [`send_address`], and
+/// `:PORT` or `PORT` alone for every IPv4 interface (`0.0.0.0`; give
+/// `[::]:PORT` for IPv6).
+pub fn listen_address(addr: &str) -> Result<String, CliError> {
+    if let Some(port) = addr.strip_prefix(':').filter(|p| !p.contains(':')) {
+        return Ok(format!("0.0.0.0:{}", parse_port(port, addr)?));
+    }
+    if !addr.is_empty() && addr.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(format!("0.0.0.0:{}", parse_port(addr, addr)?));
+    }
+    with_port(addr, addr)
+}
+
+fn with_port(addr: &str, given: &str) -> Result<String, CliError> {
+    let bad = || {
+        CliError::usage(format!("invalid address {given:?}")).with_hint(format!(
+            "give HOST:PORT, [IPV6]:PORT or HOST alone (port {DEFAULT_PORT})"
+        ))
+    };
+    if let Some(rest) = addr.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        if host.is_empty() {
+            return Err(bad());
+        }
+        return match after {
+            "" => Ok(format!("[{host}]:{DEFAULT_PORT}")),
+            _ => match after.strip_prefix(':') {
+                Some(port) => Ok(format!("[{host}]:{}", parse_port(port, given)?)),
+                None => Err(bad()),
+            },
+        };
+    }
+    match addr.matches(':').count() {
+        0 if !addr.is_empty() => Ok(format!("{addr}:{DEFAULT_PORT}")),
+        1 => {
+            let (host, port) = addr.split_once(':').ok_or_else(bad)?;
+            if host.is_empty() {
+                return Err(bad());
+            }
+            Ok(format!("{host}:{}", parse_port(port, given)?))
+        }
+        // A bare IPv6 address: no port can be told apart from it.
+        _ if addr.parse::<std::net::Ipv6Addr>().is_ok() => Ok(format!("[{addr}]:{DEFAULT_PORT}")),
+        _ => Err(bad()),
+    }
+}
+
+fn parse_port(port: &str, given: &str) -> Result<u16, CliError> {
+    port.parse::<u16>().map_err(|_| {
+        CliError::usage(format!("invalid port {port:?} in address {given:?}"))
+            .with_hint("a port is a number from 0 to 65535")
+    })
+}
+
 fn connect(addr: &str, timeout: Duration) -> Result<Connection, CliError> {
+    let addr = &send_address(addr)?;
     let addrs = addr
         .to_socket_addrs()
         .map_err(|e| CliError::io(format!("cannot resolve {addr}"), e))?;
@@ -336,11 +400,15 @@ pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
             "--keep-going needs a TCP address, not --stdio",
         )),
         (false, Some(addr)) => {
+            let addr = &listen_address(addr)?;
             let listener = TcpListener::bind(addr)
                 .map_err(|e| CliError::io(format!("cannot listen on {addr}"), e))?;
             if let Ok(local) = listener.local_addr() {
-                if args.progress {
-                    eprintln!("kapsel: listening on {local}");
+                // A port chosen by the system (port 0) is needed to connect
+                // at all, so -q does not hide it; stdout may carry plaintext.
+                let chosen = addr.ends_with(":0");
+                if args.progress || chosen {
+                    errln!("kapsel: listening on {local}");
                 }
             }
             if args.keep_going {
@@ -389,7 +457,7 @@ fn serve_forever(
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
             Err(e) => {
-                eprintln!("kapsel: warning: accept failed: {e}");
+                errln!("kapsel: warning: accept failed: {e}");
                 release(&active);
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
@@ -442,7 +510,7 @@ fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Resu
                 },
             )?;
             if receiver.progress {
-                eprintln!("kapsel: {peer}: received {stored} bytes into {name}; receipt sent");
+                errln!("kapsel: {peer}: received {stored} bytes into {name}; receipt sent");
             }
             Ok(stored)
         }
@@ -548,4 +616,42 @@ fn message_file_name(header_bytes: &[u8]) -> String {
         .collect();
     let hash = <sha2::Sha256 as sha2::Digest>::digest(header_bytes);
     format!("{stamp}-{}", hex::encode(&hash[..4]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{listen_address, send_address};
+
+    #[test]
+    fn addresses_get_the_default_port_and_listen_takes_a_port_alone() {
+        for (given, want) in [
+            ("host", "host:7000"),
+            ("host:9", "host:9"),
+            ("192.0.2.1", "192.0.2.1:7000"),
+            ("[::1]", "[::1]:7000"),
+            ("[::1]:8", "[::1]:8"),
+            ("::1", "[::1]:7000"),
+        ] {
+            assert_eq!(send_address(given).unwrap(), want, "{given}");
+            assert_eq!(listen_address(given).unwrap(), want, "{given}");
+        }
+        assert_eq!(listen_address(":7001").unwrap(), "0.0.0.0:7001");
+        assert_eq!(listen_address("7001").unwrap(), "0.0.0.0:7001");
+        assert_eq!(listen_address("0").unwrap(), "0.0.0.0:0");
+        for bad in [
+            "",
+            ":",
+            "host:",
+            "host:x",
+            "host:70000",
+            "[::1",
+            "[]:1",
+            "[::1]x",
+            "a:b:c",
+            ":99999",
+        ] {
+            assert!(listen_address(bad).is_err(), "{bad}");
+            assert!(send_address(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -143,7 +143,7 @@ impl Output {
         match self {
             Output::Stdout(mut w) => w
                 .flush()
-                .map_err(|e| CliError::io("cannot write to standard output", e)),
+                .map_err(|e| CliError::output_io("cannot write to standard output", e)),
             Output::Discard => Ok(()),
             Output::Atomic { file, target } => {
                 let tmp = file.into_inner().map_err(|e| {
@@ -241,7 +241,7 @@ pub fn protect_stdout_for_key() -> Result<(), CliError> {
             ))
             .with_hint("nothing was written; write the key with kapsel keygen -o FILE, or to a file you own")
         })?;
-        eprintln!(
+        errln!(
             "kapsel: note: standard output is a file; its mode was {mode:04o} and is now 0600, since it holds a private key"
         );
     }

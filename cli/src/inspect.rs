@@ -48,92 +48,155 @@ fn stanza_hint(stanza: &Stanza) -> Option<String> {
     }
 }
 
-/// Runs `inspect` on an opened input.
-pub fn run(mut input: crate::files::Input, as_json: bool) -> Result<(), CliError> {
+/// Runs `inspect` on an opened input, binary or ASCII-armored (detected as
+/// `decrypt` does). The report is written to standard output in one piece.
+///
+/// In `--json`, the header's 64-bit fields (`serial`, `created_at`) are
+/// decimal strings: common JSON tools read numbers as doubles and would
+/// round them above 2^53.
+pub fn run(input: crate::files::Input, as_json: bool) -> Result<(), CliError> {
     let name = input.name.clone();
-    let decryptor = Decryptor::new(&mut input.reader).map_err(CliError::from)?;
+    let crate::commands::Sniffed {
+        mut reader,
+        prefix,
+        armored,
+    } = crate::commands::sniff_armor(input.reader, &name)?;
+    // Armor: the file length is not the binary length; count what decodes.
+    let file_len = if armored { None } else { input.len };
+    let decryptor = Decryptor::new(&mut reader)
+        .map_err(|e| crate::commands::foreign_format_error(e, &prefix, armored))?;
     let header = decryptor.header().clone();
     let header_len = decryptor.header_bytes().len() as u64;
-    let payload_len = match input.len {
+    let payload_len = match file_len {
         Some(total) => total.checked_sub(header_len),
         None => {
-            // A pipe: count the rest to report the size.
+            // A pipe or armor: count the rest to report the size.
             let mut rest = decryptor.into_source();
-            Some(
-                std::io::copy(&mut rest, &mut std::io::sink())
-                    .map_err(|e| CliError::io(format!("cannot read {name}"), e))?,
-            )
+            Some(std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| {
+                match kapsel_codec::outcome_of_io_error(&e) {
+                    kapsel_codec::Outcome::Io => CliError::io(format!("cannot read {name}"), e),
+                    _ => crate::error::from_decrypt_io(e),
+                }
+            })?)
         }
     };
     let signed = matches!(header.sender, Sender::P256(_));
     let size = payload_len.map(|n| payload_size(n, signed));
-    if as_json {
-        let (plaintext, chunks) = match size {
-            Some(PayloadSize::Valid { plaintext, chunks }) => (json!(plaintext), json!(chunks)),
-            _ => (json!(null), json!(null)),
-        };
-        let value = json!({
-            "format": "kapsel",
-            "version": kapsel_format::VERSION_1,
-            "suite": { "id": header.suite.id(), "name": header.suite.name() },
-            "created_at": header.created_at,
-            "created_at_utc": iso8601_utc(header.created_at),
-            "serial": header.serial,
-            "sender": sender_string(&header),
-            "challenge": challenge_string(&header),
-            "recipients": header.stanzas.iter().map(|s| json!({ "type": s.kind(), "hint": stanza_hint(s) })).collect::<Vec<_>>(),
-            "chunk_size": CHUNK_SIZE,
-            "header_len": header_len,
-            "payload_len": payload_len,
-            "plaintext_len": plaintext,
-            "chunks": chunks,
-            "payload_length_valid": !matches!(size, Some(PayloadSize::Invalid)),
-        });
-        println!("{value:#}");
-        return Ok(());
-    }
-    println!("format:      kapsel v{}", kapsel_format::VERSION_1);
-    println!(
-        "suite:       0x{:04x} {}",
-        header.suite.id(),
-        header.suite.name()
-    );
-    println!(
-        "created:     {} ({})",
-        iso8601_utc(header.created_at),
-        header.created_at
-    );
-    println!("serial:      {}", header.serial);
-    match sender_string(&header) {
-        None => println!("sender:      anonymous"),
-        Some(s) => println!("sender:      {s} (signed; checked by decrypt and verify)"),
-    }
-    if let Some(c) = challenge_string(&header) {
-        println!("challenge:   {c} (live exchange; checked by decrypt --expect-challenge)");
-    }
-    println!("recipients:  {}", header.stanzas.len());
-    for (i, stanza) in header.stanzas.iter().enumerate() {
-        match (stanza, stanza_hint(stanza)) {
-            (Stanza::P256Hpke { .. }, Some(hint)) => {
-                println!("  {:>3}: P-256 HPKE, key hint {hint}", i + 1)
+    let report = if as_json {
+        json_report(&header, header_len, payload_len, size, armored)
+    } else {
+        text_report(&header, header_len, size, armored)
+    };
+    out!("{report}")
+}
+
+fn json_report(
+    header: &Header,
+    header_len: u64,
+    payload_len: Option<u64>,
+    size: Option<PayloadSize>,
+    armored: bool,
+) -> String {
+    let (plaintext, chunks) = match size {
+        Some(PayloadSize::Valid { plaintext, chunks }) => (json!(plaintext), json!(chunks)),
+        _ => (json!(null), json!(null)),
+    };
+    let value = json!({
+        "format": "kapsel",
+        "version": kapsel_format::VERSION_1,
+        "armored": armored,
+        "suite": { "id": header.suite.id(), "name": header.suite.name() },
+        "created_at": header.created_at.to_string(),
+        "created_at_utc": iso8601_utc(header.created_at),
+        "serial": header.serial.to_string(),
+        "sender": sender_string(header),
+        "challenge": challenge_string(header),
+        "recipients": header.stanzas.iter().map(|s| json!({ "type": s.kind(), "hint": stanza_hint(s) })).collect::<Vec<_>>(),
+        "chunk_size": CHUNK_SIZE,
+        "header_len": header_len,
+        "payload_len": payload_len,
+        "plaintext_len": plaintext,
+        "chunks": chunks,
+        "payload_length_valid": !matches!(size, Some(PayloadSize::Invalid)),
+    });
+    format!("{value:#}\n")
+}
+
+fn text_report(
+    header: &Header,
+    header_len: u64,
+    size: Option<PayloadSize>,
+    armored: bool,
+) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = (|| -> std::fmt::Result {
+        writeln!(
+            s,
+            "format:      kapsel v{}{}",
+            kapsel_format::VERSION_1,
+            if armored { ", ASCII armor" } else { "" }
+        )?;
+        writeln!(
+            s,
+            "suite:       0x{:04x} {}",
+            header.suite.id(),
+            header.suite.name()
+        )?;
+        writeln!(
+            s,
+            "created:     {} ({})",
+            iso8601_utc(header.created_at),
+            header.created_at
+        )?;
+        writeln!(s, "serial:      {}", header.serial)?;
+        match sender_string(header) {
+            None => writeln!(s, "sender:      anonymous")?,
+            Some(x) => writeln!(
+                s,
+                "sender:      {x} (signed; checked by decrypt and verify)"
+            )?,
+        }
+        if let Some(c) = challenge_string(header) {
+            writeln!(
+                s,
+                "challenge:   {c} (live exchange; checked by decrypt --expect-challenge)"
+            )?;
+        }
+        writeln!(s, "recipients:  {}", header.stanzas.len())?;
+        for (i, stanza) in header.stanzas.iter().enumerate() {
+            match (stanza, stanza_hint(stanza)) {
+                (Stanza::P256Hpke { .. }, Some(hint)) => {
+                    writeln!(s, "  {:>3}: P-256 HPKE, key hint {hint}", i + 1)?
+                }
+                (Stanza::P256Hpke { .. }, None) => {
+                    writeln!(s, "  {:>3}: P-256 HPKE, hidden", i + 1)?
+                }
+                (other, _) => writeln!(
+                    s,
+                    "  {:>3}: unknown stanza type 0x{:04x}",
+                    i + 1,
+                    other.kind()
+                )?,
             }
-            (Stanza::P256Hpke { .. }, None) => println!("  {:>3}: P-256 HPKE, hidden", i + 1),
-            (other, _) => println!("  {:>3}: unknown stanza type 0x{:04x}", i + 1, other.kind()),
         }
-    }
-    println!("chunk size:  {CHUNK_SIZE} bytes");
-    println!("header:      {header_len} bytes");
-    match size {
-        Some(PayloadSize::Valid { plaintext, chunks }) => println!(
-            "payload:     {plaintext} bytes of plaintext in {chunks} chunk{}",
-            if chunks == 1 { "" } else { "s" }
-        ),
-        Some(PayloadSize::Invalid) => {
-            println!("payload:     invalid length (truncated or extended)")
+        writeln!(s, "chunk size:  {CHUNK_SIZE} bytes")?;
+        writeln!(s, "header:      {header_len} bytes")?;
+        match size {
+            Some(PayloadSize::Valid { plaintext, chunks }) => writeln!(
+                s,
+                "payload:     {plaintext} bytes of plaintext in {chunks} chunk{}",
+                if chunks == 1 { "" } else { "s" }
+            )?,
+            Some(PayloadSize::Invalid) => {
+                writeln!(s, "payload:     invalid length (truncated or extended)")?
+            }
+            None => writeln!(s, "payload:     unknown size")?,
         }
-        None => println!("payload:     unknown size"),
-    }
-    Ok(())
+        Ok(())
+    })();
+    s
 }
 
 /// The challenge record's value in hex (any length: `inspect` shows what

@@ -542,7 +542,7 @@ fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o077 != 0 {
-            eprintln!("kapsel: warning: identity file {} is accessible by other users (run chmod 600 on it)", path.display());
+            errln!("kapsel: warning: identity file {} is accessible by other users (run chmod 600 on it)", path.display());
         }
     }
 }

@@ -23,7 +23,14 @@
 //!
 //! Pruning deletes entries created before a cut-off and raises the ledger's
 //! *horizon* to it; a message created before the horizon can no longer be
-//! checked and is refused, whatever window a later caller asks for.
+//! checked and is refused, whatever window a later caller asks for. The
+//! cut-off never passes the newest creation time in the ledger, so a clock
+//! that jumps forward cannot push the horizon past every genuine file.
+//!
+//! For `kapsel ledger`: [`Ledger::for_each_entry`] lists entries,
+//! [`Ledger::forget`] deletes one (that message can then be accepted once
+//! more), [`Ledger::set_horizon`] lowers a horizon set in the future, and
+//! [`Ledger::check`] reports what is wrong with a ledger file.
 //!
 //! Durability: WAL journal with `synchronous=FULL`; every change is one
 //! transaction, so a SIGKILL at any point leaves the previous or the next
@@ -178,6 +185,13 @@ impl Ledger {
             })
             .optional()?
             .unwrap_or(i64::MIN);
+        // Never past the newest creation time already recorded, and not at
+        // all in an empty ledger (there is nothing to prune): a cut-off from
+        // a clock that jumped forward must not delete every entry and lock
+        // out every file made before the jump.
+        let newest: Option<i64> =
+            tx.query_row("SELECT max(created_at) FROM seen", [], |r| r.get(0))?;
+        let prune_before = prune_before.and_then(|c| newest.map(|n| c.min(n)));
         if let Some(cutoff) = prune_before.filter(|c| *c > horizon) {
             tx.execute("DELETE FROM seen WHERE created_at < ?1", params![cutoff])?;
             tx.execute("INSERT INTO meta (key, value) VALUES ('horizon', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![cutoff])?;
@@ -292,6 +306,242 @@ impl Ledger {
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         Ok(result == "ok")
+    }
+}
+
+/// The state of a ledger entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryState {
+    /// Confirmed: a receiver verified the whole message.
+    Accepted,
+    /// Reserved by a process that is gone: counts as accepted.
+    Abandoned,
+    /// Reserved by a process that is still running.
+    Pending {
+        /// The holder's process id.
+        pid: u32,
+    },
+}
+
+/// One entry of the ledger, as [`Ledger::for_each_entry`] reports it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The replay identifier (see [`replay_id`]).
+    pub id: Vec<u8>,
+    /// For a signed message: SHA-256 of the sender's public point.
+    pub sender_key_sha256: Option<[u8; 32]>,
+    /// For a signed message: its serial.
+    pub serial: Option<u64>,
+    /// The message's creation time, Unix seconds.
+    pub created_at: i64,
+    /// When this receiver recorded it, Unix seconds (its own clock).
+    pub recorded_at: i64,
+    pub state: EntryState,
+}
+
+impl Entry {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let id: Vec<u8> = r.get(0)?;
+        let holder = Holder {
+            pid: r.get(4)?,
+            start: r.get(5)?,
+            boot: r.get(6)?,
+        };
+        let state = match (r.get::<_, i64>(2)? != 0, holder.live_pid()) {
+            (true, _) => EntryState::Accepted,
+            (false, Some(pid)) => EntryState::Pending { pid },
+            (false, None) => EntryState::Abandoned,
+        };
+        let (sender_key_sha256, serial) = match (id.first(), id.len()) {
+            (Some(0x01), 41) => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&id[1..33]);
+                let mut serial = [0u8; 8];
+                serial.copy_from_slice(&id[33..41]);
+                (Some(key), Some(u64::from_be_bytes(serial)))
+            }
+            _ => (None, None),
+        };
+        Ok(Entry {
+            id,
+            sender_key_sha256,
+            serial,
+            created_at: r.get(1)?,
+            recorded_at: r.get(3)?,
+            state,
+        })
+    }
+}
+
+/// What [`Ledger::check`] found wrong; empty when the ledger is sound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// `PRAGMA integrity_check` did not report "ok".
+    Corrupt(String),
+    /// A table or column kapsel needs is missing.
+    Schema(String),
+    /// The horizon lies after `now` plus the allowed skew.
+    HorizonInFuture {
+        /// The horizon, Unix seconds.
+        horizon: i64,
+    },
+    /// Entries created after `now` plus the allowed skew.
+    EntriesInFuture {
+        /// How many.
+        count: u64,
+    },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Corrupt(m) => write!(f, "SQLite integrity check failed: {m}"),
+            Problem::Schema(m) => write!(f, "unexpected schema: {m}"),
+            Problem::HorizonInFuture { horizon } => {
+                write!(f, "the horizon ({horizon}) lies in the future: every file created before it is refused")
+            }
+            Problem::EntriesInFuture { count } => {
+                write!(f, "{count} entries were created in the future")
+            }
+        }
+    }
+}
+
+impl Ledger {
+    /// Opens an existing ledger, without creating one at `path`.
+    pub fn open_existing(path: &Path) -> Result<Self, LedgerError> {
+        if !path.is_file() {
+            return Err(LedgerError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no ledger at {}", path.display()),
+            )));
+        }
+        Self::open(path)
+    }
+
+    /// Calls `f` with each entry, oldest creation time first.
+    pub fn for_each_entry<E: From<LedgerError>>(
+        &self,
+        mut f: impl FnMut(Entry) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id, created_at, confirmed, recorded_at, holder_pid, holder_start, holder_boot
+                 FROM seen ORDER BY created_at, id",
+            )
+            .map_err(LedgerError::from)?;
+        let mut rows = statement.query([]).map_err(LedgerError::from)?;
+        while let Some(row) = rows.next().map_err(LedgerError::from)? {
+            f(Entry::from_row(row).map_err(LedgerError::from)?)?;
+        }
+        Ok(())
+    }
+
+    /// The horizon, Unix seconds, if the ledger was ever pruned.
+    pub fn horizon(&self) -> Result<Option<i64>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'horizon'", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// The newest creation time recorded, if any entry exists.
+    pub fn newest_created_at(&self) -> Result<Option<i64>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT max(created_at) FROM seen", [], |r| r.get(0))?)
+    }
+
+    /// Deletes the entry `id`; whether there was one. The message it
+    /// recorded can then be accepted once more (SPEC.md section 12.3).
+    pub fn forget(&mut self, id: &[u8]) -> Result<bool, LedgerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute("DELETE FROM seen WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Lowers the horizon to `to` (never raises it); returns the horizon
+    /// before, if there was one and it changed.
+    pub fn set_horizon(&mut self, to: i64) -> Result<Option<i64>, LedgerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let before: Option<i64> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'horizon'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let changed = before.filter(|h| *h > to);
+        if changed.is_some() {
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'horizon'",
+                params![to],
+            )?;
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// Checks the file: SQLite's integrity check, the schema, and times in
+    /// the future (beyond `now + skew`).
+    pub fn check(&self, now: i64, skew: i64) -> Result<Vec<Problem>, LedgerError> {
+        let mut problems = Vec::new();
+        let mut statement = self.conn.prepare("PRAGMA integrity_check")?;
+        let lines = statement
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        if lines != ["ok"] {
+            problems.push(Problem::Corrupt(lines.join("; ")));
+        }
+        for (table, columns) in [
+            ("meta", &["key", "value"][..]),
+            (
+                "seen",
+                &[
+                    "id",
+                    "created_at",
+                    "confirmed",
+                    "owner",
+                    "recorded_at",
+                    "holder_pid",
+                    "holder_start",
+                    "holder_boot",
+                ][..],
+            ),
+        ] {
+            let mut statement = self
+                .conn
+                .prepare("SELECT name FROM pragma_table_info(?1)")?;
+            let present = statement
+                .query_map([table], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            for c in columns {
+                if !present.iter().any(|p| p == c) {
+                    problems.push(Problem::Schema(format!("table {table} lacks column {c}")));
+                }
+            }
+        }
+        let limit = now.saturating_add(skew);
+        if let Some(horizon) = self.horizon()?.filter(|h| *h > limit) {
+            problems.push(Problem::HorizonInFuture { horizon });
+        }
+        let future: i64 = self.conn.query_row(
+            "SELECT count(*) FROM seen WHERE created_at > ?1",
+            params![limit],
+            |r| r.get(0),
+        )?;
+        if future > 0 {
+            problems.push(Problem::EntriesInFuture {
+                count: future as u64,
+            });
+        }
+        Ok(problems)
     }
 }
 
@@ -558,6 +808,81 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600, "{}", file.display());
         }
         l.confirm(r).unwrap();
+    }
+
+    #[test]
+    fn pruning_never_moves_the_horizon_past_the_newest_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.db")).unwrap();
+        let (day, year) = (86_400, 365 * 86_400);
+        // An empty ledger has nothing to prune: no horizon.
+        let r = l
+            .reserve(&replay_id(Some(b"s"), 1, b""), 1000, Some(900), 1000)
+            .unwrap();
+        l.confirm(r).unwrap();
+        assert_eq!(l.horizon().unwrap(), None);
+        // The receiver's clock jumps a year ahead, and a file made on a
+        // jumped clock too passes a one-day window: the cut-off stops at
+        // the newest entry recorded before it.
+        let r = l
+            .reserve(
+                &replay_id(Some(b"s"), 2, b""),
+                1000 + year,
+                Some(1000 + year - day),
+                1000 + year,
+            )
+            .unwrap();
+        l.confirm(r).unwrap();
+        assert_eq!(l.horizon().unwrap(), Some(1000));
+        // Back to the right time: a fresh file is not locked out.
+        let r = l
+            .reserve(&replay_id(Some(b"s"), 3, b""), 1020, Some(1020 - day), 1020)
+            .unwrap();
+        l.confirm(r).unwrap();
+        assert_eq!(l.horizon().unwrap(), Some(1000));
+        assert_eq!(l.len().unwrap(), 3);
+    }
+
+    #[test]
+    fn forget_frees_one_entry_and_set_horizon_only_lowers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.db")).unwrap();
+        let id = replay_id(Some(b"s"), 7, b"");
+        let r = l.reserve(&id, 100, None, 100).unwrap();
+        l.confirm(r).unwrap();
+        let mut seen = Vec::new();
+        l.for_each_entry(|e| {
+            seen.push(e);
+            Ok::<_, LedgerError>(())
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].serial, Some(7));
+        assert_eq!(seen[0].state, EntryState::Accepted);
+        assert!(l.forget(&id).unwrap());
+        assert!(!l.forget(&id).unwrap());
+        let r = l.reserve(&id, 100, None, 100).unwrap();
+        l.confirm(r).unwrap();
+        let r = l
+            .reserve(&replay_id(None, 0, b"h"), 200, Some(150), 200)
+            .unwrap();
+        l.confirm(r).unwrap();
+        // Capped at the newest entry before this one.
+        assert_eq!(l.horizon().unwrap(), Some(100));
+        assert_eq!(l.set_horizon(300).unwrap(), None, "never raised");
+        assert_eq!(l.set_horizon(90).unwrap(), Some(100));
+        assert_eq!(l.horizon().unwrap(), Some(90));
+        assert!(l.check(200, 0).unwrap().is_empty());
+        l.conn
+            .execute("UPDATE meta SET value = 5000 WHERE key = 'horizon'", [])
+            .unwrap();
+        assert_eq!(
+            l.check(150, 0).unwrap(),
+            vec![
+                Problem::HorizonInFuture { horizon: 5000 },
+                Problem::EntriesInFuture { count: 1 }
+            ]
+        );
     }
 
     #[test]

@@ -2,7 +2,13 @@
 //! parsing and exit codes; the format and the cryptography live in
 //! `kapsel-format` and `kapsel-codec`.
 #![forbid(unsafe_code)]
+// Every write to standard output or standard error goes through `output`,
+// which never panics.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
+#[macro_use]
+mod output;
+mod assets;
 mod commands;
 mod demo;
 mod error;
@@ -10,6 +16,7 @@ mod exchange;
 mod files;
 mod inspect;
 mod keyfiles;
+mod ledger_cmd;
 mod policy;
 mod progress;
 mod time;
@@ -17,14 +24,14 @@ mod time;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  I/O or other error
   2  usage error
-  3  not a kapsel file, malformed header, or unsupported version
+  3  not a kapsel file, malformed header, unsupported version, or damaged armor
   4  no identity matches any recipient
   5  authentication failed: header, payload tag, truncated or trailing data,
      or an invalid sender signature
@@ -37,7 +44,7 @@ Exit codes:
 #[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 HPKE + Cobblestone-256)",
     after_help = EXIT_CODES)]
 struct Cli {
-    /// No progress line on stderr (it is shown only on a terminal anyway)
+    /// No progress line on stderr (shown only on a terminal anyway), no verify summary, no listen address unless its port was chosen (port 0)
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
@@ -84,8 +91,8 @@ enum Command {
         /// Answer a receiver's challenge (from kapsel challenge): the receiver checks it with decrypt --expect-challenge
         #[arg(long, value_name = "CHALLENGE")]
         challenge: Option<String>,
-        /// Worker threads for the payload (0: all cores; 1: sequential)
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_threads)]
         threads: usize,
         /// Output file (standard output if absent); written atomically
         #[arg(short, long, value_name = "OUT")]
@@ -97,7 +104,7 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel decrypt -i me.key -o notes.txt secret.kap\n  ssh host 'cat dir.tar.kap' | kapsel decrypt -i me.key | tar x\n  kapsel decrypt -i me.key --offset 1048576 --length 4096 big.kap > part.bin\n\n",
         "With -o, output goes to a temporary file that replaces OUT only after the whole input\n",
         "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
-        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error\n  2 usage error\n  3 not a kapsel file, malformed header, or unsupported version\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data\n  6 refused by policy (replay, freshness, sender, challenge)\n  8 the message is being received by another process right now; retry later"))]
+        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error (a closed standard output ends quietly with 1)\n  2 usage error\n  3 not a kapsel file, malformed header, unsupported version, or damaged armor\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data,\n    or an invalid sender signature\n  6 refused by policy: already accepted (a replay), too old, from the future,\n    not from the expected sender, or not answering the expected challenge\n  8 the message is being received by another process right now; retry later"))]
     Decrypt {
         /// Identity file (- for standard input); repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
@@ -110,8 +117,8 @@ enum Command {
         /// Replay ledger: refuse messages already accepted (also $KAPSEL_REPLAY_DB; "default" = <state dir>/replay.db)
         #[arg(long, value_name = "PATH")]
         replay_db: Option<PathBuf>,
-        /// Worker threads for the payload (0: all cores; 1: sequential)
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_threads)]
         threads: usize,
         /// Decrypt only from plaintext byte N on (needs an input file; decrypts only the chunks the range touches)
         #[arg(long, value_name = "N")]
@@ -124,7 +131,9 @@ enum Command {
     },
     /// Check a file completely (header, sender signature, every chunk) without writing plaintext
     #[command(after_help = concat!("Examples:\n  kapsel verify -i me.key backup.kap\n  kapsel verify -i me.key --expect-sender kapsel1... --max-age 1d report.kap\n\n",
-        "Nothing is recorded in a replay ledger. Exit codes are those of decrypt."))]
+        "On success, prints one line on standard output (verified: FILE: N bytes, sender, creation\n",
+        "time, serial); -q prints nothing. Nothing is recorded in a replay ledger.\n",
+        "Exit codes are those of decrypt."))]
     Verify {
         /// Identity file (- for standard input); repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
@@ -157,7 +166,7 @@ enum Command {
         "With --keep-going, -o names a directory and each message gets a new file in it.\n\n",
         "Exit codes (one exchange): those of decrypt; 1 also when the sender closed the connection early"))]
     Listen {
-        /// Address to listen on, HOST:PORT (port 0: any free port, printed on stderr)
+        /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT or PORT (every IPv4 interface), or HOST (port 7000); port 0 picks a free port, printed on stderr even with -q
         #[arg(
             value_name = "ADDR",
             required_unless_present = "stdio",
@@ -185,8 +194,8 @@ enum Command {
         /// Give up on a silent peer after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
         timeout: String,
-        /// Worker threads for the payload (0: all cores; 1: sequential)
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_threads)]
         threads: usize,
     },
     /// Send IN to a kapsel listener: answers its challenge, then checks its receipt
@@ -194,7 +203,7 @@ enum Command {
         "Over ssh (a FIFO joins the two directions):\n  mkfifo back\n  kapsel send --stdio -r kapsel1... backup.tar < back \\\n    | ssh host kapsel listen --stdio -i me.key -o backup.tar > back\n\n",
         "Exit codes:\n  0 delivered: the receipt verified\n  1 I/O error, connection lost, or no receipt\n  2 usage error\n  3 the peer is not a kapsel listener\n  5 the receipt does not verify\n  7 the receiver refused the message"))]
     Send {
-        /// Receiver address, HOST:PORT (not with --stdio, where the only operand is IN)
+        /// Receiver address: HOST:PORT, [IPV6]:PORT, or HOST alone for port 7000 (not with --stdio, where the only operand is IN)
         #[arg(value_name = "ADDR", required_unless_present = "stdio")]
         addr: Option<String>,
         /// Run the exchange over standard input and output (IN must then be a file)
@@ -205,17 +214,68 @@ enum Command {
         /// Give up on a silent receiver after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
         timeout: String,
-        /// Worker threads for the payload (0: all cores; 1: sequential)
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_threads)]
         threads: usize,
         /// Input file (standard input if absent or -)
         input: Option<PathBuf>,
+    },
+    /// Show, check and mend a replay ledger (decrypt --replay-db)
+    #[command(after_help = concat!("Examples:\n  kapsel ledger list --replay-db ~/.local/state/kapsel/replay.db\n  kapsel ledger check --json\n  kapsel ledger forget 01ab...\n  kapsel ledger repair --max-age 1d\n\n",
+        "The ledger is --replay-db PATH, else $KAPSEL_REPLAY_DB, else <state dir>/replay.db.\n\n",
+        "Exit codes: 0 success, 1 error or (check) a problem found, 2 usage error"))]
+    Ledger {
+        /// The replay ledger (also $KAPSEL_REPLAY_DB; default <state dir>/replay.db)
+        #[arg(long, value_name = "PATH", global = true)]
+        replay_db: Option<PathBuf>,
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
+    /// Write man pages and shell completions (bash, zsh, fish) under DIR
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Directory for man/man1/ and completions/
+        dir: PathBuf,
     },
     /// Run the main job on a built-in sample: keygen, encrypt, inspect, decrypt, verify
     #[command(
         after_help = "Examples:\n  kapsel demo        # prints each step and ok; exit 0 when all worked"
     )]
     Demo,
+}
+
+/// `kapsel ledger` subcommands.
+#[derive(Subcommand, Debug)]
+enum LedgerAction {
+    /// List the entries (identifier, state, sender, serial, times) and the horizon
+    List {
+        /// Print JSON for scripts (64-bit numbers as strings)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check integrity: SQLite, schema, file modes, abandoned entries, times in the future
+    Check {
+        /// Print JSON for scripts
+        #[arg(long)]
+        json: bool,
+        /// Allowed clock skew for times in the future
+        #[arg(long, value_name = "DURATION", default_value = "5m")]
+        max_skew: String,
+    },
+    /// Delete one entry: that message can then be accepted once more
+    Forget {
+        /// The entry's identifier, in hexadecimal, as ledger list shows it
+        id: String,
+    },
+    /// Lower a horizon that lies in the future to now - MAX_AGE - MAX_SKEW
+    Repair {
+        /// The receiver's --max-age: files older than this are refused anyway
+        #[arg(long, value_name = "DURATION")]
+        max_age: String,
+        /// The receiver's --max-skew
+        #[arg(long, value_name = "DURATION", default_value = "5m")]
+        max_skew: String,
+    },
 }
 
 /// Who a message goes to and who signs it: flags shared by `encrypt` and `send`.
@@ -265,6 +325,24 @@ struct PolicyArgs {
     /// Refuse files that do not answer this challenge (from kapsel challenge; see encrypt --challenge)
     #[arg(long, value_name = "CHALLENGE")]
     expect_challenge: Option<String>,
+}
+
+/// Most worker threads `--threads` accepts: far more than any machine
+/// kapsel runs on has cores, and few enough that starting them is quick
+/// (each holds a 2 MiB batch in flight).
+const MAX_THREADS: usize = 1024;
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of threads"))?;
+    if n > MAX_THREADS {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Err(format!(
+            "at most {MAX_THREADS} threads (this machine has {cores} cores; 0 uses them all)"
+        ));
+    }
+    Ok(n)
 }
 
 fn parse_challenge(s: &str) -> Result<kapsel_codec::exchange::Challenge, error::CliError> {
@@ -489,6 +567,22 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         })
         }
         Command::Demo => demo::run(),
+        Command::GenerateAssets { dir } => assets::generate(Cli::command(), &dir),
+        Command::Ledger { replay_db, action } => ledger_cmd::run(
+            replay_db,
+            match action {
+                LedgerAction::List { json } => ledger_cmd::Action::List { json },
+                LedgerAction::Check { json, max_skew } => ledger_cmd::Action::Check {
+                    json,
+                    max_skew: parse_duration(&max_skew)?,
+                },
+                LedgerAction::Forget { id } => ledger_cmd::Action::Forget { id },
+                LedgerAction::Repair { max_age, max_skew } => ledger_cmd::Action::Repair {
+                    max_age: parse_duration(&max_age)?,
+                    max_skew: parse_duration(&max_skew)?,
+                },
+            },
+        ),
     }
 }
 
@@ -503,8 +597,8 @@ fn report_clap_error(e: clap::Error) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprintln!("kapsel: error: no command given");
-            eprintln!(
+            errln!("kapsel: error: no command given");
+            errln!(
                 "kapsel: hint: usage: kapsel [OPTIONS] <COMMAND>; kapsel --help lists the commands"
             );
             return ExitCode::from(2);
@@ -532,9 +626,9 @@ fn report_clap_error(e: clap::Error) -> ExitCode {
             hints.push(line.to_string());
         }
     }
-    eprintln!("kapsel: error: {message}");
+    errln!("kapsel: error: {message}");
     for hint in hints {
-        eprintln!("kapsel: hint: {hint}");
+        errln!("kapsel: hint: {hint}");
     }
     ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }

@@ -115,6 +115,7 @@ impl Policy {
             return Ok(None);
         };
         let ledger_err = |e: LedgerError| ledger_error(e, path);
+        crate::ledger_cmd::warn_exposed(path, "replay ledger");
         let mut ledger = Ledger::open(path).map_err(ledger_err)?;
         let point = match &header.sender {
             Sender::P256(p) => Some(&p.0[..]),

@@ -78,6 +78,32 @@ fn make_private(path: &Path) {
 #[cfg(not(unix))]
 fn make_private(_path: &Path) {}
 
+/// The files of the database at `path` (itself, `-wal`, `-shm`) that group
+/// or others may access, with their permission bits: what opening it will
+/// make private, for the caller to report.
+pub fn exposed_files(path: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|suffix| {
+                let mut name = path.as_os_str().to_owned();
+                name.push(suffix);
+                let file = std::path::PathBuf::from(name);
+                let meta = std::fs::metadata(&file).ok()?;
+                let mode = meta.permissions().mode() & 0o777;
+                (meta.is_file() && mode & 0o077 != 0).then_some((file, mode))
+            })
+            .collect()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Vec::new()
+    }
+}
+
 fn try_open(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
