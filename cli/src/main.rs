@@ -409,7 +409,21 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The FIPS build refuses to run unless the AWS-LC module is in FIPS mode.
+    if let Err(e) = kapsel_codec::backend::check() {
+        eprintln!("kapsel: error: {e}");
+        return ExitCode::from(1);
+    }
+    let version = format!(
+        "{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        kapsel_codec::backend::description()
+    );
+    let matches = <Cli as clap::CommandFactory>::command()
+        .version(&*Box::leak(version.into_boxed_str()))
+        .get_matches();
+    let cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
