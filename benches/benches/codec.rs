@@ -91,11 +91,19 @@ fn ecdh(c: &mut Criterion) {
     });
     let point = theirs.to_uncompressed();
     g.bench_function("validate_point_aws-lc-rs", |b| {
-        b.iter(|| PublicKey::from_sec1_bytes(&point).expect("valid")[..].len())
+        b.iter(|| {
+            PublicKey::from_sec1_bytes(&point)
+                .expect("valid")
+                .as_uncompressed()[1]
+        })
     });
     let compressed = theirs.to_compressed();
     g.bench_function("decompress_point_aws-lc-rs", |b| {
-        b.iter(|| PublicKey::from_sec1_bytes(&compressed).expect("valid")[..].len())
+        b.iter(|| {
+            PublicKey::from_sec1_bytes(&compressed)
+                .expect("valid")
+                .as_uncompressed()[1]
+        })
     });
     let eph = SecretKey::generate();
     g.bench_function("encap_given_ephemeral", |b| {

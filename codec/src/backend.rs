@@ -60,7 +60,8 @@ pub fn description() -> String {
             } else {
                 "NOT in FIPS mode"
             };
-            format!("AWS-LC FIPS module {version} ({mode})")
+            let module = aws_lc_rs::fips_version().unwrap_or(0);
+            format!("AWS-LC FIPS module {version}, AWS-LC-FIPS {module} ({mode})")
         }
         Build::Standard => format!("AWS-LC {version} (not a FIPS build)"),
     }
