@@ -1,8 +1,9 @@
 //! Criterion benchmarks:
-//! - `chunk`: the chunk primitive (ring since issue 5), with aws-lc-rs and
-//!   RustCrypto AES-GCM beside it, the evidence for the choice;
-//! - `ecdh`: one P-256 Diffie-Hellman and one public-key derivation with
-//!   `p256` and with aws-lc-rs, the evidence for the DH in `hpke.rs`;
+//! - `chunk`: the chunk primitive (AWS-LC), with ring and RustCrypto AES-GCM
+//!   beside it, and SHA-256 of 1 MiB (AWS-LC against `sha2`): the evidence
+//!   for the one backend;
+//! - `ecdh`: the steps of one stanza alone (key generation, Diffie-Hellman,
+//!   point validation, Encap, Decap, key schedule, first chunk);
 //! - `key_wrap`: a whole header with one stanza, made and opened;
 //! - `small_message`: encrypt plus decrypt of a 1 KiB file to one recipient
 //!   (messages per second per core is 1 / time);
@@ -26,31 +27,31 @@ fn chunk_primitive(c: &mut Criterion) {
     let (cipher, _) = ChunkCipher::for_encryption(&[7u8; 32], b"bench").expect("32-byte key");
     let mut buf = vec![0u8; CHUNK_SIZE];
     g.throughput(Throughput::Bytes(CHUNK_SIZE as u64));
-    g.bench_function("seal_16KiB_ring", |b| {
+    g.bench_function("seal_16KiB_aws-lc-rs", |b| {
         b.iter(|| cipher.seal(1, &mut buf).expect("seal"))
     });
     let mut sealed = vec![0u8; CHUNK_SIZE];
     let tag = cipher.seal(1, &mut sealed).expect("seal");
     sealed.extend_from_slice(&tag);
-    g.bench_function("open_16KiB_ring", |b| {
+    g.bench_function("open_16KiB_aws-lc-rs", |b| {
         b.iter_batched_ref(
             || sealed.clone(),
             |chunk| cipher.open(1, chunk).map(|p| p.len()).expect("open"),
             criterion::BatchSize::SmallInput,
         )
     });
-    let lc = aws_lc_rs::aead::LessSafeKey::new(
-        aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &[7u8; 32])
-            .expect("32-byte key"),
+    let ring_key = ring::aead::LessSafeKey::new(
+        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &[7u8; 32]).expect("32-byte key"),
     );
-    g.bench_function("seal_16KiB_aws-lc-rs", |b| {
+    g.bench_function("seal_16KiB_ring-0.17", |b| {
         b.iter(|| {
-            lc.seal_in_place_separate_tag(
-                aws_lc_rs::aead::Nonce::assume_unique_for_key([0u8; 12]),
-                aws_lc_rs::aead::Aad::empty(),
-                &mut buf,
-            )
-            .expect("seal")
+            ring_key
+                .seal_in_place_separate_tag(
+                    ring::aead::Nonce::assume_unique_for_key([0u8; 12]),
+                    ring::aead::Aad::empty(),
+                    &mut buf,
+                )
+                .expect("seal")
         })
     });
     let rc = aes_gcm::Aes256Gcm::new(&[7u8; 32].into());
@@ -61,43 +62,68 @@ fn chunk_primitive(c: &mut Criterion) {
                 .expect("seal")
         })
     });
+    let mut big = vec![0u8; 1 << 20];
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("sha256_1MiB_aws-lc-rs", |b| {
+        b.iter(|| kapsel_codec::backend::sha256(&big)[0])
+    });
+    g.bench_function("sha256_1MiB_sha2-0.10", |b| {
+        use sha2::Digest;
+        b.iter(|| sha2::Sha256::digest(&big)[0])
+    });
+    big.truncate(0);
     g.finish();
 }
 
+/// The steps of one stanza, each alone: what a small message costs.
 fn ecdh(c: &mut Criterion) {
-    use aws_lc_rs::agreement;
-    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use kapsel_codec::ec::{PublicKey, SecretKey};
+    use kapsel_codec::hpke::{self, Mode};
 
     let mut g = c.benchmark_group("ecdh");
-    let ours = Identity::generate();
-    let theirs = Identity::generate().to_recipient();
-    let sk = ours.secret_key();
-    let pk = theirs.public_key();
-    let pk_bytes = pk.to_encoded_point(false);
-    g.bench_function("dh_p256-0.13", |b| {
-        b.iter(|| {
-            p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine()).raw_secret_bytes()[0]
-        })
+    let ours = SecretKey::generate();
+    let theirs = *SecretKey::generate().public_key();
+    g.bench_function("keygen_aws-lc-rs", |b| {
+        b.iter(|| SecretKey::generate().public_key().as_uncompressed()[1])
     });
-    let scalar = sk.to_bytes();
     g.bench_function("dh_aws-lc-rs", |b| {
+        b.iter(|| ours.diffie_hellman(&theirs)[0])
+    });
+    let point = theirs.to_uncompressed();
+    g.bench_function("validate_point_aws-lc-rs", |b| {
         b.iter(|| {
-            let private = agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, &scalar)
-                .expect("valid scalar");
-            let peer =
-                agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, pk_bytes.as_bytes());
-            agreement::agree(&private, peer, (), |k| Ok(k[0])).expect("agree")
+            PublicKey::from_sec1_bytes(&point)
+                .expect("valid")
+                .as_uncompressed()[1]
         })
     });
-    g.bench_function("public_key_p256-0.13", |b| {
-        b.iter(|| sk.public_key().to_encoded_point(false).as_bytes()[1])
-    });
-    g.bench_function("public_key_aws-lc-rs", |b| {
+    let compressed = theirs.to_compressed();
+    g.bench_function("decompress_point_aws-lc-rs", |b| {
         b.iter(|| {
-            agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, &scalar)
-                .and_then(|k| k.compute_public_key().map_err(Into::into))
-                .map(|p| p.as_ref()[1])
-                .expect("public key")
+            PublicKey::from_sec1_bytes(&compressed)
+                .expect("valid")
+                .as_uncompressed()[1]
+        })
+    });
+    let eph = SecretKey::generate();
+    g.bench_function("encap_given_ephemeral", |b| {
+        b.iter(|| hpke::encap(&theirs, None, &eph).enc[1])
+    });
+    let e = hpke::encap(ours.public_key(), None, &eph);
+    g.bench_function("decap", |b| {
+        b.iter(|| hpke::decap(&e.enc, &ours, None).expect("decap")[0])
+    });
+    g.bench_function("key_schedule", |b| {
+        b.iter(|| {
+            hpke::Context::new(Mode::Base, &e.shared_secret, b"kapsel/v1 file key").base_nonce()[0]
+        })
+    });
+    let header = vec![0x55u8; 220];
+    let mut first = vec![0x33u8; 1024];
+    g.bench_function("payload_setup_and_first_1KiB_chunk", |b| {
+        b.iter(|| {
+            let (cipher, _) = ChunkCipher::for_encryption(&[7u8; 32], &header).expect("key");
+            cipher.seal(0, &mut first).expect("seal")[0]
         })
     });
     g.finish();

@@ -4,8 +4,8 @@
 
 use std::io::{Read, Write};
 
+use kapsel_codec::backend::sha256;
 use kapsel_codec::{Decryptor, Encryptor, Identity, Outcome};
-use sha2::{Digest, Sha256};
 
 use crate::error::CliError;
 
@@ -57,7 +57,7 @@ pub fn run() -> Result<(), CliError> {
         .map_err(|e| fail("decrypt", e))?
         .read_to_end(&mut decrypted)
         .map_err(|e| fail("decrypt", e))?;
-    let (want, got) = (Sha256::digest(&plaintext), Sha256::digest(&decrypted));
+    let (want, got) = (sha256(&plaintext), sha256(&decrypted));
     if want != got {
         return Err(fail("compare", "decrypted text differs from the sample"));
     }

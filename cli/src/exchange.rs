@@ -614,7 +614,7 @@ fn message_file_name(header_bytes: &[u8]) -> String {
         .chars()
         .filter(|c| !matches!(c, '-' | ':'))
         .collect();
-    let hash = <sha2::Sha256 as sha2::Digest>::digest(header_bytes);
+    let hash = kapsel_codec::backend::sha256(header_bytes);
     format!("{stamp}-{}", hex::encode(&hash[..4]))
 }
 

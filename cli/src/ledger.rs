@@ -38,8 +38,8 @@
 
 use std::path::Path;
 
+use kapsel_codec::backend::sha256;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
-use sha2::{Digest, Sha256};
 
 /// Why the ledger refused a message, or failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,14 +96,14 @@ pub fn replay_id(sender_point: Option<&[u8]>, serial: u64, header_bytes: &[u8]) 
         Some(point) => {
             let mut id = Vec::with_capacity(41);
             id.push(0x01);
-            id.extend_from_slice(&Sha256::digest(point));
+            id.extend_from_slice(&sha256(point));
             id.extend_from_slice(&serial.to_be_bytes());
             id
         }
         None => {
             let mut id = Vec::with_capacity(33);
             id.push(0x00);
-            id.extend_from_slice(&Sha256::digest(header_bytes));
+            id.extend_from_slice(&sha256(header_bytes));
             id
         }
     }
@@ -546,8 +546,7 @@ impl Ledger {
 }
 
 fn getrandom_owner(out: &mut [u8; 16]) {
-    use rand_core::RngCore;
-    rand_core::OsRng.fill_bytes(out);
+    kapsel_codec::backend::fill_random(out);
 }
 
 /// Adds the holder columns a ledger file lacks. The check runs again inside

@@ -642,7 +642,21 @@ fn lower_first(s: &str) -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // The FIPS build refuses to run unless the AWS-LC module is in FIPS mode.
+    if let Err(e) = kapsel_codec::backend::check() {
+        errln!("kapsel: error: {e}");
+        return ExitCode::from(1);
+    }
+    let version = format!(
+        "{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        kapsel_codec::backend::description()
+    );
+    let parsed = <Cli as clap::CommandFactory>::command()
+        .version(&*Box::leak(version.into_boxed_str()))
+        .try_get_matches()
+        .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => return report_clap_error(e),
     };

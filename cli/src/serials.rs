@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kapsel_codec::backend::sha256;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use sha2::{Digest, Sha256};
 
 /// An open serial store.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ impl SerialStore {
 
     /// Issues the next serial for the sender with public point `sender_point`.
     pub fn issue(&mut self, sender_point: &[u8]) -> rusqlite::Result<u64> {
-        let key = Sha256::digest(sender_point).to_vec();
+        let key = sha256(sender_point).to_vec();
         let now_micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)

@@ -7,8 +7,6 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
-
 fn exit_code(class: &str) -> i32 {
     match class {
         "success" => 0,
@@ -101,7 +99,7 @@ fn every_vector_gets_its_exit_code_one_line_and_no_output_file() {
             assert!(stderr.is_empty(), "{name}: {stderr}");
             let plain = fs::read(&out_file).unwrap();
             assert_eq!(
-                hex::encode(Sha256::digest(&plain)),
+                hex::encode(kapsel_codec::backend::sha256(&plain)),
                 released_sha,
                 "{name}: wrong plaintext"
             );

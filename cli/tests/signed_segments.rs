@@ -246,7 +246,7 @@ fn the_order_of_identities_does_not_change_the_outcome() {
     // Bob's, then encrypts under the right one.
     let file_key = [3u8; 32];
     let stanza = |to: &Identity, key: &[u8; 32]| {
-        let eph = p256::SecretKey::random(&mut rand_core::OsRng);
+        let eph = kapsel_codec::ec::SecretKey::generate();
         let e = hpke::encap(to.to_recipient().public_key(), None, &eph);
         let mut ctx = hpke::Context::new(Mode::Base, &e.shared_secret, HPKE_INFO);
         Stanza::P256Hpke {

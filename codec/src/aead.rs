@@ -1,20 +1,16 @@
 //! AES-256-GCM, the one AEAD kapsel uses (HPKE key wrap and payload chunks),
-//! from `ring` (BoringSSL's assembly).
+//! from AWS-LC through `aws-lc-rs` (in the `fips` build, the FIPS module's).
 //!
-//! Chosen on measured throughput on the reference machine (AMD EPYC Zen 3,
-//! VAES and VPCLMULQDQ, no AVX-512), one 16 KiB chunk at a time
-//! (`cargo bench -p kapsel-benches -- chunk`): `ring` 0.17.14 seals at
-//! 6.2 GiB/s and opens at 5.5 GiB/s per core with its VAES-AVX2 code, where
-//! `aws-lc-rs` (AWS-LC 0.47, whose only VAES code needs AVX-512) seals at
-//! 2.6 GiB/s with its AES-NI/AVX code, and RustCrypto `aes-gcm` 0.10 at
-//! 1.0 GiB/s. On CPUs without VAES, ring and AWS-LC run the same
-//! AES-NI/AVX assembly.
+//! Nonces are the caller's: HPKE's `ComputeNonce` and Cobblestone's derived
+//! chunk nonces. (AWS-LC's FIPS security policy counts AES-GCM sealing with
+//! an externally chosen nonce as a non-approved service; see the README's
+//! "FIPS build".)
 //!
 //! Invariant: [`Aes256Gcm::open_in_place`] returns plaintext only after the
 //! tag verified; on failure the buffer's contents are unspecified and must
 //! not be released.
 
-use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
 /// AES-256-GCM key length.
 pub const KEY_LEN: usize = 32;
@@ -77,9 +73,8 @@ impl Aes256Gcm {
             .open_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad),
-                Tag::from(*tag),
+                &tag[..],
                 ciphertext,
-                0..,
             )
             .map_err(|_| OpenError)
     }

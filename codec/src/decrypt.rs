@@ -10,9 +10,9 @@
 
 use std::io::{Read, Write};
 
+use crate::ec::PublicKey;
 use kapsel_format::{read, Header, HeaderError, Sender, Stanza};
 use nom::{Err, Needed};
-use p256::PublicKey;
 use zeroize::Zeroizing;
 
 use crate::error::DecryptError;

@@ -9,16 +9,17 @@ use kapsel_format::{
     write, Extension, Header, Sender, Stanza, Suite, EXTENSION_CHALLENGE, MAX_RECIPIENTS,
     WRAPPED_KEY_LEN,
 };
-use p256::SecretKey;
-use rand_core::{CryptoRngCore, OsRng, RngCore};
+use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
+use crate::backend::{fill_random, SystemRng};
+use crate::ec::SecretKey;
 use crate::error::EncryptError;
 use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
 use crate::keys::{Identity, Recipient};
 use crate::payload::{ChunkCipher, PayloadWriter, SALT_LEN};
-use crate::segment::SegmentSigner;
+use crate::segment::{ExternalSigner, SegmentSigner};
 use crate::{FILE_KEY_LEN, HPKE_INFO};
 
 /// Configures and starts the encryption of one file.
@@ -96,17 +97,23 @@ impl Encryptor {
     }
 
     /// Builds the header for a fresh file key drawn from `rng`, with an
-    /// ephemeral key per stanza (and the serial, if not set) from `rng` too;
+    /// ephemeral key per stanza (from `rng` if `seeded`, else from the
+    /// backend's key generation) and the serial, if not set, from `rng` too;
     /// returns its encoding and the key.
     fn header(
         &self,
         rng: &mut impl CryptoRngCore,
+        seeded: bool,
     ) -> Result<(Vec<u8>, Zeroizing<[u8; FILE_KEY_LEN]>), EncryptError> {
         let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
         rng.fill_bytes(&mut file_key[..]);
         let mut stanzas = Vec::with_capacity(self.recipients.len());
         for recipient in &self.recipients {
-            let ephemeral = SecretKey::random(&mut *rng);
+            let ephemeral = if seeded {
+                SecretKey::from_rng(&mut *rng)
+            } else {
+                SecretKey::generate()
+            };
             let encapsulation = hpke::encap(recipient.public_key(), None, &ephemeral);
             let mut ctx = hpke::Context::new(Mode::Base, &encapsulation.shared_secret, HPKE_INFO);
             // A fresh context has sequence number 0: sealing cannot hit the limit.
@@ -154,40 +161,61 @@ impl Encryptor {
     /// Writes the header and the payload prefix to `output` and returns the
     /// writer for the plaintext. Call [`FileWriter::finish`] at the end.
     pub fn wrap_output<W: Write>(self, output: W) -> Result<FileWriter<W>, EncryptError> {
-        let (header_bytes, file_key) = self.header(&mut OsRng)?;
+        let (header_bytes, file_key) = self.header(&mut SystemRng, false)?;
         let mut salt = [0u8; SALT_LEN];
-        OsRng.fill_bytes(&mut salt);
-        self.start(output, header_bytes, file_key, salt, false)
+        fill_random(&mut salt);
+        self.start(output, header_bytes, file_key, salt, None)
     }
 
     /// [`Encryptor::wrap_output`] with every random value drawn from `rng`,
     /// in this order: the file key, one ephemeral HPKE key per recipient (in
     /// recipient order), the stanza shuffle (with hidden recipients), the
     /// serial (unless set), the payload salt. With a seeded generator and a
-    /// fixed [`Encryptor::created_at`] the output is reproducible byte for
-    /// byte (segment signatures are then deterministic, RFC 6979): for
-    /// conformance test vectors only. Real files must use
-    /// [`Encryptor::wrap_output`], which draws from the operating system.
+    /// fixed [`Encryptor::created_at`] the output of an anonymous file is
+    /// reproducible byte for byte: for conformance test vectors only. (A
+    /// signed file is signed with randomized nonces; reproducible signed
+    /// files need [`Encryptor::wrap_output_with_rng_and_signer`].) Real files
+    /// must use [`Encryptor::wrap_output`], which draws from the backend's
+    /// generator.
+    #[doc(hidden)]
     pub fn wrap_output_with_rng<W: Write>(
         self,
         output: W,
         rng: &mut impl CryptoRngCore,
     ) -> Result<FileWriter<W>, EncryptError> {
-        let (header_bytes, file_key) = self.header(rng)?;
+        let (header_bytes, file_key) = self.header(rng, true)?;
         let mut salt = [0u8; SALT_LEN];
         rng.fill_bytes(&mut salt);
-        self.start(output, header_bytes, file_key, salt, true)
+        self.start(output, header_bytes, file_key, salt, None)
     }
 
-    /// Writes the header and the payload prefix; the signer of a signed file
-    /// is deterministic (RFC 6979) for conformance vectors.
+    /// [`Encryptor::wrap_output_with_rng`] with the segment signatures made
+    /// by `signer` instead of the sender's key (for example RFC 6979
+    /// deterministic ECDSA), so that signed conformance vectors are
+    /// reproducible. Hazardous: nothing checks that `signer` signs as the
+    /// sender the header names.
+    #[doc(hidden)]
+    pub fn wrap_output_with_rng_and_signer<W: Write>(
+        self,
+        output: W,
+        rng: &mut impl CryptoRngCore,
+        signer: ExternalSigner,
+    ) -> Result<FileWriter<W>, EncryptError> {
+        let (header_bytes, file_key) = self.header(rng, true)?;
+        let mut salt = [0u8; SALT_LEN];
+        rng.fill_bytes(&mut salt);
+        self.start(output, header_bytes, file_key, salt, Some(signer))
+    }
+
+    /// Writes the header and the payload prefix; a signed file is signed by
+    /// the sender's key, or by `external` for conformance vectors.
     fn start<W: Write>(
         self,
         mut output: W,
         header_bytes: Vec<u8>,
         file_key: Zeroizing<[u8; FILE_KEY_LEN]>,
         salt: [u8; SALT_LEN],
-        deterministic: bool,
+        external: Option<ExternalSigner>,
     ) -> Result<FileWriter<W>, EncryptError> {
         output.write_all(&header_bytes)?;
         // The file key always has FILE_KEY_LEN bytes, so payload setup
@@ -196,10 +224,15 @@ impl Encryptor {
             ChunkCipher::for_encryption_with_salt(&file_key[..], &header_bytes, salt)
                 .map_err(|p| EncryptError::Io(io::Error::other(p)))?;
         output.write_all(&prefix)?;
-        let signer = self
-            .sender
-            .as_ref()
-            .map(|id| SegmentSigner::new(id.secret_key(), &header_bytes, &prefix, deterministic));
+        let signer = match (self.sender.as_ref(), external) {
+            (None, _) => None,
+            (Some(_), Some(external)) => Some(SegmentSigner::with_external(
+                external,
+                &header_bytes,
+                &prefix,
+            )),
+            (Some(id), None) => Some(SegmentSigner::new(id.secret_key(), &header_bytes, &prefix)),
+        };
         let receipt_key = self
             .challenge
             .map(|c| ReceiptKey::derive(&file_key[..], &header_bytes, &c));

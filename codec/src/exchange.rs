@@ -30,7 +30,6 @@ use std::str::FromStr;
 
 use aws_lc_rs::{digest, hkdf, hmac};
 use kapsel_format::{Header, EXTENSION_CHALLENGE};
-use rand_core::{OsRng, RngCore};
 use subtle::ConstantTimeEq;
 
 use crate::parallel::write_all_slices;
@@ -124,7 +123,7 @@ impl Challenge {
     /// A fresh challenge from the operating system's generator.
     pub fn generate() -> Self {
         let mut bytes = [0u8; CHALLENGE_LEN];
-        OsRng.fill_bytes(&mut bytes);
+        crate::backend::fill_random(&mut bytes);
         Challenge(bytes)
     }
 

@@ -3,29 +3,18 @@
 //! (kem `0x0010`, kdf `0x0001`, aead `0x0002`), in base mode (`0x00`) and
 //! auth mode (`0x02`). PSK modes are not used by kapsel and not provided.
 //!
-//! Only the composition is written here: the P-256 scalar multiplications
-//! (ECDH and public keys) come from AWS-LC through `aws-lc-rs`, key types,
-//! encodings and point validation from `p256`, HKDF from `hkdf`, the AEAD
-//! from [`crate::aead`]. The whole module is checked against the RFC 9180
-//! test vectors (key schedule, 257 sequential encryptions, exports) in
-//! `testvectors/tests/rfc9180_hpke.rs`.
-//!
-//! Why AWS-LC for the curve arithmetic: measured with `cargo bench -p
-//! kapsel-benches -- ecdh` on the reference machine, one DH costs about
-//! 400 us with `p256` 0.13 and about 215 us with aws-lc-rs (which includes
-//! deriving the public key once, about 50 us, against about 410 us with
-//! `p256`). A stanza costs two of these operations on each side, so this is
-//! most of the cost of a small message. Keys cross over as their 32-byte
-//! scalar and 65-byte uncompressed point.
+//! Only the composition is written here: every primitive is AWS-LC's,
+//! through `aws-lc-rs` (P-256 in [`crate::ec`], HMAC-SHA256 for
+//! HKDF-Extract, HKDF-SHA256-Expand, the AEAD from [`crate::aead`]). The
+//! whole module is checked against the RFC 9180 test vectors (key schedule,
+//! 257 sequential encryptions, exports) in `testvectors/tests/rfc9180_hpke.rs`,
+//! and its HKDF against Wycheproof's HKDF-SHA-256 vectors.
 
-use aws_lc_rs::agreement;
-use hkdf::Hkdf;
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::{PublicKey, SecretKey};
-use sha2::Sha256;
+use aws_lc_rs::{hkdf, hmac};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::aead::{Aes256Gcm, OpenError, KEY_LEN, NONCE_LEN, TAG_LEN};
+pub use crate::ec::{PublicKey, SecretKey};
 
 /// KEM identifier of DHKEM(P-256, HKDF-SHA256).
 pub const KEM_ID: u16 = 0x0010;
@@ -96,10 +85,7 @@ fn labeled_extract(
     labeled.extend_from_slice(suite_id);
     labeled.extend_from_slice(label);
     labeled.extend_from_slice(ikm);
-    let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), &labeled);
-    let mut out = Zeroizing::new([0u8; N_SECRET]);
-    out.copy_from_slice(&prk);
-    out
+    hkdf_sha256_extract(salt, &labeled)
 }
 
 /// `LabeledExpand(prk, label, info, L)` with `suite_id`, into `out`.
@@ -111,20 +97,41 @@ fn labeled_expand(
     out: &mut [u8],
 ) {
     let len = u16::try_from(out.len()).unwrap_or(u16::MAX).to_be_bytes();
-    // A 32-byte PRK is always long enough for HKDF-SHA256.
-    #[allow(clippy::expect_used)]
-    let hk = Hkdf::<Sha256>::from_prk(prk).expect("32-byte PRK");
-    // Callers ask for at most 255 * 32 bytes (they ask for 12, 32 or an export length they bound).
-    #[allow(clippy::expect_used)]
-    hk.expand_multi_info(&[&len, b"HPKE-v1", suite_id, label, info], out)
-        .expect("HKDF-Expand length within 255 * Nh");
+    // Callers ask for at most 255 * 32 bytes (they ask for 12, 32 or an export
+    // length they bound); on a longer request `out` stays zero.
+    let _ = hkdf_sha256_expand(prk, &[&len, b"HPKE-v1", suite_id, label, info], out);
 }
 
-fn serialize_public_key(pk: &PublicKey) -> [u8; N_ENC] {
-    let point = pk.to_encoded_point(false);
-    let mut out = [0u8; N_ENC];
-    out.copy_from_slice(point.as_bytes());
+/// HKDF-SHA256-Extract (RFC 5869): `HMAC-SHA256(salt, ikm)`, the PRK
+/// itself (RFC 9180's key schedule hashes with it). Exposed for the
+/// Wycheproof HKDF test; not for files.
+#[doc(hidden)]
+pub fn hkdf_sha256_extract(salt: &[u8], ikm: &[u8]) -> Zeroizing<[u8; N_SECRET]> {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, salt), ikm);
+    let mut out = Zeroizing::new([0u8; N_SECRET]);
+    out.copy_from_slice(tag.as_ref());
     out
+}
+
+/// HKDF-SHA256-Expand (RFC 5869) of the concatenated `info` pieces into
+/// `out`; `Err` for more than 255 * 32 bytes. Exposed for the Wycheproof
+/// HKDF test; not for files.
+#[doc(hidden)]
+pub fn hkdf_sha256_expand(
+    prk: &[u8; N_SECRET],
+    info: &[&[u8]],
+    out: &mut [u8],
+) -> Result<(), HpkeError> {
+    struct Len(usize);
+    impl hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+    let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, prk);
+    prk.expand(info, Len(out.len()))
+        .and_then(|okm| okm.fill(out))
+        .map_err(|_| HpkeError::ExportTooLong)
 }
 
 /// `DeserializePublicKey`: only the uncompressed form is accepted, and the
@@ -136,64 +143,10 @@ pub fn deserialize_public_key(bytes: &[u8]) -> Result<PublicKey, HpkeError> {
     PublicKey::from_sec1_bytes(bytes).map_err(|_| HpkeError::InvalidPublicKey)
 }
 
-/// A secret key for the scalar multiplications: the AWS-LC key made from
-/// the same scalar (its public key is computed once, on creation), and the
-/// `p256` key as a fallback.
-///
-/// Invariant: a `p256::SecretKey` is a scalar in `[1, n)` and a
-/// `p256::PublicKey` a point on the curve other than the identity, both of
-/// which AWS-LC accepts; so the fallback never runs in practice. It exists
-/// so that no input can make these functions panic or fail.
-struct DhKey<'a> {
-    p256: &'a SecretKey,
-    lc: Option<agreement::PrivateKey>,
-}
-
-impl<'a> DhKey<'a> {
-    fn new(sk: &'a SecretKey) -> Self {
-        let mut scalar = sk.to_bytes();
-        let lc = agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, &scalar).ok();
-        scalar[..].zeroize();
-        DhKey { p256: sk, lc }
-    }
-
-    /// `SerializePublicKey(pk(sk))`.
-    fn public_key(&self) -> [u8; N_ENC] {
-        if let Some(public) = self.lc.as_ref().and_then(|k| k.compute_public_key().ok()) {
-            if let Ok(bytes) = <[u8; N_ENC]>::try_from(public.as_ref()) {
-                return bytes;
-            }
-        }
-        serialize_public_key(&self.p256.public_key())
-    }
-
-    /// `DH(sk, pk)`: the x-coordinate of `sk * pk`; `pk_bytes` is
-    /// `SerializePublicKey(pk)`.
-    fn dh(&self, pk: &PublicKey, pk_bytes: &[u8; N_ENC]) -> Zeroizing<[u8; N_SECRET]> {
-        let mut out = Zeroizing::new([0u8; N_SECRET]);
-        if let Some(key) = &self.lc {
-            let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, &pk_bytes[..]);
-            let agreed = agreement::agree(key, peer, (), |shared| {
-                if shared.len() != N_SECRET {
-                    return Err(());
-                }
-                out.copy_from_slice(shared);
-                Ok(())
-            });
-            if agreed.is_ok() {
-                return out;
-            }
-        }
-        let shared = p256::ecdh::diffie_hellman(self.p256.to_nonzero_scalar(), pk.as_affine());
-        out.copy_from_slice(shared.raw_secret_bytes());
-        out
-    }
-}
-
 /// `DH(sk, pk)` as the KEM computes it (for conformance tests of the curve
 /// arithmetic, such as Wycheproof's ECDH vectors).
 pub fn diffie_hellman(sk: &SecretKey, pk: &PublicKey) -> Zeroizing<[u8; N_SECRET]> {
-    DhKey::new(sk).dh(pk, &serialize_public_key(pk))
+    sk.diffie_hellman(pk)
 }
 
 /// `DeriveKeyPair(ikm)` of DHKEM(P-256, HKDF-SHA256) (RFC 9180, section 7.1.3).
@@ -209,7 +162,7 @@ pub fn derive_key_pair(ikm: &[u8]) -> Result<SecretKey, HpkeError> {
             &mut bytes[..],
         );
         // The bitmask for P-256 is 0xff: nothing to clear.
-        if let Ok(sk) = SecretKey::from_slice(&bytes[..]) {
+        if let Ok(sk) = SecretKey::from_bytes(&bytes[..]) {
             return Ok(sk);
         }
     }
@@ -249,18 +202,16 @@ impl std::fmt::Debug for Encapsulation {
 /// ephemeral secret key. Callers pass a fresh random key; tests pass the
 /// RFC 9180 vector's.
 pub fn encap(pk_r: &PublicKey, sender: Option<&SecretKey>, sk_e: &SecretKey) -> Encapsulation {
-    let sk_e = DhKey::new(sk_e);
-    let enc = sk_e.public_key();
-    let pk_rm = serialize_public_key(pk_r);
+    let enc = sk_e.public_key().to_uncompressed();
+    let pk_rm = pk_r.as_uncompressed();
     let mut dh_bytes = Zeroizing::new(Vec::with_capacity(2 * N_SECRET));
-    dh_bytes.extend_from_slice(&sk_e.dh(pk_r, &pk_rm)[..]);
+    dh_bytes.extend_from_slice(&sk_e.diffie_hellman(pk_r)[..]);
     let mut kem_context = Vec::with_capacity(3 * N_ENC);
     kem_context.extend_from_slice(&enc);
-    kem_context.extend_from_slice(&pk_rm);
+    kem_context.extend_from_slice(pk_rm);
     if let Some(sk_s) = sender {
-        let sk_s = DhKey::new(sk_s);
-        dh_bytes.extend_from_slice(&sk_s.dh(pk_r, &pk_rm)[..]);
-        kem_context.extend_from_slice(&sk_s.public_key());
+        dh_bytes.extend_from_slice(&sk_s.diffie_hellman(pk_r)[..]);
+        kem_context.extend_from_slice(sk_s.public_key().as_uncompressed());
     }
     Encapsulation {
         shared_secret: extract_and_expand(&dh_bytes, &kem_context),
@@ -275,18 +226,14 @@ pub fn decap(
     sender: Option<&PublicKey>,
 ) -> Result<Zeroizing<[u8; N_SECRET]>, HpkeError> {
     let pk_e = deserialize_public_key(enc)?;
-    let pk_em = serialize_public_key(&pk_e);
-    let sk_r = DhKey::new(sk_r);
-    let pk_rm = sk_r.public_key();
     let mut dh_bytes = Zeroizing::new(Vec::with_capacity(2 * N_SECRET));
-    dh_bytes.extend_from_slice(&sk_r.dh(&pk_e, &pk_em)[..]);
+    dh_bytes.extend_from_slice(&sk_r.diffie_hellman(&pk_e)[..]);
     let mut kem_context = Vec::with_capacity(3 * N_ENC);
     kem_context.extend_from_slice(enc);
-    kem_context.extend_from_slice(&pk_rm);
+    kem_context.extend_from_slice(sk_r.public_key().as_uncompressed());
     if let Some(pk_s) = sender {
-        let pk_sm = serialize_public_key(pk_s);
-        dh_bytes.extend_from_slice(&sk_r.dh(pk_s, &pk_sm)[..]);
-        kem_context.extend_from_slice(&pk_sm);
+        dh_bytes.extend_from_slice(&sk_r.diffie_hellman(pk_s)[..]);
+        kem_context.extend_from_slice(pk_s.as_uncompressed());
     }
     Ok(extract_and_expand(&dh_bytes, &kem_context))
 }

@@ -7,17 +7,19 @@
 //!   `kapsel-secret-key-` over the 32-byte big-endian scalar, all upper case.
 //!
 //! Both carry Bech32's checksum, so a typo is caught. Secrets never appear in
-//! `Debug` output and are wiped on drop (`p256::SecretKey` zeroizes itself).
+//! `Debug` output and are wiped on drop (AWS-LC wipes the scalar it holds).
+//!
+//! The PEM forms (PKCS#8, SEC1, SubjectPublicKeyInfo) are AWS-LC's DER
+//! inside RFC 7468 text (`pem-rfc7468`, an encoding-only crate).
 
 use std::fmt;
 
+use aws_lc_rs::digest;
 use bech32::primitives::decode::CheckedHrpstring;
 use bech32::{Bech32, Hrp};
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::{PublicKey, SecretKey};
-use rand_core::OsRng;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
+
+use crate::ec::{PublicKey, SecretKey};
 
 use kapsel_format::{P256Point, KEY_HINT_LEN};
 
@@ -136,14 +138,14 @@ pub struct Recipient {
 }
 
 impl Identity {
-    /// A new random identity from the operating system's generator.
+    /// A new random identity from the backend's key generation.
     pub fn generate() -> Self {
         Identity {
-            secret: SecretKey::random(&mut OsRng),
+            secret: SecretKey::generate(),
         }
     }
 
-    /// Wraps an existing `p256` secret key.
+    /// Wraps an existing secret key.
     pub fn from_secret_key(secret: SecretKey) -> Self {
         Identity { secret }
     }
@@ -157,13 +159,13 @@ impl Identity {
     /// The matching recipient.
     pub fn to_recipient(&self) -> Recipient {
         Recipient {
-            public: self.secret.public_key(),
+            public: *self.secret.public_key(),
         }
     }
 
     /// The identity string (`KAPSEL-SECRET-KEY-1...`). Handle with care.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
-        let bytes = Zeroizing::new(self.secret.to_bytes());
+        let bytes = self.secret.to_bytes();
         // The HRP constant is valid Bech32 and 32 bytes fit in a Bech32 string.
         #[allow(clippy::expect_used)]
         let s = bech32::encode::<Bech32>(Hrp::parse_unchecked(IDENTITY_HRP), &bytes[..])
@@ -175,7 +177,7 @@ impl Identity {
     /// around it.
     pub fn from_secret_string(s: &str) -> Result<Self, KeyParseError> {
         let bytes = Zeroizing::new(decode(s, KeyKind::Identity)?);
-        SecretKey::from_slice(&bytes)
+        SecretKey::from_bytes(&bytes)
             .map(|secret| Identity { secret })
             .map_err(|_| KeyParseError::ScalarOutOfRange)
     }
@@ -186,18 +188,19 @@ impl Identity {
     /// `openssl genpkey`) or SEC1 (`EC PRIVATE KEY`, as made by `openssl
     /// ecparam -genkey`, whose `EC PARAMETERS` block is skipped).
     pub fn from_pem(text: &str) -> Result<Self, KeyParseError> {
-        use p256::pkcs8::DecodePrivateKey;
         if let Some(block) = pem_block(text, "PRIVATE KEY") {
-            return SecretKey::from_pkcs8_pem(&block)
+            return pem_der(&block, "PRIVATE KEY")
+                .and_then(|der| SecretKey::from_der(&der).ok())
                 .map(Identity::from_secret_key)
-                .map_err(|_| KeyParseError::Pem {
+                .ok_or(KeyParseError::Pem {
                     reason: "PKCS#8 key is not a P-256 EC key",
                 });
         }
         if let Some(block) = pem_block(text, "EC PRIVATE KEY") {
-            return SecretKey::from_sec1_pem(&block)
+            return pem_der(&block, "EC PRIVATE KEY")
+                .and_then(|der| SecretKey::from_der(&der).ok())
                 .map(Identity::from_secret_key)
-                .map_err(|_| KeyParseError::Pem {
+                .ok_or(KeyParseError::Pem {
                     reason: "SEC1 key is not a P-256 key",
                 });
         }
@@ -214,12 +217,8 @@ impl Identity {
 
     /// The private key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
-        use p256::pkcs8::{EncodePrivateKey, LineEnding};
-        // Encoding a valid P-256 key as PKCS#8 cannot fail.
-        #[allow(clippy::expect_used)]
-        self.secret
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("PKCS#8 encoding of a P-256 key")
+        let der = self.secret.to_pkcs8_der();
+        Zeroizing::new(pem_encode("PRIVATE KEY", &der))
     }
 }
 
@@ -227,26 +226,34 @@ impl Recipient {
     /// Parses a P-256 public key in SubjectPublicKeyInfo PEM (`PUBLIC KEY`,
     /// as made by `openssl pkey -pubout`).
     pub fn from_pem(text: &str) -> Result<Self, KeyParseError> {
-        use p256::pkcs8::DecodePublicKey;
         let block = pem_block(text, "PUBLIC KEY").ok_or(KeyParseError::Pem {
             reason: "no PUBLIC KEY block",
         })?;
-        PublicKey::from_public_key_pem(&block)
+        pem_der(&block, "PUBLIC KEY")
+            .and_then(|der| PublicKey::from_spki_der(&der).ok())
             .map(Recipient::from_public_key)
-            .map_err(|_| KeyParseError::Pem {
+            .ok_or(KeyParseError::Pem {
                 reason: "public key is not a P-256 EC key",
             })
     }
 
     /// The public key as SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
     pub fn to_spki_pem(&self) -> String {
-        use p256::pkcs8::{EncodePublicKey, LineEnding};
-        // Encoding a valid P-256 point as SPKI cannot fail.
-        #[allow(clippy::expect_used)]
-        self.public
-            .to_public_key_pem(LineEnding::LF)
-            .expect("SPKI encoding of a P-256 key")
+        pem_encode("PUBLIC KEY", &self.public.to_spki_der())
     }
+}
+
+/// The DER inside one PEM block, if it is well-formed RFC 7468 with `label`.
+fn pem_der(block: &str, label: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let (found, der) = pem_rfc7468::decode_vec(block.as_bytes()).ok()?;
+    let der = Zeroizing::new(der);
+    (found == label).then_some(der)
+}
+
+/// `der` as RFC 7468 PEM with `label`, 64-column lines, LF line endings.
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    // The labels are constant RFC 7468 labels, so encoding cannot fail.
+    pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap_or_default()
 }
 
 /// Every PEM block labelled `label` in `text`, in order.
@@ -277,7 +284,7 @@ impl fmt::Debug for Identity {
 }
 
 impl Recipient {
-    /// Wraps an existing `p256` public key.
+    /// Wraps an existing public key.
     pub fn from_public_key(public: PublicKey) -> Self {
         Recipient { public }
     }
@@ -296,29 +303,25 @@ impl Recipient {
 
     /// The uncompressed point as carried in a header.
     pub fn to_wire(&self) -> P256Point {
-        let mut p = [0u8; kapsel_format::P256_POINT_LEN];
-        p.copy_from_slice(self.public.to_encoded_point(false).as_bytes());
-        P256Point(p)
+        P256Point(self.public.to_uncompressed())
     }
 
     /// The 33-byte compressed SEC1 encoding.
     pub fn to_compressed(&self) -> [u8; 33] {
-        let mut p = [0u8; 33];
-        p.copy_from_slice(self.public.to_encoded_point(true).as_bytes());
-        p
+        self.public.to_compressed()
     }
 
     /// The key hint of a stanza for this recipient with encapsulated key
     /// `enc` (SPEC.md section 4.4): the first four bytes of
     /// `SHA-256("kapsel/v1 hint" || 0x00 || compressed point || enc)`.
     pub fn stanza_hint(&self, enc: &[u8]) -> [u8; KEY_HINT_LEN] {
-        let mut h = Sha256::new();
+        let mut h = digest::Context::new(&digest::SHA256);
         h.update(b"kapsel/v1 hint\x00");
-        h.update(self.to_compressed());
+        h.update(&self.to_compressed());
         h.update(enc);
-        let digest = h.finalize();
+        let digest = h.finish();
         let mut h = [0u8; KEY_HINT_LEN];
-        h.copy_from_slice(&digest[..KEY_HINT_LEN]);
+        h.copy_from_slice(&digest.as_ref()[..KEY_HINT_LEN]);
         h
     }
 }

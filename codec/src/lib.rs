@@ -30,7 +30,9 @@
 
 pub mod aead;
 pub mod armor;
+pub mod backend;
 pub mod decrypt;
+pub mod ec;
 pub mod encrypt;
 pub mod error;
 pub mod exchange;

@@ -22,7 +22,6 @@
 use std::io::{self, Read, Write};
 
 use aws_lc_rs::hkdf;
-use rand_core::{OsRng, RngCore};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -181,7 +180,7 @@ impl ChunkCipher {
         context: &[u8],
     ) -> Result<(Self, [u8; PAYLOAD_HEADER_LEN]), PayloadError> {
         let mut salt = [0u8; SALT_LEN];
-        OsRng.fill_bytes(&mut salt);
+        crate::backend::fill_random(&mut salt);
         Self::for_encryption_with_salt(input_key, context, salt)
     }
 
@@ -569,7 +568,7 @@ impl<R: Read> PayloadReader<R> {
 
     /// The sender whose signature covered every byte released so far: `Some`
     /// once the first segment of a signed file verified.
-    pub fn verified_sender(&self) -> Option<&p256::PublicKey> {
+    pub fn verified_sender(&self) -> Option<&crate::ec::PublicKey> {
         match &self.verifier {
             Some(v) if self.segments_verified > 0 => Some(v.sender()),
             _ => None,

@@ -20,13 +20,14 @@
 //! The layout helpers ([`SegmentLayout`]) compute where segments and chunks
 //! lie from the payload length alone, for the seekable path.
 
+use std::sync::Arc;
+
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{
     EcdsaKeyPair, ParsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING,
 };
-use p256::ecdsa::Signature;
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::{PublicKey, SecretKey};
+
+use crate::ec::{PublicKey, SecretKey};
 
 use crate::payload::{CHUNK_SIZE, COMMITMENT_LEN, ENCRYPTED_CHUNK_SIZE, SALT_LEN};
 
@@ -147,60 +148,118 @@ impl FileBinding {
     }
 }
 
+/// A signature function that stands in for the sender's key: given the
+/// 147-byte signed message of SPEC.md section 6.5, it returns `r || s`
+/// (low `s`). Hazardous, for reproducible conformance vectors only (the
+/// generator signs with RFC 6979 deterministic nonces); nothing checks that
+/// it signs as the sender the header names.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct ExternalSigner(Arc<SignFn>);
+
+type SignFn = dyn Fn(&[u8]) -> [u8; SIGNATURE_LEN] + Send + Sync;
+
+impl ExternalSigner {
+    /// Wraps `sign`.
+    pub fn new(sign: impl Fn(&[u8]) -> [u8; SIGNATURE_LEN] + Send + Sync + 'static) -> Self {
+        ExternalSigner(Arc::new(sign))
+    }
+}
+
+impl std::fmt::Debug for ExternalSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExternalSigner(..)")
+    }
+}
+
+enum SignWith {
+    Key(EcdsaKeyPair),
+    External(ExternalSigner),
+}
+
 /// Signs the segments of one file. Its `Debug` output shows no key.
 ///
-/// Real files are signed by aws-lc with randomized nonces; conformance
-/// vectors, which must be reproducible byte for byte, with RFC 6979
-/// deterministic nonces (p256). Both are low-`s` normalized.
+/// Real files are signed by AWS-LC (randomized nonces), low-`s` normalized
+/// here; conformance vectors through an [`ExternalSigner`].
 pub struct SegmentSigner {
     binding: FileBinding,
-    /// `None`: deterministic signing.
-    randomized: Option<EcdsaKeyPair>,
-    deterministic: p256::ecdsa::SigningKey,
+    with: SignWith,
 }
 
 impl std::fmt::Debug for SegmentSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SegmentSigner")
-            .field("randomized", &self.randomized.is_some())
+            .field("external", &matches!(self.with, SignWith::External(_)))
             .finish_non_exhaustive()
     }
 }
 
+/// The group order `n` of P-256, big-endian.
+const ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+/// `floor(n / 2)`: `s` is low when `s <= HALF_ORDER`.
+const HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// Whether the 32-byte big-endian scalar `s` is high (`s > n/2`).
+/// Signatures are public: no constant time needed.
+fn is_high(s: &[u8]) -> bool {
+    s > &HALF_ORDER[..]
+}
+
 /// `r || s` with `s` replaced by `n - s` when it is high: the canonical
-/// form SPEC.md section 6.5 requires.
-fn low_s(signature: &Signature) -> [u8; SIGNATURE_LEN] {
-    let sig = signature.normalize_s().unwrap_or(*signature);
-    let mut out = [0u8; SIGNATURE_LEN];
-    out.copy_from_slice(&sig.to_bytes());
+/// form SPEC.md section 6.5 requires. (Plain 256-bit subtraction on the
+/// big-endian bytes; `s < n` for every signature AWS-LC makes.)
+fn low_s(signature: &[u8; SIGNATURE_LEN]) -> [u8; SIGNATURE_LEN] {
+    let mut out = *signature;
+    if is_high(&signature[32..]) {
+        let mut borrow = 0u16;
+        for i in (0..32).rev() {
+            let d = u16::from(ORDER[i]) + 0x100 - u16::from(signature[32 + i]) - borrow;
+            out[32 + i] = d as u8;
+            borrow = u16::from(d < 0x100);
+        }
+    }
     out
 }
 
 impl SegmentSigner {
     /// A signer for the file with these header bytes and payload prefix
-    /// (salt and commitment). `deterministic` selects RFC 6979 nonces: for
-    /// conformance vectors only; real files use randomized nonces.
+    /// (salt and commitment), signing with `secret` (randomized nonces).
     pub fn new(
         secret: &SecretKey,
         header: &[u8],
         payload_prefix: &[u8; SALT_LEN + COMMITMENT_LEN],
-        deterministic: bool,
     ) -> Self {
-        let randomized = (!deterministic)
-            .then(|| {
-                let public = secret.public_key().to_encoded_point(false);
-                EcdsaKeyPair::from_private_key_and_public_key(
-                    &ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &secret.to_bytes(),
-                    public.as_bytes(),
-                )
-                .ok()
-            })
-            .flatten();
+        // A validated scalar and its own public point always form a key
+        // pair; AWS-LC fails here only if it cannot allocate.
+        #[allow(clippy::expect_used)]
+        let pair = EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &secret.to_bytes()[..],
+            secret.public_key().as_uncompressed(),
+        )
+        .expect("ECDSA key pair of a valid P-256 key");
         SegmentSigner {
             binding: FileBinding::new(header, payload_prefix),
-            randomized,
-            deterministic: p256::ecdsa::SigningKey::from(secret),
+            with: SignWith::Key(pair),
+        }
+    }
+
+    /// A signer whose signatures come from `external` (conformance vectors).
+    #[doc(hidden)]
+    pub fn with_external(
+        external: ExternalSigner,
+        header: &[u8],
+        payload_prefix: &[u8; SALT_LEN + COMMITMENT_LEN],
+    ) -> Self {
+        SegmentSigner {
+            binding: FileBinding::new(header, payload_prefix),
+            with: SignWith::External(external),
         }
     }
 
@@ -211,17 +270,22 @@ impl SegmentSigner {
         is_final: bool,
         digest: &[u8; 32],
     ) -> [u8; SIGNATURE_LEN] {
-        use p256::ecdsa::signature::Signer;
         let message = self.binding.message(index, is_final, digest);
-        let randomized = self.randomized.as_ref().and_then(|pair| {
-            let sig = pair
-                .sign(&aws_lc_rs::rand::SystemRandom::new(), &message)
-                .ok()?;
-            Signature::from_slice(sig.as_ref()).ok()
-        });
-        // aws-lc fails only when it cannot allocate; a deterministic
-        // signature is then just as valid.
-        let sig = randomized.unwrap_or_else(|| self.deterministic.sign(&message));
+        let sig = match &self.with {
+            SignWith::External(f) => (f.0)(&message),
+            SignWith::Key(pair) => {
+                // ECDSA signing fails only if AWS-LC cannot allocate or its
+                // generator fails, both of which abort the process.
+                #[allow(clippy::expect_used)]
+                let sig = pair
+                    .sign(&aws_lc_rs::rand::SystemRandom::new(), &message)
+                    .expect("ECDSA P-256 signature");
+                let mut out = [0u8; SIGNATURE_LEN];
+                // ECDSA_P256_SHA256_FIXED_SIGNING returns exactly r || s.
+                out.copy_from_slice(sig.as_ref());
+                out
+            }
+        };
         low_s(&sig)
     }
 
@@ -231,19 +295,19 @@ impl SegmentSigner {
     }
 }
 
-/// The check every segment signature goes through: `r` and `s` in
-/// `[1, n-1]` (p256 parses), `s` low if `require_low_s`, and ECDSA P-256 /
-/// SHA-256 over `message` (aws-lc verifies).
+/// The check every segment signature goes through: 64 bytes, `s` low if
+/// `require_low_s`, and ECDSA P-256 / SHA-256 over `message` in AWS-LC,
+/// which refuses `r` and `s` outside `[1, n-1]`.
 fn verify_with(
     key: &ParsedPublicKey,
     message: &[u8],
     signature: &[u8],
     require_low_s: bool,
 ) -> bool {
-    let Ok(parsed) = Signature::from_slice(signature) else {
+    if signature.len() != SIGNATURE_LEN {
         return false;
-    };
-    if require_low_s && parsed.normalize_s().is_some() {
+    }
+    if require_low_s && is_high(&signature[32..]) {
         return false;
     }
     key.verify_sig(message, signature).is_ok()
@@ -281,8 +345,7 @@ impl SegmentVerifier {
         header: &[u8],
         payload_prefix: &[u8; SALT_LEN + COMMITMENT_LEN],
     ) -> Option<Self> {
-        let point = sender.to_encoded_point(false);
-        let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point.as_bytes()).ok()?;
+        let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, sender.as_uncompressed()).ok()?;
         Some(SegmentVerifier {
             binding: FileBinding::new(header, payload_prefix),
             key,
@@ -326,5 +389,65 @@ impl SegmentVerifier {
             &SegmentHasher::digest(chunk_bytes),
             signature,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn low_s_maps_high_s_to_n_minus_s_and_keeps_low_s() {
+        let mut sig = [0u8; SIGNATURE_LEN];
+        sig[..32].fill(7);
+        // s = n - 1 (high) becomes 1.
+        sig[32..].copy_from_slice(&ORDER);
+        sig[63] -= 1;
+        let low = low_s(&sig);
+        assert_eq!(low[..32], sig[..32]);
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        assert_eq!(low[32..], one);
+        // s = floor(n/2) is low and stays; floor(n/2) + 1 is high and becomes floor(n/2).
+        sig[32..].copy_from_slice(&HALF_ORDER);
+        assert_eq!(low_s(&sig), sig);
+        let mut above = HALF_ORDER;
+        above[31] += 1;
+        sig[32..].copy_from_slice(&above);
+        assert_eq!(low_s(&sig)[32..], HALF_ORDER);
+        assert!(!is_high(&HALF_ORDER) && is_high(&above));
+    }
+
+    #[test]
+    fn signatures_are_low_s_and_verify_and_high_s_is_refused() {
+        let key = SecretKey::generate();
+        let prefix = [3u8; SALT_LEN + COMMITMENT_LEN];
+        let signer = SegmentSigner::new(&key, b"header", &prefix);
+        let verifier = SegmentVerifier::new(key.public_key(), b"header", &prefix).expect("key");
+        let mut saw_flip = false;
+        for i in 0..64 {
+            let sig = signer.sign(i, false, b"chunks");
+            assert!(!is_high(&sig[32..]));
+            assert_eq!(verifier.verify(i, false, b"chunks", &sig), Ok(()));
+            assert!(verifier.verify(i, true, b"chunks", &sig).is_err());
+            // The same signature with s replaced by n - s is valid ECDSA but high.
+            let mut high = sig;
+            let mut borrow = 0u16;
+            for j in (0..32).rev() {
+                let d = u16::from(ORDER[j]) + 0x100 - u16::from(sig[32 + j]) - borrow;
+                high[32 + j] = d as u8;
+                borrow = u16::from(d < 0x100);
+            }
+            saw_flip |= is_high(&high[32..]);
+            let message = verifier
+                .binding
+                .message(i, false, &SegmentHasher::digest(b"chunks"));
+            assert!(verify_with(&verifier.key, &message, &high, false));
+            assert_eq!(
+                verifier.verify(i, false, b"chunks", &high),
+                Err(SignatureError::Invalid { segment: i })
+            );
+        }
+        assert!(saw_flip);
     }
 }

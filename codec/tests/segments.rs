@@ -226,9 +226,8 @@ fn co_recipient_payload_under_the_genuine_header_releases_nothing() {
     let evil = vec![b'!'; genuine.len()];
     // A new salt and a valid commitment; signatures copied from the genuine
     // file, zero, or made by B's own key over the right message.
-    let b_signer_prefix = |prefix: &[u8; PAYLOAD_HEADER_LEN]| {
-        SegmentSigner::new(b.secret_key(), header, prefix, false)
-    };
+    let b_signer_prefix =
+        |prefix: &[u8; PAYLOAD_HEADER_LEN]| SegmentSigner::new(b.secret_key(), header, prefix);
     for attempt in ["copied", "zero", "own key"] {
         let (cipher, prefix) = ChunkCipher::for_encryption(&key, header).unwrap();
         let own = b_signer_prefix(&prefix);
@@ -278,7 +277,7 @@ fn co_recipient_cannot_refresh_the_header_either() {
     header.serial += 1;
     let new_header = write::header_to_vec(&header).unwrap();
     let (cipher, prefix) = ChunkCipher::for_encryption(&key, &new_header).unwrap();
-    let own = SegmentSigner::new(b.secret_key(), &new_header, &prefix, false);
+    let own = SegmentSigner::new(b.secret_key(), &new_header, &prefix);
     let body = forge_body(cipher, &pattern(SEGMENT_PLAINTEXT + 5), |j, f, c| {
         own.sign(j, f, c)
     });
@@ -430,7 +429,7 @@ fn high_s_second_encoding_is_refused() {
 fn file_with_a_wrong_key_for(wrong: &Identity, right: &Identity, pt: &[u8]) -> Vec<u8> {
     let file_key = [7u8; 32];
     let stanza = |to: &Identity, key: &[u8; 32]| {
-        let eph = p256::SecretKey::random(&mut rand_core::OsRng);
+        let eph = kapsel_codec::ec::SecretKey::generate();
         let e = hpke::encap(to.to_recipient().public_key(), None, &eph);
         let mut ctx = hpke::Context::new(Mode::Base, &e.shared_secret, HPKE_INFO);
         let sealed = ctx.seal(b"", key).unwrap();

@@ -240,9 +240,8 @@ impl Gen {
             e = e.sender(s.clone());
         }
         let mut rng = seeded(&format!("exchange message {label}"));
-        let mut w = e
-            .wrap_output_with_rng(TailWriter::new(Vec::new()), &mut rng)
-            .expect("encoder header");
+        let mut w =
+            crate::generate::wrap_reproducible(e, sender, TailWriter::new(Vec::new()), &mut rng);
         // A message without a challenge gets the key of the receiver's
         // challenge only when the receiver computes it; its receipt is unused.
         let key = w.receipt_key().cloned();

@@ -32,8 +32,8 @@ use base64::Engine;
 use kapsel_codec::hpke::{self, Mode};
 use kapsel_codec::payload::ChunkCipher;
 use kapsel_codec::segment::{
-    SegmentSigner, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS, SEGMENT_LABEL,
-    SIGNATURE_LEN,
+    ExternalSigner, SegmentSigner, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS,
+    SEGMENT_LABEL, SIGNATURE_LEN,
 };
 use kapsel_codec::{Encryptor, Identity, HPKE_INFO};
 use p256::ecdsa::signature::Signer;
@@ -90,7 +90,50 @@ pub(crate) fn seeded(label: &str) -> ChaCha20Rng {
 }
 
 pub(crate) fn identity(label: &str) -> Identity {
-    Identity::from_secret_key(SecretKey::random(&mut seeded(&format!("key {label}"))))
+    codec_identity(&SecretKey::random(&mut seeded(&format!("key {label}"))))
+}
+
+/// The codec's identity for a `p256` key: the same scalar, loaded into AWS-LC.
+pub(crate) fn codec_identity(secret: &SecretKey) -> Identity {
+    Identity::from_secret_key(codec_key(secret))
+}
+
+fn codec_key(secret: &SecretKey) -> kapsel_codec::ec::SecretKey {
+    kapsel_codec::ec::SecretKey::from_bytes(&secret.to_bytes())
+        .expect("a p256 scalar is in [1, n-1]")
+}
+
+/// The `p256` key of a codec identity, for RFC 6979 signing.
+fn p256_key(id: &Identity) -> SecretKey {
+    SecretKey::from_slice(&id.secret_key().to_bytes()[..]).expect("a valid scalar")
+}
+
+/// Signs segments as `id` with RFC 6979 deterministic nonces (`p256`),
+/// low `s`: what makes signed vectors reproducible.
+pub(crate) fn rfc6979_signer(id: &Identity) -> ExternalSigner {
+    let key = SigningKey::from(&p256_key(id));
+    ExternalSigner::new(move |msg| {
+        let sig: Signature = key.sign(msg);
+        let sig = sig.normalize_s().unwrap_or(sig);
+        let mut out = [0u8; 64];
+        out.copy_from_slice(&sig.to_bytes());
+        out
+    })
+}
+
+/// [`Encryptor::wrap_output_with_rng`], with RFC 6979 segment signatures
+/// for a signed file: every byte reproducible from `rng`.
+pub(crate) fn wrap_reproducible<W: std::io::Write>(
+    e: Encryptor,
+    sender: Option<&Identity>,
+    output: W,
+    rng: &mut ChaCha20Rng,
+) -> kapsel_codec::FileWriter<W> {
+    match sender {
+        Some(s) => e.wrap_output_with_rng_and_signer(output, rng, rfc6979_signer(s)),
+        None => e.wrap_output_with_rng(output, rng),
+    }
+    .expect("encoder header")
 }
 
 /// The cast: recipients alice, bob, carol; dave, who never receives a file;
@@ -271,7 +314,7 @@ fn wrap_with(
     mode: Mode,
     file_key: &[u8; 32],
 ) -> Wrapped {
-    let ephemeral = SecretKey::random(&mut *rng);
+    let ephemeral = codec_key(&SecretKey::random(&mut *rng));
     let e = hpke::encap(
         to.to_recipient().public_key(),
         kem_sender.map(Identity::secret_key),
@@ -440,7 +483,7 @@ fn signed_message(
 
 /// ECDSA P-256 / SHA-256 of `msg` by `id`, RFC 6979, `r || s` with low `s`.
 fn ecdsa(id: &Identity, msg: &[u8]) -> [u8; 64] {
-    let sig: Signature = SigningKey::from(id.secret_key()).sign(msg);
+    let sig: Signature = SigningKey::from(&p256_key(id)).sign(msg);
     let sig = sig.normalize_s().unwrap_or(sig);
     let mut out = [0u8; 64];
     out.copy_from_slice(&sig.to_bytes());
@@ -461,7 +504,7 @@ impl<'a> Signing<'a> {
         assert_eq!(SEGMENT_LABEL, SEGMENT_SIGNATURE_LABEL);
         let p: [u8; PREFIX] = prefix.try_into().expect("56-byte payload prefix");
         Signing {
-            codec: SegmentSigner::new(id.secret_key(), header, &p, true),
+            codec: SegmentSigner::with_external(rfc6979_signer(id), header, &p),
             id,
             header: header.to_vec(),
             prefix: prefix.to_vec(),
@@ -627,9 +670,7 @@ fn encrypt(
     if let Some(s) = sender {
         e = e.sender(s.clone());
     }
-    let mut w = e
-        .wrap_output_with_rng(Vec::new(), rng)
-        .expect("encoder header");
+    let mut w = wrap_reproducible(e, sender, Vec::new(), rng);
     w.write_all(pt).expect("write to Vec");
     (file_key, w.finish().expect("finish to Vec"))
 }

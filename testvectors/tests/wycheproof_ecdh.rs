@@ -17,9 +17,9 @@
 //! Vector file: `wycheproof/ecdh_secp256r1_ecpoint_test.json` under the
 //! external vector directory (see `kapsel_testvectors::external_vectors_dir`).
 
+use kapsel_codec::ec::SecretKey;
 use kapsel_codec::hpke;
 use kapsel_testvectors::{read_vector_file, unhex};
-use p256::SecretKey;
 use serde::Deserialize;
 
 const VECTOR_FILE: &str = "wycheproof/ecdh_secp256r1_ecpoint_test.json";
@@ -65,7 +65,7 @@ fn secret_key(tc_id: u32, private: &str) -> SecretKey {
     );
     let mut scalar = [0u8; 32];
     scalar[32 - significant.len()..].copy_from_slice(significant);
-    SecretKey::from_bytes(&scalar.into())
+    SecretKey::from_bytes(&scalar)
         .unwrap_or_else(|e| panic!("tcId {tc_id}: private key is not a valid scalar: {e}"))
 }
 

@@ -5,14 +5,14 @@
 //!
 //! `SegmentVerifier` binds each signature to one file and segment, so the
 //! Wycheproof messages go through the primitive it composes,
-//! `segment::verify_p1363` (p256 parses `r` and `s`, aws-lc verifies). Every
+//! `segment::verify_p1363` (AWS-LC verifies; the codec checks the low-`s` rule). Every
 //! valid case must verify without the low-`s` rule, and with it exactly
 //! those of low `s` (kapsel refuses the second, high-`s` encoding); every
 //! invalid case must fail. A reference check with the `p256` crate's own
 //! verifier must agree on every case.
 //!
-//! A second test signs segments through `SegmentSigner` (randomized and
-//! deterministic) and checks them with `p256`'s verifier over the 147-byte
+//! A second test signs segments through `SegmentSigner` (AWS-LC, randomized
+//! nonces) and checks them with `p256`'s verifier over the 147-byte
 //! message SPEC.md section 6.5 defines, built here from the SPEC.
 //!
 //! Vector file: `wycheproof/ecdsa_secp256r1_sha256_p1363_test.json` under the
@@ -22,8 +22,7 @@ use kapsel_codec::segment::{verify_p1363, SegmentSigner, SegmentVerifier, SEGMEN
 use kapsel_testvectors::{read_vector_file, unhex};
 use p256::ecdsa::signature::{DigestVerifier, Verifier};
 use p256::ecdsa::{Signature, VerifyingKey};
-use p256::{PublicKey, SecretKey};
-use rand_core::OsRng;
+use p256::PublicKey;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -227,12 +226,14 @@ fn segment_signatures_verify_under_an_independent_verifier() {
     messages.truncate(ROUND_TRIP_CASES);
     assert_eq!(messages.len(), ROUND_TRIP_CASES);
     for (tc_id, msg) in &messages {
-        let secret = SecretKey::random(&mut OsRng);
-        let public = secret.public_key();
+        let secret = kapsel_codec::ec::SecretKey::generate();
+        let codec_public = *secret.public_key();
+        let public = PublicKey::from_sec1_bytes(codec_public.as_uncompressed()).expect("point");
         let header = [b"header:".as_slice(), msg].concat();
         let prefix = [0x42u8; 56];
-        for deterministic in [false, true] {
-            let signer = SegmentSigner::new(&secret, &header, &prefix, deterministic);
+        // AWS-LC's randomized nonces: a fresh signature each time.
+        for _ in 0..2 {
+            let signer = SegmentSigner::new(&secret, &header, &prefix);
             let (index, is_final) = (*tc_id as u64, tc_id % 2 == 0);
             let sig = signer.sign(index, is_final, msg);
             // signed_j of SPEC.md section 6.5, built independently.
@@ -251,19 +252,20 @@ fn segment_signatures_verify_under_an_independent_verifier() {
             VerifyingKey::from(&public)
                 .verify(&signed, &parsed)
                 .unwrap_or_else(|e| panic!("tcId {tc_id}: independent verifier refused: {e}"));
-            let verifier = SegmentVerifier::new(&public, &header, &prefix).expect("valid key");
+            let verifier =
+                SegmentVerifier::new(&codec_public, &header, &prefix).expect("valid key");
             verifier
                 .verify(index, is_final, msg, &sig)
                 .expect("own signature");
             assert!(verifier.verify(index + 1, is_final, msg, &sig).is_err());
             assert!(verifier.verify(index, !is_final, msg, &sig).is_err());
-            let other = SecretKey::random(&mut OsRng).public_key();
+            let other = *kapsel_codec::ec::SecretKey::generate().public_key();
             let wrong = SegmentVerifier::new(&other, &header, &prefix).expect("valid key");
             assert!(wrong.verify(index, is_final, msg, &sig).is_err());
         }
     }
     eprintln!(
-        "segment signatures: {} Wycheproof messages signed (randomized and RFC 6979), low s, \
+        "segment signatures: {} Wycheproof messages signed twice each by AWS-LC (randomized nonces), low s, \
          verified by p256 over the SPEC's 147-byte message; other index, flag and key refused",
         messages.len()
     );
