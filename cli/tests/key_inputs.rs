@@ -123,12 +123,16 @@ fn pkcs8(id: &Identity) -> String {
 }
 
 fn sec1_with_parameters(id: &Identity) -> String {
-    use p256::pkcs8::LineEnding;
-    // As `openssl ecparam -genkey -name prime256v1` writes it.
-    format!(
-        "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{}",
-        &*id.secret_key().to_sec1_pem(LineEnding::LF).unwrap()
-    )
+    // As `openssl ecparam -genkey -name prime256v1` writes it: the SEC1 form
+    // comes from openssl itself (scripts/test installs it).
+    let (code, sec1, err) = common::run_with_stdin(
+        std::process::Command::new("openssl").args(["ec", "-outform", "PEM"]),
+        pkcs8(id).as_bytes(),
+    );
+    assert_eq!(code, Some(0), "openssl ec: {err}");
+    let sec1 = String::from_utf8(sec1).unwrap();
+    assert!(sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{sec1}");
+    format!("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{sec1}")
 }
 
 fn mode(path: &Path) -> u32 {
