@@ -39,6 +39,26 @@ pub struct CliError {
 }
 
 impl CliError {
+    /// Names the input file at the start of an error about its contents
+    /// (not a kapsel file, malformed, no matching recipient, failed
+    /// authentication), so a script that decrypts many
+    /// files can tell which one failed. Other errors already name what they
+    /// are about.
+    pub fn about_input(mut self, input: Option<&std::path::Path>) -> Self {
+        let about_contents = matches!(
+            self.exit,
+            Exit::BadHeader | Exit::NoMatch | Exit::AuthFailed
+        );
+        if about_contents && !self.quiet {
+            let name = match input {
+                Some(p) if p != std::path::Path::new("-") => p.display().to_string(),
+                _ => "standard input".to_string(),
+            };
+            self.message = format!("{name}: {}", self.message);
+        }
+        self
+    }
+
     pub fn new(exit: Exit, message: impl fmt::Display) -> Self {
         CliError {
             exit,
@@ -124,7 +144,7 @@ pub fn from_decrypt_io(e: io::Error) -> CliError {
 
 fn from_outcome(outcome: Outcome, message: String) -> CliError {
     match outcome {
-        Outcome::NotKapsel => CliError::new(Exit::BadHeader, "input is not a kapsel file"),
+        Outcome::NotKapsel => CliError::new(Exit::BadHeader, "not a kapsel file"),
         Outcome::Unsupported | Outcome::MalformedHeader => CliError::new(Exit::BadHeader, message),
         Outcome::NoMatchingRecipient => CliError::new(Exit::NoMatch, "no identity matches any recipient of this file")
             .with_hint("check that you passed the identity the file was encrypted to (kapsel inspect lists the recipients' key hints)"),

@@ -473,6 +473,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 offset,
                 length,
             })
+            .map_err(|e| e.about_input(input.as_deref()))
         }
         Command::Verify {
             identities,
@@ -494,9 +495,11 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 offset: None,
                 length: None,
             })
+            .map_err(|e| e.about_input(input.as_deref()))
         }
         Command::Inspect { json, input } => {
             inspect::run(files::Input::open(input.as_deref())?, json)
+                .map_err(|e| e.about_input(input.as_deref()))
         }
         Command::Challenge => exchange::challenge(),
         Command::Listen {

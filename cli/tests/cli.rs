@@ -112,7 +112,7 @@ fn pipe_round_trip_with_several_recipients() {
     let stranger = run(&["decrypt", "-i", &c], &enc.stdout);
     assert_eq!(stranger.status.code(), Some(4));
     assert!(stranger.stdout.is_empty());
-    assert!(stderr(&stranger).contains("kapsel: error: no identity matches"));
+    assert!(stderr(&stranger).contains("kapsel: error: standard input: no identity matches"));
     // Several identities: the one that matches is found.
     let both = run(&["decrypt", "-i", &c, "-i", &b], &enc.stdout);
     assert!(both.status.success());

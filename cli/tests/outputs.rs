@@ -589,3 +589,45 @@ fn progress_lines_fit_a_narrow_terminal_and_are_erased_before_messages() {
         "progress not erased before the message: {tty:?}"
     );
 }
+
+/// An error about a file's contents names the file (or standard input),
+/// so a script that handles many files can tell which one failed.
+#[test]
+fn errors_about_a_files_contents_name_the_file() {
+    let env = common::Env::new();
+    let (key, _) = env.identity("id.key");
+    let junk = env.write("junk.bin", b"certainly no kapsel header here");
+    for args in [
+        vec!["decrypt", "-i", key.as_str(), junk.as_str()],
+        vec!["verify", "-i", key.as_str(), junk.as_str()],
+        vec!["inspect", junk.as_str()],
+    ] {
+        let (code, out, err) = env.run(&args);
+        assert_eq!(code, Some(3), "{args:?}: {err}");
+        assert!(out.is_empty());
+        assert!(
+            err.starts_with(&format!("kapsel: error: {junk}: not a kapsel file")),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, _, err) = env.run_stdin(&["decrypt", "-i", &key], b"junk");
+    assert_eq!(code, Some(3));
+    assert!(
+        err.starts_with("kapsel: error: standard input: not a kapsel file"),
+        "{err}"
+    );
+    // Another recipient's file: the same, for "no matching identity".
+    let (_, other) = env.identity("other.key");
+    let mut w = kapsel_codec::Encryptor::new([other.to_recipient()])
+        .unwrap()
+        .wrap_output(Vec::new())
+        .unwrap();
+    std::io::Write::write_all(&mut w, b"hello").unwrap();
+    let theirs = env.write("theirs.kap", &w.finish().unwrap());
+    let (code, _, err) = env.run(&["decrypt", "-i", &key, &theirs]);
+    assert_eq!(code, Some(4));
+    assert!(
+        err.starts_with(&format!("kapsel: error: {theirs}: no identity")),
+        "{err}"
+    );
+}
