@@ -211,22 +211,6 @@ fn a_full_device_is_a_clear_error_for_every_command() {
     let s = Setup::new();
     for args in s.writers() {
         let what = args.join(" ");
-        if what.contains("help") || what.contains("version") {
-            // Printed by the argument parser: must not panic, nothing more.
-            let out = s
-                .kapsel()
-                .args(&args)
-                .stdout(
-                    fs::OpenOptions::new()
-                        .write(true)
-                        .open("/dev/full")
-                        .unwrap(),
-                )
-                .output()
-                .unwrap();
-            assert_no_panic(&what, &out);
-            continue;
-        }
         let out = s
             .kapsel()
             .args(&args)
@@ -239,6 +223,10 @@ fn a_full_device_is_a_clear_error_for_every_command() {
             .output()
             .unwrap();
         assert_no_panic(&what, &out);
+        if what.contains("help") || what.contains("version") {
+            // Printed by the argument parser: must not panic, nothing more.
+            continue;
+        }
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
         assert!(
