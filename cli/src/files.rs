@@ -114,14 +114,7 @@ impl Output {
             }
             Some(p) if p == Path::new("-") => Self::open(None, binary),
             Some(p) => {
-                let dir = match p.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let (dir, name) = dir_and_name(p);
                 let tmp = tempfile::Builder::new()
                     .prefix(&format!(".{name}."))
                     .suffix(".kapsel-partial")
@@ -261,14 +254,7 @@ pub fn write_private_file_atomically(path: &Path, text: &[u8]) -> Result<(), Cli
     if path.symlink_metadata().is_ok() {
         return Err(exists());
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (dir, name) = dir_and_name(path);
     let write_err = |e| CliError::io(format!("cannot write {}", path.display()), e);
     // tempfile creates the file with mode 0600 on Unix.
     let mut tmp = tempfile::Builder::new()
@@ -308,6 +294,20 @@ pub fn write_private_file_atomically(path: &Path, text: &[u8]) -> Result<(), Cli
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The directory a temporary file for `path` goes in (where `path` will be
+/// renamed into place: the same file system) and `path`'s file name.
+fn dir_and_name(path: &Path) -> (PathBuf, String) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
 }
 
 #[cfg(test)]
