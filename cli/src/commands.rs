@@ -12,7 +12,7 @@ const ARMOR_DETECTION_WINDOW: usize = armor::DETECTION_WINDOW;
 
 use crate::error::{foreign_format_hint, CliError};
 use crate::files::{
-    protect_stdout_for_key, write_private_file_atomically, Input, Output, IO_BUFFER,
+    protect_stdout_for_key, write_private_file_atomically, Input, LiveInput, Output, IO_BUFFER,
 };
 use crate::keyfiles;
 use crate::progress::ProgressReader;
@@ -193,12 +193,12 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
     if args.armor {
         let armored = ArmoredWriter::new(&mut output).map_err(write_err)?;
         let writer = encryptor.wrap_output(armored).map_err(header_err)?;
-        copy(&mut input.reader, writer, args.threads, &input.name)?
+        copy(&mut input, writer, args.threads)?
             .finish()
             .map_err(write_err)?;
     } else {
         let writer = encryptor.wrap_output(&mut output).map_err(header_err)?;
-        copy(&mut input.reader, writer, args.threads, &input.name)?;
+        copy(&mut input, writer, args.threads)?;
     }
     output.commit()
 }
@@ -250,7 +250,8 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
         Output::open(args.output, false)?
     };
     let mut ledger = LedgerGate::new(&args.policy, &header, &header_bytes, now);
-    let result = copy_plaintext(plaintext, &mut output, args.threads, &mut ledger)
+    let live = input.live.as_ref();
+    let result = copy_plaintext(plaintext, &mut output, args.threads, live, &mut ledger)
         .and_then(|released| output.commit().map(|()| released));
     let released = released_to_consumer(&args, result.is_ok());
     ledger.settle(result.as_ref().map(|_| ()), released)?;
@@ -431,11 +432,13 @@ impl<'a> LedgerGate<'a> {
 /// the parallel decryptor: the plaintext of a chunk (or signed segment) is
 /// written only after it and everything before it verified, and nothing
 /// after a failure. The replay identifier is reserved through `ledger` just
-/// before the first plaintext is written.
+/// before the first plaintext is written. A `live` input releases what
+/// verified whenever it pauses.
 pub fn copy_plaintext<R: Read>(
     plaintext: kapsel_codec::PlaintextReader<R>,
     output: &mut Output,
     threads: usize,
+    live: Option<&LiveInput>,
     ledger: &mut LedgerGate<'_>,
 ) -> Result<u64, CliError> {
     let write_err = |e| CliError::output_io("cannot write output", e);
@@ -456,7 +459,12 @@ pub fn copy_plaintext<R: Read>(
         count: 0,
     };
     let mut gate = || ledger.reserve();
-    let result = plaintext.decrypt_to(&mut counted, threads, &mut gate);
+    let result = match live {
+        Some(live) => {
+            plaintext.decrypt_live_to(&mut counted, threads, &mut gate, &mut || live.ready())
+        }
+        None => plaintext.decrypt_to(&mut counted, threads, &mut gate),
+    };
     ledger.count(counted.count);
     match result {
         Ok(n) => Ok(n),
@@ -639,15 +647,21 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Encrypts `reader` to the end into `writer` with the parallel encryptor
-/// and finishes the file; returns the output.
-fn copy<W: Write + Send>(
-    reader: &mut dyn Read,
+/// Encrypts `input` to the end into `writer` with the parallel encryptor
+/// and finishes the file; returns the output. A live input releases the
+/// complete chunks it holds whenever it pauses.
+pub fn copy<W: Write + Send>(
+    input: &mut Input,
     writer: kapsel_codec::FileWriter<W>,
     threads: usize,
-    name: &str,
 ) -> Result<W, CliError> {
-    writer.encrypt_from(reader, threads).map_err(|e| match e {
+    let reader = &mut input.reader;
+    let copied = match &input.live {
+        Some(live) => writer.encrypt_live_from(reader, threads, &mut || live.ready()),
+        None => writer.encrypt_from(reader, threads),
+    };
+    let name = &input.name;
+    copied.map_err(|e| match e {
         kapsel_codec::parallel::CopyError::Input(e) => {
             CliError::io(format!("cannot read {name}"), e)
         }

@@ -16,6 +16,7 @@
 
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -29,7 +30,7 @@ use kapsel_codec::{Decryptor, Identity};
 
 use crate::commands::{self, Addressing};
 use crate::error::{CliError, Exit};
-use crate::files::Output;
+use crate::files::{LiveInput, Output};
 use crate::keyfiles;
 use crate::policy::Policy;
 
@@ -171,7 +172,11 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
             "internal error: no receipt key for a challenged message",
         ));
     };
-    let copied = file.encrypt_from(&mut input.reader, args.threads).map(drop);
+    let copied = match &input.live {
+        Some(live) => file.encrypt_live_from(&mut input.reader, args.threads, &mut || live.ready()),
+        None => file.encrypt_from(&mut input.reader, args.threads),
+    }
+    .map(drop);
     let lost = |reader: &mut Box<dyn Read + Send>, e: &io::Error| {
         after_lost_connection(reader, conn.tcp.as_ref(), &peer, e, timeout)
     };
@@ -491,8 +496,14 @@ fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Resu
     let challenge = Challenge::generate();
     exchange::write_hello(&mut conn.writer, &challenge)
         .map_err(|e| peer_error(&peer, "sending the challenge", &e, receiver.timeout))?;
+    // The socket (or standard input) may pause: a live stream's chunks are
+    // stored as they arrive.
+    let live = match &conn.tcp {
+        Some(tcp) => LiveInput::of(tcp.as_fd()),
+        None => LiveInput::of(io::stdin().as_fd()),
+    };
     let mut input = TailReader::new(FrameReader::new(conn.reader));
-    match receive(&mut input, &challenge, receiver, target) {
+    match receive(&mut input, &challenge, receiver, target, live.as_ref()) {
         Ok((output, name, key, stored)) => {
             if !input.get_ref().ended() {
                 return Err(CliError::other(format!(
@@ -564,6 +575,7 @@ fn receive<R: Read>(
     challenge: &Challenge,
     receiver: &Receiver,
     target: &Target<'_>,
+    live: Option<&LiveInput>,
 ) -> Result<(Output, String, exchange::ReceiptKey, u64), CliError> {
     let timeout = receiver.timeout;
     let decryptor = Decryptor::new(&mut *input).map_err(|e| match e {
@@ -597,7 +609,8 @@ fn receive<R: Read>(
         .map_or_else(|| "standard output".into(), |p| p.display().to_string());
     let mut output = Output::open(path.as_deref(), false)?;
     let mut ledger = commands::LedgerGate::new(&receiver.policy, &header, &header_bytes, now);
-    let stored = commands::copy_plaintext(plaintext, &mut output, receiver.threads, &mut ledger);
+    let stored =
+        commands::copy_plaintext(plaintext, &mut output, receiver.threads, live, &mut ledger);
     let released = if path.is_some() {
         commands::ReleasedTo::Nobody
     } else {

@@ -47,12 +47,67 @@ pub fn enlarge_pipe(fd: impl AsFd) {
     let _ = fd;
 }
 
+/// How long a live input's pause must last before the complete chunks read
+/// so far are released (see [`LiveInput`]). Short against the 100 ms a
+/// person notices, long against the microseconds between a fast producer's
+/// writes, so fast inputs keep their 2 MiB batches.
+pub const LIVE_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// An input that may pause: a pipe, socket, terminal or FIFO (anything but a
+/// regular file or block device, whose reads never wait on a producer).
+/// The codec asks it, after a short read, whether more bytes are coming;
+/// when none arrive within [`LIVE_PAUSE`] the complete chunks read so far
+/// are encrypted (or decrypted) and flushed at once.
+#[derive(Debug)]
+pub struct LiveInput {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl LiveInput {
+    /// `None` for a regular file or block device (or an fd that cannot be
+    /// examined: then batches wait, as before).
+    pub fn of(fd: std::os::fd::BorrowedFd<'_>) -> Option<Self> {
+        let st = rustix::fs::fstat(fd).ok()?;
+        let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        if matches!(
+            kind,
+            rustix::fs::FileType::RegularFile | rustix::fs::FileType::BlockDevice
+        ) {
+            return None;
+        }
+        Some(LiveInput {
+            fd: fd.try_clone_to_owned().ok()?,
+        })
+    }
+
+    /// Whether bytes (or the end of input) arrive within [`LIVE_PAUSE`]. A
+    /// failed poll says yes: the batch then waits for its reads, as it
+    /// would without this probe.
+    pub fn ready(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let wait = Timespec {
+            tv_sec: 0,
+            tv_nsec: LIVE_PAUSE.as_nanos() as _,
+        };
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        loop {
+            match poll(&mut fds, Some(&wait)) {
+                Ok(n) => return n > 0,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
 /// An opened input.
 pub struct Input {
     pub reader: Box<dyn Read>,
     /// Length in bytes, when the input is a regular file.
     pub len: Option<u64>,
     pub name: String,
+    /// Set when the input may pause (see [`LiveInput`]).
+    pub live: Option<LiveInput>,
 }
 
 impl Input {
@@ -66,6 +121,7 @@ impl Input {
                 },
                 len: None,
                 name: "standard input".into(),
+                live: LiveInput::of(io::stdin().as_fd()),
             }),
             Some(p) if p == Path::new("-") => Self::open(None),
             Some(p) => {
@@ -76,6 +132,7 @@ impl Input {
                     .map_err(|e| CliError::io(format!("cannot read {}", p.display()), e))?;
                 let len = meta.is_file().then_some(meta.len());
                 Ok(Input {
+                    live: LiveInput::of(f.as_fd()),
                     reader: Box::new(BufReader::with_capacity(INPUT_BUFFER, f)),
                     len,
                     name: p.display().to_string(),

@@ -242,7 +242,38 @@ impl<R: Read> PlaintextReader<R> {
         gate: &mut crate::parallel::ReleaseGate<'_>,
     ) -> Result<u64, crate::parallel::CopyError> {
         let (chunks, cipher, verifier) = self.payload.into_parts();
-        crate::parallel::decrypt_body(chunks, writer, &cipher, verifier.as_ref(), threads, gate)
+        crate::parallel::decrypt_body(
+            chunks,
+            writer,
+            &cipher,
+            verifier.as_ref(),
+            threads,
+            gate,
+            None,
+        )
+    }
+
+    /// [`PlaintextReader::decrypt_to`] for a live input (a pipe, socket or
+    /// terminal): whenever `ready` says the input paused, the complete
+    /// chunks received so far (segments, in a signed file) are verified,
+    /// written and flushed at once instead of waiting for a full batch.
+    pub fn decrypt_live_to<W: Write + Send>(
+        self,
+        writer: W,
+        threads: usize,
+        gate: &mut crate::parallel::ReleaseGate<'_>,
+        ready: &mut crate::parallel::InputReady<'_>,
+    ) -> Result<u64, crate::parallel::CopyError> {
+        let (chunks, cipher, verifier) = self.payload.into_parts();
+        crate::parallel::decrypt_body(
+            chunks,
+            writer,
+            &cipher,
+            verifier.as_ref(),
+            threads,
+            gate,
+            Some(ready),
+        )
     }
 }
 

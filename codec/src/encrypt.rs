@@ -276,9 +276,44 @@ impl<W: Write> FileWriter<W> {
     where
         W: Send,
     {
+        self.encrypt_body_from(reader, threads, None)
+    }
+
+    /// [`FileWriter::encrypt_from`] for a live input (a pipe, socket or
+    /// terminal): whenever `ready` says the input paused, the complete
+    /// chunks read so far (segments, in a signed file) are sealed, written
+    /// and flushed at once instead of waiting for a full batch. The output
+    /// bytes are the same as [`FileWriter::encrypt_from`]'s.
+    pub fn encrypt_live_from<R: Read>(
+        self,
+        reader: R,
+        threads: usize,
+        ready: &mut crate::parallel::InputReady<'_>,
+    ) -> Result<W, crate::parallel::CopyError>
+    where
+        W: Send,
+    {
+        self.encrypt_body_from(reader, threads, Some(ready))
+    }
+
+    fn encrypt_body_from<R: Read>(
+        self,
+        reader: R,
+        threads: usize,
+        ready: Option<&mut crate::parallel::InputReady<'_>>,
+    ) -> Result<W, crate::parallel::CopyError>
+    where
+        W: Send,
+    {
         let (output, cipher, signer) = self.payload.into_parts();
-        let mut output =
-            crate::parallel::encrypt_body(reader, output, &cipher, signer.as_ref(), threads)?;
+        let mut output = crate::parallel::encrypt_body(
+            reader,
+            output,
+            &cipher,
+            signer.as_ref(),
+            threads,
+            ready,
+        )?;
         output.flush().map_err(crate::parallel::CopyError::Output)?;
         Ok(output)
     }

@@ -30,6 +30,14 @@
 //!   the first end of input; plaintext byte `p` of a batch always lands in
 //!   chunk `p / CHUNK_SIZE`, however the reads were cut, and ciphertext
 //!   pieces are cut at 16400-byte boundaries from the first chunk.
+//! - Live inputs: a caller may pass an [`InputReady`] probe. When a read
+//!   comes back short and the probe says no more bytes are waiting, the
+//!   batch ends early at the last whole unit read (a chunk, or a signed
+//!   segment) and the bytes past it are carried into the next batch; the
+//!   batch is written and the writer flushed. The unit boundaries, and so
+//!   the bytes written, are exactly those without a probe: a pause changes
+//!   when bytes leave, never which bytes. Without a probe, or with one that
+//!   always says "ready", batches are filled as before.
 //! - [`decrypt_payload`] writes the plaintext of chunk `i` only after chunks
 //!   `0..=i` all verified, in order. At the first chunk that does not open (or
 //!   a truncation, or a read error) it writes nothing more and returns that
@@ -55,7 +63,7 @@
 //! [`outcome_of_io_error`](crate::outcome_of_io_error) classifies both paths
 //! alike. A [`CopyError::Output`] is a write error.
 
-use std::io::{self, Cursor, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::sync::mpsc;
 
 use crate::aead::TAG_LEN;
@@ -118,18 +126,102 @@ pub fn default_threads() -> usize {
 enum End {
     /// The batch is full; more input may follow.
     More,
+    /// The input paused (see [`InputReady`]) after the batch's last
+    /// complete unit (chunk, or segment of a signed file); the batch holds
+    /// whole units only, and is released and flushed at once.
+    Stalled,
     /// The input ended (a read returned 0) inside this batch.
     Eof,
     /// A read failed after the bytes in the batch.
     Failed(io::Error),
 }
 
-/// Reads until `buf` is full, the input ends, or a read fails; unlike
-/// `read_full`, keeps the count of bytes read before a failure.
-fn fill<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> (usize, End) {
+/// Whether a live input has more bytes now; it may wait briefly (a few
+/// milliseconds) for them. The parallel codec asks after a read that left
+/// its batch short, once the batch holds at least one complete chunk (or
+/// segment of a signed file); `false` releases the complete units at once
+/// instead of waiting for a full batch or the end of input. The answer only
+/// decides where batches end: the output is the same bytes either way.
+pub type InputReady<'a> = dyn FnMut() -> bool + 'a;
+
+/// The codec's view of its input: bytes put back by a batch that ended in
+/// a pause (`carry`, read first), then the reader, with the pause probe.
+struct Input<'p, 'q, R> {
+    inner: R,
+    carry: Vec<u8>,
+    carry_at: usize,
+    ready: Option<&'p mut InputReady<'q>>,
+}
+
+impl<'p, 'q, R: Read> Input<'p, 'q, R> {
+    fn new(inner: R, ready: Option<&'p mut InputReady<'q>>) -> Self {
+        Input {
+            inner,
+            carry: Vec::new(),
+            carry_at: 0,
+            ready,
+        }
+    }
+
+    /// Whether the input paused: nothing is put back and the probe says no
+    /// more bytes are there. Without a probe, never.
+    fn stalled(&mut self) -> bool {
+        self.carry_at >= self.carry.len() && self.ready.as_mut().is_some_and(|ready| !ready())
+    }
+
+    /// Puts bytes back to be read again before the reader (they were read
+    /// after a batch's last complete unit). Only called with nothing put
+    /// back before, right after a pause or the head.
+    fn unread<'b>(&mut self, pieces: impl IntoIterator<Item = &'b [u8]>) {
+        debug_assert!(self.carry_at >= self.carry.len());
+        self.carry.clear();
+        self.carry_at = 0;
+        for piece in pieces {
+            self.carry.extend_from_slice(piece);
+        }
+    }
+
+    fn carried(&self) -> &[u8] {
+        &self.carry[self.carry_at..]
+    }
+}
+
+impl<R: Read> Read for Input<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.carried().is_empty() {
+            return self.inner.read(buf);
+        }
+        let n = self.carried().len().min(buf.len());
+        buf[..n].copy_from_slice(&self.carried()[..n]);
+        self.carry_at += n;
+        Ok(n)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if self.carried().is_empty() {
+            return self.inner.read_vectored(bufs);
+        }
+        let mut n = 0;
+        for buf in bufs.iter_mut() {
+            let take = self.carried().len().min(buf.len());
+            buf[..take].copy_from_slice(&self.carried()[..take]);
+            self.carry_at += take;
+            n += take;
+            if self.carried().is_empty() {
+                break;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Reads until `buf` is full, the input ends, a read fails, or (with at
+/// least `unit` bytes read) the input pauses; unlike `read_full`, keeps the
+/// count of bytes read before a failure.
+fn fill<R: Read>(input: &mut Input<'_, '_, R>, buf: &mut [u8], unit: usize) -> (usize, End) {
     let mut filled = 0;
     while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
+        match input.read(&mut buf[filled..]) {
             Ok(0) => return (filled, End::Eof),
             // A reader claiming more than it was given is broken; treat it as
             // a failed read rather than index out of bounds.
@@ -139,7 +231,12 @@ fn fill<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> (usize, End) {
                     End::Failed(io::Error::other("reader returned more bytes than asked")),
                 )
             }
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                if filled < buf.len() && filled >= unit && input.stalled() {
+                    return (filled, End::Stalled);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (filled, End::Failed(e)),
         }
@@ -148,20 +245,22 @@ fn fill<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> (usize, End) {
 }
 
 /// Reads up to `limit` bytes, as [`fill`] does, into a new vector.
-fn read_head<R: Read + ?Sized>(reader: &mut R, limit: usize) -> (Vec<u8>, End) {
+fn read_head<R: Read>(input: &mut Input<'_, '_, R>, limit: usize, unit: usize) -> (Vec<u8>, End) {
     let mut head = vec![0u8; limit];
-    let (len, end) = fill(reader, &mut head);
+    let (len, end) = fill(input, &mut head, unit);
     head.truncate(len);
     (head, end)
 }
 
 /// [`fill`] over several buffers with vectored reads: reads until every
-/// buffer is full, the input ends, or a read fails, and returns the bytes
-/// read, which fill the buffers in order (a short read never leaves a gap).
-/// A reader without vectored reads fills one buffer per call.
-fn fill_vectored<R: Read + ?Sized>(
-    reader: &mut R,
+/// buffer is full, the input ends, a read fails, or (with at least `unit`
+/// bytes read) the input pauses, and returns the bytes read, which fill the
+/// buffers in order (a short read never leaves a gap). A reader without
+/// vectored reads fills one buffer per call.
+fn fill_vectored<R: Read>(
+    input: &mut Input<'_, '_, R>,
     mut bufs: &mut [IoSliceMut<'_>],
+    unit: usize,
 ) -> (usize, End) {
     let mut remaining: usize = bufs.iter().map(|b| b.len()).sum();
     let mut filled = 0;
@@ -169,7 +268,7 @@ fn fill_vectored<R: Read + ?Sized>(
     // which would look like the end of input.
     IoSliceMut::advance_slices(&mut bufs, 0);
     while remaining > 0 {
-        match reader.read_vectored(bufs) {
+        match input.read_vectored(bufs) {
             Ok(0) => return (filled, End::Eof),
             Ok(n) if n > remaining => {
                 return (
@@ -181,6 +280,9 @@ fn fill_vectored<R: Read + ?Sized>(
                 filled += n;
                 remaining -= n;
                 IoSliceMut::advance_slices(&mut bufs, n);
+                if remaining > 0 && filled >= unit && input.stalled() {
+                    return (filled, End::Stalled);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (filled, End::Failed(e)),
@@ -296,6 +398,27 @@ impl Layout {
         }
     }
 
+    /// Plaintext bytes of the smallest piece a batch may end with before the
+    /// end of input: a chunk, or a segment of a signed file (segments are
+    /// signed whole).
+    fn plaintext_unit(self) -> usize {
+        if self.signed {
+            SEGMENT_CHUNKS * CHUNK_SIZE
+        } else {
+            CHUNK_SIZE
+        }
+    }
+
+    /// The same unit as it is read by the decryptor: an encrypted chunk, or
+    /// a segment with its signature.
+    fn ciphertext_unit(self) -> usize {
+        if self.signed {
+            FULL_SEGMENT_LEN
+        } else {
+            ENCRYPTED_CHUNK_SIZE
+        }
+    }
+
     /// Buffer bytes of a batch of `chunks` full chunks (and their signatures).
     fn capacity(self, chunks: usize) -> usize {
         if self.signed {
@@ -352,8 +475,10 @@ impl SealJob {
         }
     }
 
-    /// Fills the chunk bodies from `reader`; returns whether more may follow.
-    fn read<R: Read + ?Sized>(&mut self, reader: &mut R, first_index: u64) -> bool {
+    /// Fills the chunk bodies from `input`; returns whether more may follow.
+    /// After a pause the batch keeps its complete units and puts the rest
+    /// back into `input`.
+    fn read<R: Read>(&mut self, input: &mut Input<'_, '_, R>, first_index: u64) -> bool {
         let layout = self.layout;
         let slots = self.slots();
         let mut rest: &mut [u8] = &mut self.buf;
@@ -367,11 +492,20 @@ impl SealJob {
             rest = after;
             at = offset + CHUNK_SIZE;
         }
-        let (len, end) = fill_vectored(reader, &mut bodies);
+        let (mut len, end) = fill_vectored(input, &mut bodies, layout.plaintext_unit());
+        if matches!(end, End::Stalled) {
+            let keep = len / layout.plaintext_unit() * layout.plaintext_unit();
+            let buf = &self.buf;
+            input.unread((keep..len).step_by(CHUNK_SIZE).map(|at| {
+                let offset = layout.chunk_offset(at / CHUNK_SIZE);
+                &buf[offset..offset + (len - at).min(CHUNK_SIZE)]
+            }));
+            len = keep;
+        }
         self.first_index = first_index;
         self.len = len;
         self.end = end;
-        matches!(self.end, End::More)
+        matches!(self.end, End::More | End::Stalled)
     }
 
     /// Chunks this batch produces: every full chunk, and at the end of input
@@ -379,7 +513,7 @@ impl SealJob {
     /// sealed: the failure is reported once the earlier batches are written.
     fn chunk_count(&self) -> usize {
         match self.end {
-            End::More => self.len / CHUNK_SIZE,
+            End::More | End::Stalled => self.len / CHUNK_SIZE,
             End::Eof => self.len / CHUNK_SIZE + 1,
             End::Failed(_) => 0,
         }
@@ -445,6 +579,8 @@ impl SealJob {
         }
         match std::mem::replace(&mut self.end, End::More) {
             End::More => Ok(true),
+            // A live input paused: what is sealed goes out now.
+            End::Stalled => writer.flush().map(|()| true).map_err(CopyError::Output),
             End::Eof => Ok(false),
             End::Failed(e) => Err(CopyError::Input(e)),
         }
@@ -465,36 +601,39 @@ pub fn encrypt_payload<R: Read, W: Write + Send>(
     cipher: ChunkCipher,
     threads: usize,
 ) -> Result<W, CopyError> {
-    encrypt_body(reader, writer, &cipher, None, threads)
+    encrypt_body(reader, writer, &cipher, None, threads, None)
 }
 
-/// [`encrypt_payload`] for an unsigned or (with `signer`) signed body.
+/// [`encrypt_payload`] for an unsigned or (with `signer`) signed body; with
+/// `ready`, a pause in the input releases the complete chunks (segments)
+/// read so far.
 pub(crate) fn encrypt_body<R: Read, W: Write + Send>(
-    mut reader: R,
+    reader: R,
     mut writer: W,
     cipher: &ChunkCipher,
     signer: Option<&SegmentSigner>,
     threads: usize,
+    ready: Option<&mut InputReady<'_>>,
 ) -> Result<W, CopyError> {
     let layout = Layout {
         signed: signer.is_some(),
     };
+    let mut input = Input::new(reader, ready);
     // Read the start of the input first: a short input goes the sequential
     // way without allocating batch buffers or starting threads.
-    let (head, head_end) = read_head(&mut reader, SEQUENTIAL_BELOW);
-    if !matches!(head_end, End::More) {
+    let (head, head_end) = read_head(&mut input, SEQUENTIAL_BELOW, layout.plaintext_unit());
+    if matches!(head_end, End::Eof | End::Failed(_)) {
         let mut job = SealJob::new(head.len() / CHUNK_SIZE + 1, layout);
         // Reading from memory cannot fail; the head's own end is kept.
-        job.read(&mut &head[..], 0);
+        job.read(&mut Input::new(&head[..], None), 0);
         job.end = head_end;
         job.seal(cipher, signer);
         job.write(&mut writer)?;
         writer.flush().map_err(CopyError::Output)?;
         return Ok(writer);
     }
-    // The head is a whole number of chunks; it is read again, from memory,
-    // as the start of the first batch.
-    let mut input = Cursor::new(head).chain(reader);
+    // The head is read again, from memory, as the start of the first batch.
+    input.unread([&head[..]]);
     let mut next_index = 0u64;
     run_batches(
         threads,
@@ -543,6 +682,8 @@ struct OpenJob {
     /// released.
     released: Vec<(usize, usize)>,
     stop: Stop,
+    /// The input paused after this batch: flush the output once it is written.
+    flush: bool,
 }
 
 impl OpenJob {
@@ -555,15 +696,24 @@ impl OpenJob {
             end: End::More,
             released: Vec::with_capacity(chunks),
             stop: Stop::Continue,
+            flush: false,
         }
     }
 
-    fn read<R: Read + ?Sized>(&mut self, reader: &mut R, first_index: u64) -> bool {
-        let (len, end) = fill(reader, &mut self.buf);
+    /// Fills the batch from `input`; returns whether more may follow. After
+    /// a pause the batch keeps its complete units and puts the rest back.
+    fn read<R: Read>(&mut self, input: &mut Input<'_, '_, R>, first_index: u64) -> bool {
+        let unit = self.layout.ciphertext_unit();
+        let (mut len, end) = fill(input, &mut self.buf, unit);
+        if matches!(end, End::Stalled) {
+            let keep = len / unit * unit;
+            input.unread([&self.buf[keep..len]]);
+            len = keep;
+        }
         self.first_index = first_index;
         self.len = len;
         self.end = end;
-        matches!(self.end, End::More)
+        matches!(self.end, End::More | End::Stalled)
     }
 
     /// Chunks the input of this batch holds (for the next batch's index).
@@ -583,13 +733,14 @@ impl OpenJob {
         self.released.clear();
         let end = std::mem::replace(&mut self.end, End::More);
         let at_eof = matches!(end, End::Eof);
+        self.flush = matches!(end, End::Stalled);
         let failure = match verifier {
             None => self.open_chunks(cipher, at_eof),
             Some(v) => self.open_segments(cipher, v, at_eof),
         };
         self.stop = match (failure, end) {
             (Some(stop), _) => stop,
-            (None, End::More) => Stop::Continue,
+            (None, End::More | End::Stalled) => Stop::Continue,
             (None, End::Eof) => Stop::Done,
             (None, End::Failed(e)) => Stop::Io(e),
         };
@@ -666,6 +817,10 @@ impl OpenJob {
             .map(|&(at, n)| IoSlice::new(&self.buf[at..at + n]))
             .collect();
         write_all_slices(writer, &mut slices).map_err(CopyError::Output)?;
+        if std::mem::take(&mut self.flush) {
+            // A live input paused: what verified goes out now.
+            writer.flush().map_err(CopyError::Output)?;
+        }
         match std::mem::replace(&mut self.stop, Stop::Continue) {
             Stop::Continue => Ok(true),
             Stop::Done => Ok(false),
@@ -698,7 +853,7 @@ pub fn decrypt_payload<R: Read, W: Write + Send>(
     cipher: ChunkCipher,
     threads: usize,
 ) -> Result<u64, CopyError> {
-    decrypt_body(reader, writer, &cipher, None, threads, &mut || Ok(()))
+    decrypt_body(reader, writer, &cipher, None, threads, &mut || Ok(()), None)
 }
 
 /// Called once, on the writer thread, just before the first plaintext of a
@@ -709,18 +864,21 @@ pub fn decrypt_payload<R: Read, W: Write + Send>(
 pub type ReleaseGate<'a> = dyn FnMut() -> io::Result<()> + Send + 'a;
 
 /// [`decrypt_payload`] for an unsigned or (with `verifier`) signed body, with
-/// a release gate.
+/// a release gate; with `ready`, a pause in the input releases the complete
+/// chunks (segments) that verified so far.
 pub(crate) fn decrypt_body<R: Read, W: Write + Send>(
-    mut reader: R,
+    reader: R,
     mut writer: W,
     cipher: &ChunkCipher,
     verifier: Option<&SegmentVerifier>,
     threads: usize,
     gate: &mut ReleaseGate<'_>,
+    ready: Option<&mut InputReady<'_>>,
 ) -> Result<u64, CopyError> {
     let layout = Layout {
         signed: verifier.is_some(),
     };
+    let mut input = Input::new(reader, ready);
     let mut gate_passed = false;
     let mut release = |job: &mut OpenJob, writer: &mut W| -> Result<bool, CopyError> {
         if !gate_passed && job.releases_anything() {
@@ -731,8 +889,8 @@ pub(crate) fn decrypt_body<R: Read, W: Write + Send>(
     };
     // As for encryption: the same number of chunks, as ciphertext.
     let head_limit = SEQUENTIAL_BELOW / CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE;
-    let (head, head_end) = read_head(&mut reader, head_limit);
-    if !matches!(head_end, End::More) {
+    let (head, head_end) = read_head(&mut input, head_limit, layout.ciphertext_unit());
+    if matches!(head_end, End::Eof | End::Failed(_)) {
         let mut job = OpenJob {
             first_index: 0,
             layout,
@@ -741,6 +899,7 @@ pub(crate) fn decrypt_body<R: Read, W: Write + Send>(
             end: head_end,
             released: Vec::new(),
             stop: Stop::Continue,
+            flush: false,
         };
         job.open(cipher, verifier);
         let released = job.released_bytes();
@@ -748,7 +907,7 @@ pub(crate) fn decrypt_body<R: Read, W: Write + Send>(
         writer.flush().map_err(CopyError::Output)?;
         return Ok(released);
     }
-    let mut input = Cursor::new(head).chain(reader);
+    input.unread([&head[..]]);
     let mut next_index = 0u64;
     let mut written = 0u64;
     run_batches(
