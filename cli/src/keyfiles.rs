@@ -11,6 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use kapsel_codec::keys::KeyKind;
+use kapsel_codec::ssh::{self, PrivateKeyFile, SshKeyError};
 use kapsel_codec::{Identity, KeyParseError, Recipient};
 use zeroize::Zeroizing;
 
@@ -42,8 +43,8 @@ impl Want {
     /// What each line of such a file may be, for hints.
     fn rules(self) -> &'static str {
         match self {
-            Want::Identities => "each line of an identity file is an identity string (KAPSEL-SECRET-KEY-1...), part of a PEM PRIVATE KEY or EC PRIVATE KEY block, a # comment, or blank",
-            Want::Recipients => "each line of a recipients file is a recipient string (kapsel1...), part of a PEM PUBLIC KEY block, a # comment, or blank",
+            Want::Identities => "each line of an identity file is an identity string (KAPSEL-SECRET-KEY-1...), part of a PEM PRIVATE KEY, EC PRIVATE KEY or OPENSSH PRIVATE KEY block, a # comment, or blank",
+            Want::Recipients => "each line of a recipients file is a recipient string (kapsel1...), an SSH public key (ecdsa-sha2-nistp256 AAAA...), part of a PEM PUBLIC KEY block, a # comment, or blank",
             Want::Any => "each line is a recipient string (kapsel1...), an identity string (KAPSEL-SECRET-KEY-1...), part of a PEM key block, a # comment, or blank",
         }
     }
@@ -143,6 +144,9 @@ fn looks_secret(s: &str) -> bool {
 
 /// One key string on line `n` of a key file, as `want` allows.
 fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key, CliError> {
+    if ssh::looks_like_public_key(line) {
+        return parse_ssh_line(line, n, source, want);
+    }
     // The line may be secret: errors say what is wrong, never its text.
     let as_identity = match want {
         Want::Identities => true,
@@ -192,6 +196,54 @@ fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key,
     })
 }
 
+/// An SSH public key line (`ecdsa-sha2-nistp256 AAAA... comment`, the
+/// `.pub` and `authorized_keys` form) on line `n`.
+fn parse_ssh_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key, CliError> {
+    if want == Want::Identities {
+        return Err(CliError::usage(format!(
+            "{source}:{n}: an SSH public key, not an identity"
+        ))
+        .with_hint("decrypting needs the private key: pass the OpenSSH private key file (for example -i ~/.ssh/id_ecdsa, not id_ecdsa.pub)"));
+    }
+    ssh::parse_public_key(line).map(Key::Recipient).map_err(|e| {
+        let err = CliError::usage(format!("{source}:{n}: invalid SSH public key: {e}"));
+        match e {
+            SshKeyError::UnsupportedKeyType(_) => err.with_hint(
+                "kapsel keys are P-256: make one with ssh-keygen -t ecdsa -b 256, or use a kapsel1... recipient",
+            ),
+            _ => err.with_hint("give the line as ssh-keygen wrote it in the .pub file"),
+        }
+    })
+}
+
+/// The identity in an OpenSSH private key file's block; a protected key's
+/// passphrase is asked for on the terminal. For `pubkey` and `export`
+/// (`Want::Any`) a protected key gives its public half without asking.
+fn ssh_private_key(pem: &str, want: Want, source: &str) -> Result<Key, SshKeyError> {
+    match ssh::read_private_key(pem)? {
+        PrivateKeyFile::Identity(identity, _) => Ok(Key::Identity(identity)),
+        PrivateKeyFile::Encrypted(recipient) if want == Want::Any => Ok(Key::Recipient(recipient)),
+        PrivateKeyFile::Encrypted(_) => {
+            let what = format!("the passphrase of the SSH key {source}");
+            for attempt in 1..=3 {
+                let passphrase = crate::tty::read_secret(
+                    &format!("Enter passphrase for SSH key {source}: "),
+                    &what,
+                )
+                .map_err(|_| SshKeyError::PassphraseRequired)?;
+                match ssh::decrypt_private_key(pem, passphrase.as_bytes()) {
+                    Ok((identity, _)) => return Ok(Key::Identity(identity)),
+                    Err(SshKeyError::WrongPassphrase) if attempt < 3 => {
+                        errln!("kapsel: wrong passphrase, try again");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(SshKeyError::WrongPassphrase)
+        }
+    }
+}
+
 /// The label of a `-----BEGIN LABEL-----` line.
 fn begin_label(line: &str) -> Option<&str> {
     let label = line.strip_prefix("-----BEGIN ")?.strip_suffix("-----")?;
@@ -205,7 +257,10 @@ fn begin_label(line: &str) -> Option<&str> {
 /// Whether a PEM block with `label` may appear in a file of `want`; an
 /// error for line `n` if not.
 fn check_label(label: &str, n: usize, source: &str, want: Want) -> Result<(), CliError> {
-    let private = matches!(label, "PRIVATE KEY" | "EC PRIVATE KEY");
+    let private = matches!(
+        label,
+        "PRIVATE KEY" | "EC PRIVATE KEY" | ssh::PRIVATE_KEY_LABEL
+    );
     let err = |msg: String| CliError::usage(format!("{source}:{n}: {msg}"));
     match label {
         "EC PARAMETERS" => Ok(()),
@@ -236,7 +291,7 @@ struct Block<'t> {
 
 impl Block<'_> {
     /// The key in the block, or `None` for `EC PARAMETERS` naming P-256.
-    fn parse(&self, source: &str, end: usize) -> Result<Option<Key>, CliError> {
+    fn parse(&self, source: &str, end: usize, want: Want) -> Result<Option<Key>, CliError> {
         let (label, begin) = (self.label, self.begin);
         let err = |reason: String| {
             CliError::usage(format!(
@@ -257,6 +312,20 @@ impl Block<'_> {
             pem.push('\n');
         }
         pem.push_str(&format!("-----END {label}-----\n"));
+        if label == ssh::PRIVATE_KEY_LABEL {
+            return ssh_private_key(&pem, want, source).map(Some).map_err(|e| {
+                let err = err(e.to_string());
+                match e {
+                    SshKeyError::PassphraseRequired => err.with_hint(
+                        "run kapsel where it can ask on a terminal, or remove the passphrase from a copy: ssh-keygen -p -N '' -f COPY",
+                    ),
+                    SshKeyError::UnsupportedKeyType(_) => err.with_hint(
+                        "kapsel keys are P-256: make one with ssh-keygen -t ecdsa -b 256",
+                    ),
+                    _ => err.with_hint("give the file as ssh-keygen wrote it"),
+                }
+            });
+        }
         let key = if label == "PUBLIC KEY" {
             Recipient::from_pem(&pem).map(Key::Recipient)
         } else {
@@ -289,7 +358,7 @@ pub fn parse_key_text(text: &str, source: &str, want: Want) -> Result<Vec<(usize
                 .and_then(|l| l.strip_suffix("-----"))
                 == Some(b.label)
             {
-                if let Some(key) = b.parse(source, n)? {
+                if let Some(key) = b.parse(source, n, want)? {
                     keys.push((b.begin, key));
                 }
                 block = None;
@@ -479,6 +548,16 @@ pub fn parse_recipient(s: &str) -> Result<Recipient, CliError> {
 }
 
 fn parse_recipient_arg(s: &str, what: &str) -> Result<Recipient, CliError> {
+    if ssh::looks_like_public_key(s) {
+        return parse_ssh_line(s, 1, what, Want::Recipients)
+            .map(|k| k.recipient())
+            .map_err(|e| CliError {
+                message: e
+                    .message
+                    .replacen(&format!("{what}:1: "), &format!("{what}: "), 1),
+                ..e
+            });
+    }
     if let Some((place, c)) = stray_white_space(s) {
         return Err(CliError::usage(format!(
             "invalid {what} {}: white space ({c}) {place} the recipient string",

@@ -20,6 +20,7 @@ mod ledger_cmd;
 mod policy;
 mod progress;
 mod time;
+mod tty;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

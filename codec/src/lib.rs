@@ -42,6 +42,7 @@ pub mod parallel;
 pub mod payload;
 pub mod seek;
 pub mod segment;
+pub mod ssh;
 
 pub use decrypt::{Decryptor, PlaintextReader};
 pub use encrypt::{Encryptor, FileWriter};
