@@ -17,6 +17,7 @@ mod files;
 mod inspect;
 mod keyfiles;
 mod ledger_cmd;
+mod outfile;
 mod policy;
 mod progress;
 mod time;
