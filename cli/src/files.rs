@@ -196,6 +196,16 @@ impl Output {
         }
     }
 
+    /// A new file named `name` in `dir`, put in place by
+    /// [`Output::commit_as`] (the inbox of `listen --keep-going`).
+    pub fn new_file_in(dir: &Path, name: std::ffi::OsString) -> Result<Self, CliError> {
+        let (file, pending) = crate::outfile::Replacement::new_in(dir, name).create(false)?;
+        Ok(Output::Atomic {
+            file: BufWriter::with_capacity(IO_BUFFER, file),
+            pending,
+        })
+    }
+
     fn stdout(binary: bool) -> Result<Self, CliError> {
         if binary && io::stdout().is_terminal() {
             return Err(

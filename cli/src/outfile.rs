@@ -47,7 +47,7 @@ pub const PARTIAL_SUFFIX: &str = ".kapsel-partial";
 const FORCE_NAMED_ENV: &str = "KAPSEL_TEST_NAMED_TEMPFILE";
 
 /// Where `-o PATH` writes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Target {
     /// `/dev/stdout` and its aliases: standard output itself.
     Stdout,
