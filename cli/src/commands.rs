@@ -597,7 +597,7 @@ fn write_range<R: Read + std::io::Seek>(
     output: &mut Output,
     ledger: &mut LedgerGate<'_>,
 ) -> Result<(), CliError> {
-    let mut buf = vec![0u8; RANGE_PIECE];
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; RANGE_PIECE]);
     let mut pos = offset;
     let mut reserved = false;
     let mut reserve = |ledger: &mut LedgerGate<'_>| -> Result<(), CliError> {
