@@ -120,7 +120,14 @@ pub fn resolve(path: &Path) -> Result<Target, CliError> {
                 };
             }
             Ok(_) => return classify(p),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return classify(p),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return classify(p)
+            }
             Err(e) => return Err(CliError::io(format!("cannot examine {}", p.display()), e)),
         }
     }
@@ -167,7 +174,14 @@ pub fn check_directory(dir: &Path) -> Result<(), CliError> {
 fn classify(p: PathBuf) -> Result<Target, CliError> {
     let meta = match std::fs::metadata(&p) {
         Ok(m) => Some(m),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            None
+        }
         Err(e) => return Err(CliError::io(format!("cannot examine {}", p.display()), e)),
     };
     match &meta {
