@@ -535,6 +535,9 @@ fn serve_connections(
     use std::sync::mpsc;
     let claimed = Arc::new(AtomicBool::new(false));
     let (done, outcome) = mpsc::channel::<Result<(), CliError>>();
+    // Dropped with the listener, so that the wait for the one exchange ends
+    // even if its thread ends without an outcome.
+    let mut done = Some(done);
     listener
         .set_nonblocking(true)
         .map_err(|e| CliError::io("cannot set up the listener", e))?;
@@ -553,8 +556,12 @@ fn serve_connections(
         };
         if !keep_going && claimed.load(Ordering::SeqCst) {
             listener = None;
+            done = None;
             continue;
         }
+        let Some(done) = &done else {
+            continue;
+        };
         let stream = match l.accept() {
             Ok((stream, _)) => stream,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -598,9 +605,12 @@ fn serve_connections(
             done.clone(),
         );
         std::thread::spawn(move || {
+            // Whether this connection took the single exchange.
+            let mut won = false;
             let mut proved = || {
                 slots.prove(id);
                 if keep_going || !claimed.swap(true, Ordering::SeqCst) {
+                    won = true;
                     Ok(())
                 } else {
                     Err(CliError::other(
@@ -613,16 +623,15 @@ fn serve_connections(
                 .and_then(|()| Connection::tcp(stream, &receiver))
                 .map_err(|e| Failure {
                     error: CliError::io("cannot set up the connection", e),
-                    proven: false,
                 })
                 .and_then(|conn| serve(conn, &receiver, &target, &mut proved));
             slots.release(id);
             match result {
-                Ok(_) if !keep_going => {
+                Ok(_) if won && !keep_going => {
                     let _ = done.send(Ok(()));
                 }
                 Ok(_) => {}
-                Err(f) if f.proven && !keep_going => {
+                Err(f) if won && !keep_going => {
                     let _ = done.send(Err(f.error));
                 }
                 Err(f) => f.error.report(),
@@ -642,10 +651,9 @@ fn wait_readable(listener: &TcpListener, at_most: Duration) {
     let _ = poll(&mut fds, Some(&wait));
 }
 
-/// A failed exchange, and whether the peer had proved itself first.
+/// A failed exchange.
 struct Failure {
     error: CliError,
-    proven: bool,
 }
 
 /// One exchange: hello, message, then receipt or refusal. `proved` runs
@@ -662,7 +670,6 @@ fn serve(
     let challenge = Challenge::generate();
     exchange::write_hello(&mut conn.writer, &challenge).map_err(|e| Failure {
         error: peer_error(&peer, "sending the challenge", &e, receiver.timeout),
-        proven: false,
     })?;
     // The socket (or standard input) may pause: a live stream's chunks are
     // stored as they arrive.
@@ -754,7 +761,6 @@ fn serve(
             message: format!("{peer}: {}{stored}", e.message),
             ..e
         },
-        proven: authenticated,
     })
 }
 
