@@ -251,9 +251,10 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     };
     let mut ledger = LedgerGate::new(&args.policy, &header, &header_bytes, now);
     let live = input.live.as_ref();
+    let early = output.releases_early();
     let result = copy_plaintext(plaintext, &mut output, args.threads, live, &mut ledger)
         .and_then(|released| output.commit().map(|()| released));
-    let released = released_to_consumer(&args, result.is_ok());
+    let released = released_to(early, result.is_ok());
     ledger.settle(result.as_ref().map(|_| ()), released)?;
     let plaintext_len = result?;
     if args.discard_output && args.progress {
@@ -318,12 +319,11 @@ pub fn foreign_format_error(
     }
 }
 
-/// Whether plaintext may have left this process: only through standard
-/// output (a named output file is renamed into place only on success, and
-/// `verify` keeps nothing).
-fn released_to_consumer(args: &DecryptArgs<'_>, succeeded: bool) -> ReleasedTo {
-    let to_stdout = !args.discard_output && args.output.is_none_or(|p| p == Path::new("-"));
-    match (to_stdout, succeeded) {
+/// Whether plaintext may have left this process: only through an output
+/// that `releases_early` (standard output, a device or FIFO; a file is put
+/// in place only on success, and `verify` keeps nothing).
+fn released_to(releases_early: bool, succeeded: bool) -> ReleasedTo {
+    match (releases_early, succeeded) {
         (false, _) => ReleasedTo::Nobody,
         (true, true) => ReleasedTo::Consumer,
         (true, false) => ReleasedTo::Counted,
@@ -444,12 +444,11 @@ pub fn copy_plaintext<R: Read>(
     let write_err = |e| CliError::output_io("cannot write output", e);
     let mut discard = std::io::sink();
     // Large vectored writes go straight to the file or standard output:
-    // `BufWriter` would copy them, as `NamedTempFile` cannot tell it that it
-    // takes vectored writes.
+    // `BufWriter` would copy them.
     let sink: &mut (dyn Write + Send) = match output {
         Output::Stdout(w) => w,
         Output::Discard => &mut discard,
-        Output::Atomic { file, .. } => {
+        Output::Atomic { file, .. } | Output::InPlace { file, .. } => {
             file.flush().map_err(write_err)?;
             file.get_mut()
         }
@@ -579,9 +578,10 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
     let header = reader.header().clone();
     let header_bytes = reader.header_bytes().to_vec();
     let mut ledger = LedgerGate::new(&args.policy, &header, &header_bytes, now);
+    let early = output.releases_early();
     let result =
         write_range(&reader, offset, end, &mut output, &mut ledger).and_then(|()| output.commit());
-    let released = released_to_consumer(&args, result.is_ok());
+    let released = released_to(early, result.is_ok());
     ledger.settle(result.as_ref().map(|_| ()), released)?;
     result
 }
@@ -597,7 +597,7 @@ fn write_range<R: Read + std::io::Seek>(
     output: &mut Output,
     ledger: &mut LedgerGate<'_>,
 ) -> Result<(), CliError> {
-    let mut buf = vec![0u8; RANGE_PIECE];
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; RANGE_PIECE]);
     let mut pos = offset;
     let mut reserved = false;
     let mut reserve = |ledger: &mut LedgerGate<'_>| -> Result<(), CliError> {

@@ -18,7 +18,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kapsel_codec::exchange::{
@@ -54,6 +54,8 @@ struct Connection {
     writer: Box<dyn Write + Send>,
     /// The TCP socket, for shutting down and timeouts; `None` on stdio.
     tcp: Option<TcpStream>,
+    /// A listener's deadlines on the reads (`None`: a sender, or stdio).
+    pace: Option<Arc<crate::service::Pace>>,
     /// For messages: the peer address, or "standard input/output".
     peer: String,
 }
@@ -64,11 +66,13 @@ impl Connection {
             reader: Box::new(io::stdin()),
             writer: Box::new(io::stdout()),
             tcp: None,
+            pace: None,
             peer: "standard input/output".into(),
         }
     }
 
-    fn tcp(stream: TcpStream, timeout: Duration) -> io::Result<Self> {
+    /// A sender's connection: reads and writes time out after `timeout`.
+    fn to_receiver(stream: TcpStream, timeout: Duration) -> io::Result<Self> {
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "peer".into(), |a| a.to_string());
@@ -79,6 +83,31 @@ impl Connection {
             reader: Box::new(stream.try_clone()?),
             writer: Box::new(stream.try_clone()?),
             tcp: Some(stream),
+            pace: None,
+            peer,
+        })
+    }
+
+    /// A listener's connection: reads keep to the receiver's deadlines
+    /// and minimum rate ([`crate::service::Pace`]); writes time out after
+    /// `--timeout`, or the header timeout when that is 0.
+    fn tcp(stream: TcpStream, receiver: &Receiver) -> io::Result<Self> {
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "peer".into(), |a| a.to_string());
+        stream.set_nodelay(true)?;
+        let write_limit = limit(receiver.timeout).or(limit(receiver.header_timeout));
+        stream.set_write_timeout(write_limit)?;
+        let pace =
+            crate::service::Pace::new(receiver.timeout, receiver.header_timeout, receiver.min_rate);
+        Ok(Connection {
+            reader: Box::new(crate::service::Paced::new(
+                stream.try_clone()?,
+                Arc::clone(&pace),
+            )),
+            writer: Box::new(stream.try_clone()?),
+            tcp: Some(stream),
+            pace: Some(pace),
             peer,
         })
     }
@@ -100,7 +129,18 @@ fn peer_error(peer: &str, what: &str, e: &io::Error, timeout: Duration) -> CliEr
     match exchange_error_of(e) {
         Some(ExchangeError::NotExchange) => CliError::new(Exit::BadHeader, format!("{peer}{e}"))
             .with_hint("the address is not a kapsel listen endpoint"),
+        Some(ExchangeError::Closed(exchange::Phase::Hello)) => CliError::other(format!(
+            "{peer}the receiver closed the connection before sending a challenge"
+        ))
+        .with_hint("the receiver may be serving its --max-connections already; retry later"),
         Some(other) => CliError::other(format!("{peer}{other}")),
+        None if crate::service::limit_of(e).is_some() => {
+            let limit = crate::service::limit_of(e).map(crate::service::Deadline);
+            CliError::other(format!(
+                "{peer}timed out {what}: {}",
+                limit.map_or_else(String::new, |l| l.to_string())
+            ))
+        }
         None if matches!(
             e.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -163,10 +203,15 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         SEND_BUFFER,
         FrameWriter::new(conn.writer),
     ));
-    let file = encryptor
+    let mut file = encryptor
         .challenge(challenge)
         .wrap_output(&mut framed)
         .map_err(|e| CliError::other(format!("{peer}: sending: {e}")))?;
+    // The header and payload prefix go out now, not with the first batch:
+    // a receiver wants the header within its --header-timeout, and a live
+    // input may pause before its first chunk.
+    file.flush()
+        .map_err(|e| peer_error(&peer, "sending", &e, timeout))?;
     let Some(receipt_key) = file.receipt_key().cloned() else {
         return Err(CliError::other(
             "internal error: no receipt key for a challenged message",
@@ -300,7 +345,7 @@ fn connect(addr: &str, timeout: Duration) -> Result<Connection, CliError> {
         };
         match attempt {
             Ok(stream) => {
-                return Connection::tcp(stream, timeout)
+                return Connection::to_receiver(stream, timeout)
                     .map_err(|e| CliError::io(format!("cannot connect to {addr}"), e))
             }
             Err(e) => last = Some(e),
@@ -360,8 +405,21 @@ pub struct ListenArgs<'a> {
     pub policy: Policy,
     pub threads: usize,
     pub timeout: Duration,
+    /// From accept until the header authenticated (0: none).
+    pub header_timeout: Duration,
+    /// Bytes per second a connection must average (0, or `timeout` 0: none).
+    pub min_rate: u64,
     pub progress: bool,
 }
+
+/// At most this many trial decryptions (stanzas times identities) are
+/// spent on a message before its header authenticated; a header that
+/// would need more is refused before any key is used.
+pub const MAX_TRIALS: usize = 64;
+
+/// The payload prefix (salt and commitment, SPEC.md section 6.2) read
+/// with the header before any key is tried.
+const PAYLOAD_PREFIX_LEN: usize = 56;
 
 /// What every connection of a listener shares.
 struct Receiver {
@@ -369,19 +427,22 @@ struct Receiver {
     policy: Policy,
     threads: usize,
     timeout: Duration,
+    header_timeout: Duration,
+    min_rate: u64,
     progress: bool,
 }
 
 /// Where a received message goes.
-enum Target<'a> {
-    /// `-o FILE`, or standard output when `None`.
-    Path(Option<&'a Path>),
-    /// `--keep-going -o DIR`: a new file per message.
-    Directory(&'a Path),
+enum Target {
+    /// `-o FILE` (checked before listening), or standard output.
+    Path(crate::outfile::Target),
+    /// `--keep-going -o DIR`: a new file per message, never replacing one.
+    Directory(PathBuf),
 }
 
 /// `kapsel listen`: receives messages, each bound to a fresh challenge and
-/// answered with a receipt.
+/// answered with a receipt. Every argument, `-o` included, is checked
+/// before it listens.
 pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
     let identities = keyfiles::read_identity_files(args.identity_files)?;
     let output = args.output.filter(|p| *p != Path::new("-"));
@@ -390,20 +451,43 @@ pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
             "--stdio needs -o FILE: standard output carries the exchange",
         ));
     }
+    if args.stdio && args.keep_going {
+        return Err(CliError::usage(
+            "--keep-going needs a TCP address, not --stdio",
+        ));
+    }
+    let target = if args.keep_going {
+        let dir = output.ok_or_else(|| {
+            CliError::usage("--keep-going needs -o DIR, a directory for the messages")
+        })?;
+        crate::outfile::check_directory(dir).map_err(|e| {
+            e.with_hint("with --keep-going, -o names an existing directory; each message gets a new file in it")
+        })?;
+        Target::Directory(dir.to_path_buf())
+    } else {
+        match output {
+            Some(p) => Target::Path(crate::outfile::resolve(p)?),
+            None => Target::Path(crate::outfile::Target::Stdout),
+        }
+    };
     let receiver = Arc::new(Receiver {
         identities,
         policy: args.policy,
         threads: args.threads,
         timeout: args.timeout,
+        header_timeout: args.header_timeout,
+        // A live stream may pause for as long as it likes (--timeout 0).
+        min_rate: if args.timeout.is_zero() {
+            0
+        } else {
+            args.min_rate
+        },
         progress: args.progress,
     });
     match (args.stdio, args.addr) {
-        (true, None) if !args.keep_going => {
-            serve(Connection::stdio(), &receiver, &Target::Path(output)).map(drop)
-        }
-        (true, None) => Err(CliError::usage(
-            "--keep-going needs a TCP address, not --stdio",
-        )),
+        (true, None) => serve(Connection::stdio(), &receiver, &target, &mut || Ok(()))
+            .map(drop)
+            .map_err(|f| f.error),
         (false, Some(addr)) => {
             let addr = &listen_address(addr)?;
             let listener = TcpListener::bind(addr)
@@ -416,24 +500,14 @@ pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
                     errln!("kapsel: listening on {local}");
                 }
             }
-            if args.keep_going {
-                let dir = output.ok_or_else(|| {
-                    CliError::usage("--keep-going needs -o DIR, a directory for the messages")
-                })?;
-                if !dir.is_dir() {
-                    return Err(CliError::usage(format!("{} is not a directory", dir.display()))
-                        .with_hint("with --keep-going, -o names a directory; each message gets a new file in it"));
-                }
-                serve_forever(&listener, &receiver, dir, args.max_connections.max(1))
-            } else {
-                let (stream, _) = listener
-                    .accept()
-                    .map_err(|e| CliError::io(format!("cannot accept on {addr}"), e))?;
-                drop(listener);
-                let conn = Connection::tcp(stream, receiver.timeout)
-                    .map_err(|e| CliError::io("cannot set up the connection", e))?;
-                serve(conn, &receiver, &Target::Path(output)).map(drop)
-            }
+            let slots = Arc::new(crate::service::Slots::new(args.max_connections));
+            serve_connections(
+                listener,
+                &receiver,
+                Arc::new(target),
+                &slots,
+                args.keep_going,
+            )
         }
         _ => Err(CliError::usage("give either ADDR or --stdio").with_hint(
             "kapsel listen 0.0.0.0:7000 -i me.key -o FILE, or kapsel listen --stdio ...",
@@ -441,131 +515,392 @@ pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
     }
 }
 
-/// Accepts connections until killed, each on its own thread, at most
-/// `limit` at once; a failed exchange is reported and the listener goes on.
-fn serve_forever(
-    listener: &TcpListener,
+/// How long the accept loop waits before it looks for a finished exchange.
+const ACCEPT_POLL: Duration = Duration::from_millis(100);
+
+/// Accepts connections, each on its own thread in one of the slots. With
+/// `keep_going`, until killed, reporting each failed exchange; otherwise
+/// until one connection proved itself (its header authenticated, answered
+/// this connection's challenge and passed the header policy): that
+/// exchange's outcome is the listener's, and connections that never proved
+/// themselves are reported and do not count.
+fn serve_connections(
+    listener: TcpListener,
     receiver: &Arc<Receiver>,
-    dir: &Path,
-    limit: usize,
+    target: Arc<Target>,
+    slots: &Arc<crate::service::Slots>,
+    keep_going: bool,
 ) -> Result<(), CliError> {
-    let active = Arc::new((Mutex::new(0usize), Condvar::new()));
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    let claimed = Arc::new(AtomicBool::new(false));
+    let (done, outcome) = mpsc::channel::<Result<(), CliError>>();
+    // Dropped with the listener, so that the wait for the one exchange ends
+    // even if its thread ends without an outcome.
+    let mut done = Some(done);
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| CliError::io("cannot set up the listener", e))?;
+    let mut listener = Some(listener);
     loop {
-        {
-            let (count, freed) = &*active;
-            let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
-            while *n >= limit {
-                n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
-            }
-            *n += 1;
+        if let Ok(result) = outcome.try_recv() {
+            return result;
         }
-        let stream = match listener.accept() {
+        let Some(l) = &listener else {
+            // The single exchange is running: no new connections.
+            return outcome.recv().unwrap_or_else(|_| {
+                Err(CliError::other(
+                    "internal error: the exchange ended without an outcome",
+                ))
+            });
+        };
+        if !keep_going && claimed.load(Ordering::SeqCst) {
+            listener = None;
+            done = None;
+            continue;
+        }
+        let Some(done) = &done else {
+            continue;
+        };
+        let stream = match l.accept() {
             Ok((stream, _)) => stream,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_readable(l, ACCEPT_POLL);
+                continue;
+            }
             Err(e) => {
                 errln!("kapsel: warning: accept failed: {e}");
-                release(&active);
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(ACCEPT_POLL);
                 continue;
             }
         };
-        let (receiver, active, dir) =
-            (Arc::clone(receiver), Arc::clone(&active), dir.to_path_buf());
-        std::thread::spawn(move || {
-            let result = Connection::tcp(stream, receiver.timeout)
-                .map_err(|e| CliError::io("cannot set up the connection", e))
-                .and_then(|conn| serve(conn, &receiver, &Target::Directory(&dir)));
-            if let Err(e) = result {
-                e.report();
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "peer".into(), |a| a.to_string());
+        let id = match slots.admit(&stream) {
+            Some(crate::service::Admitted::Free(id)) => id,
+            Some(crate::service::Admitted::Evicted(id, old)) => {
+                if receiver.progress {
+                    errln!("kapsel: {old}: closed: it had not sent an authenticated header after {} s, and {peer} needed its slot", crate::service::EVICT_AFTER.as_secs());
+                }
+                id
             }
-            release(&active);
+            None => {
+                // Closed at once, not queued: the peer learns now.
+                drop(stream);
+                if receiver.progress {
+                    errln!(
+                        "kapsel: {peer}: refused: {} connections are open (--max-connections)",
+                        slots.limit()
+                    );
+                }
+                continue;
+            }
+        };
+        let (receiver, target, slots, claimed, done) = (
+            Arc::clone(receiver),
+            Arc::clone(&target),
+            Arc::clone(slots),
+            Arc::clone(&claimed),
+            done.clone(),
+        );
+        std::thread::spawn(move || {
+            // Whether this connection took the single exchange.
+            let mut won = false;
+            let mut proved = || {
+                slots.prove(id);
+                if keep_going || !claimed.swap(true, Ordering::SeqCst) {
+                    won = true;
+                    Ok(())
+                } else {
+                    Err(CliError::other(
+                        "another message is being received; this listener takes one",
+                    ))
+                }
+            };
+            let result = stream
+                .set_nonblocking(false)
+                .and_then(|()| Connection::tcp(stream, &receiver))
+                .map_err(|e| Failure {
+                    error: CliError::io("cannot set up the connection", e),
+                })
+                .and_then(|conn| serve(conn, &receiver, &target, &mut proved));
+            slots.release(id);
+            match result {
+                Ok(_) if won && !keep_going => {
+                    let _ = done.send(Ok(()));
+                }
+                Ok(_) => {}
+                Err(f) if won && !keep_going => {
+                    let _ = done.send(Err(f.error));
+                }
+                Err(f) => f.error.report(),
+            }
         });
     }
 }
 
-fn release(active: &(Mutex<usize>, Condvar)) {
-    let (count, freed) = active;
-    let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
-    *n = n.saturating_sub(1);
-    freed.notify_one();
+/// Waits until `listener` has a connection to accept, or `at_most`.
+fn wait_readable(listener: &TcpListener, at_most: Duration) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let wait = Timespec {
+        tv_sec: 0,
+        tv_nsec: at_most.as_nanos().min(999_999_999) as _,
+    };
+    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+    let _ = poll(&mut fds, Some(&wait));
 }
 
-/// One exchange: hello, message, then receipt or refusal. Returns the number
-/// of plaintext bytes stored.
-fn serve(mut conn: Connection, receiver: &Receiver, target: &Target<'_>) -> Result<u64, CliError> {
+/// A failed exchange.
+struct Failure {
+    error: CliError,
+}
+
+/// One exchange: hello, message, then receipt or refusal. `proved` runs
+/// once the message's header authenticated and passed the header policy,
+/// before any output is opened; its error refuses the message. Returns the
+/// number of plaintext bytes stored.
+fn serve(
+    mut conn: Connection,
+    receiver: &Receiver,
+    target: &Target,
+    proved: &mut dyn FnMut() -> Result<(), CliError>,
+) -> Result<u64, Failure> {
     let peer = conn.peer.clone();
     let challenge = Challenge::generate();
-    exchange::write_hello(&mut conn.writer, &challenge)
-        .map_err(|e| peer_error(&peer, "sending the challenge", &e, receiver.timeout))?;
+    exchange::write_hello(&mut conn.writer, &challenge).map_err(|e| Failure {
+        error: peer_error(&peer, "sending the challenge", &e, receiver.timeout),
+    })?;
     // The socket (or standard input) may pause: a live stream's chunks are
     // stored as they arrive.
     let live = match &conn.tcp {
         Some(tcp) => LiveInput::of(tcp.as_fd()),
         None => LiveInput::of(io::stdin().as_fd()),
     };
+    let pace = conn.pace.clone();
     let mut input = TailReader::new(FrameReader::new(conn.reader));
-    match receive(&mut input, &challenge, receiver, target, live.as_ref()) {
-        Ok((output, name, key, stored)) => {
-            if !input.get_ref().ended() {
-                return Err(CliError::other(format!(
-                    "{peer}: the message did not end with its end marker"
-                )));
-            }
-            output.commit()?;
-            exchange::write_receipt(&mut conn.writer, &key.receipt(&input.tail())).map_err(
-                |e| {
-                    peer_error(&peer, "sending the receipt", &e, receiver.timeout).with_hint(
-                        format!(
-                        "{name} was stored, but the sender has no receipt and may send it again"
-                    ),
-                    )
-                },
-            )?;
-            if receiver.progress {
-                errln!("kapsel: {peer}: received {stored} bytes into {name}; receipt sent");
-            }
-            Ok(stored)
+    let mut authenticated = false;
+    let mut on_header = || {
+        authenticated = true;
+        if let Some(p) = &pace {
+            p.header_done();
         }
-        Err(e) => {
-            // Best effort: the status tells the sender why. Keep reading for
-            // a moment so that it can finish writing and read it.
-            // The framing's failure is the outcome only if it is what
-            // stopped the decoder (SPEC 13.2). The decoder reads ahead, so
-            // the framing may have failed after a chunk that was already
-            // read and then failed to open: that failure came first, and
-            // its class stands (an error of any class but I/O).
-            let failure = input.get_ref().failure().filter(|_| e.exit == Exit::Other);
-            // Bad framing is a malformed message, whichever layer noticed it.
-            let e = match failure {
-                Some(ExchangeError::FrameLength(_)) => CliError {
-                    exit: Exit::BadHeader,
-                    ..e
-                },
-                _ => e,
-            };
-            // A sender that closed or abandoned the message gets no reply.
-            let sender_gone = matches!(
-                failure,
-                Some(ExchangeError::Closed(_) | ExchangeError::Aborted)
-            );
-            if !sender_gone {
-                let _ = exchange::write_refusal(&mut conn.writer, e.exit as u8);
-            }
-            if let Some(tcp) = &conn.tcp {
-                let _ = tcp.shutdown(Shutdown::Write);
-                let _ = tcp.set_read_timeout(Some(DRAIN_FOR));
-                let _ = io::copy(&mut input.take(DRAIN_AT_MOST), &mut io::sink());
-            }
-            let stored = if sender_gone {
-                "; nothing was stored"
+        proved()
+    };
+    let received = receive(
+        &mut input,
+        &challenge,
+        receiver,
+        target,
+        live.as_ref(),
+        &mut on_header,
+    );
+    let result = match received {
+        Ok((output, key, stored)) => {
+            if !input.get_ref().ended() {
+                Err(CliError::other(format!(
+                    "{peer}: the message did not end with its end marker"
+                )))
             } else {
-                ""
-            };
-            Err(CliError {
-                message: format!("{peer}: {}{stored}", e.message),
-                ..e
-            })
+                commit_message(
+                    output,
+                    target,
+                    &input,
+                    &peer,
+                    key,
+                    &mut conn.writer,
+                    receiver,
+                    stored,
+                )
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let e = match result {
+        Ok(stored) => return Ok(stored),
+        Err(e) => e,
+    };
+    // Best effort: the status tells the sender why. Keep reading for a
+    // moment so that it can finish writing and read it.
+    // The framing's failure is the outcome only if it is what stopped the
+    // decoder (SPEC 13.2). The decoder reads ahead, so the framing may have
+    // failed after a chunk that was already read and then failed to open:
+    // that failure came first, and its class stands (an error of any class
+    // but I/O).
+    let failure = input.get_ref().failure().filter(|_| e.exit == Exit::Other);
+    // Bad framing is a malformed message, whichever layer noticed it.
+    let e = match failure {
+        Some(ExchangeError::FrameLength(_)) => CliError {
+            exit: Exit::BadHeader,
+            ..e
+        },
+        _ => e,
+    };
+    // A sender that closed or abandoned the message gets no reply.
+    let sender_gone = matches!(
+        failure,
+        Some(ExchangeError::Closed(_) | ExchangeError::Aborted)
+    );
+    if !sender_gone {
+        let _ = exchange::write_refusal(&mut conn.writer, refusal_status(e.exit, authenticated));
+    }
+    if let Some(tcp) = &conn.tcp {
+        let _ = tcp.shutdown(Shutdown::Write);
+        if let Some(p) = &pace {
+            p.drain_for(DRAIN_FOR);
+        }
+        let _ = io::copy(&mut input.take(DRAIN_AT_MOST), &mut io::sink());
+    }
+    let stored = if sender_gone {
+        "; nothing was stored"
+    } else {
+        ""
+    };
+    Err(Failure {
+        error: CliError {
+            message: format!("{peer}: {}{stored}", e.message),
+            ..e
+        },
+    })
+}
+
+/// The status a refusal sends (SPEC.md section 13.3). Before the header
+/// authenticated, every refusal that involves a key or the challenge is 6,
+/// so that the status does not tell whether this listener holds a key for
+/// the message (no matching recipient, a header that fails to authenticate
+/// and a stale challenge look the same); 1 and 3 depend on the bytes and the
+/// receiver alone. After it authenticated the peer knows the file key, and
+/// the status says what failed.
+fn refusal_status(exit: Exit, authenticated: bool) -> u8 {
+    match exit {
+        Exit::Other | Exit::BadHeader => exit as u8,
+        _ if !authenticated => Exit::Refused as u8,
+        _ => exit as u8,
+    }
+}
+
+/// Puts a complete, verified message in place, then sends its receipt.
+#[allow(clippy::too_many_arguments)]
+fn commit_message<R: Read>(
+    output: Output,
+    target: &Target,
+    input: &TailReader<FrameReader<R>>,
+    peer: &str,
+    key: exchange::ReceiptKey,
+    writer: &mut Box<dyn Write + Send>,
+    receiver: &Receiver,
+    stored: u64,
+) -> Result<u64, CliError> {
+    let name = match target {
+        Target::Directory(_) => {
+            let base = output_base_name(&output);
+            // Never over an earlier message: a taken name gets -2, -3, ...
+            output.commit_as(crate::outfile::Placement::NoClobber, |attempt| {
+                (attempt < 1000).then(|| format!("{base}-{}", attempt + 1).into())
+            })?
+        }
+        Target::Path(_) => output.commit_as(crate::outfile::Placement::Replace, |_| None)?,
+    };
+    let name = name.map_or_else(|| "standard output".into(), |p| p.display().to_string());
+    exchange::write_receipt(writer, &key.receipt(&input.tail())).map_err(|e| {
+        peer_error(peer, "sending the receipt", &e, receiver.timeout).with_hint(format!(
+            "{name} was stored, but the sender has no receipt and may send it again"
+        ))
+    })?;
+    if receiver.progress {
+        errln!("kapsel: {peer}: received {stored} bytes into {name}; receipt sent");
+    }
+    Ok(stored)
+}
+
+/// The file name a pending inbox output was created under.
+fn output_base_name(output: &Output) -> String {
+    match output {
+        Output::Atomic { pending, .. } => pending
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Reads exactly `buf.len()` bytes unless the input ends first; returns how
+/// many it read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(filled)
+}
+
+/// The decryptor of a listener's message: the header and payload prefix
+/// from memory, then the rest of the connection.
+type MessageDecryptor<'r, R> =
+    Decryptor<io::Chain<io::Cursor<Vec<u8>>, &'r mut TailReader<FrameReader<R>>>>;
+
+/// Reads the message's header and payload prefix before any key is used,
+/// so that neither the work nor the time before a refusal depends on the
+/// keys this listener holds: refuses a header that does not carry this
+/// connection's challenge, or that would need more than [`MAX_TRIALS`]
+/// trial decryptions, without trying any. Returns a decryptor over the
+/// bytes read and the rest of the input.
+fn read_message_start<'r, R: Read>(
+    input: &'r mut TailReader<FrameReader<R>>,
+    challenge: &Challenge,
+    receiver: &Receiver,
+) -> Result<MessageDecryptor<'r, R>, CliError> {
+    let timeout = receiver.timeout;
+    let read_err = |e: io::Error| peer_error("", "reading the message", &e, timeout);
+    let short = || CliError::other("the message ended inside its header");
+    let mut start = vec![0u8; kapsel_format::PREFIX_LEN];
+    if read_up_to(input, &mut start).map_err(read_err)? < start.len() {
+        return Err(short());
+    }
+    let header_len = u32::from_be_bytes([start[12], start[13], start[14], start[15]]);
+    let plausible = start[..8] == kapsel_format::MAGIC
+        && (kapsel_format::MIN_HEADER_LEN..=kapsel_format::MAX_HEADER_LEN).contains(&header_len);
+    if plausible {
+        let header_len = header_len as usize;
+        start.resize(header_len, 0);
+        let got = read_up_to(input, &mut start[kapsel_format::PREFIX_LEN..]).map_err(read_err)?;
+        if got < header_len - kapsel_format::PREFIX_LEN {
+            return Err(short());
+        }
+        // Parsed from memory: a malformed header fails here, as it would
+        // have with the decryptor reading the connection.
+        let parsed = Decryptor::new(&start[..]).map_err(CliError::from)?;
+        challenge.check(parsed.header()).map_err(|c| {
+            CliError::new(Exit::Refused, c.to_string()).with_hint(
+                "the sender must run kapsel send (which answers the challenge of this connection)",
+            )
+        })?;
+        let trials = parsed.header().stanzas.len() * receiver.identities.len();
+        if trials > MAX_TRIALS {
+            return Err(CliError::new(
+                Exit::Refused,
+                format!(
+                    "the message has {} recipient stanzas; with {} identities that is more than the {MAX_TRIALS} trial decryptions this listener spends on a message",
+                    parsed.header().stanzas.len(),
+                    receiver.identities.len()
+                ),
+            ));
+        }
+        start.resize(header_len + PAYLOAD_PREFIX_LEN, 0);
+        if read_up_to(input, &mut start[header_len..]).map_err(read_err)? < PAYLOAD_PREFIX_LEN {
+            return Err(CliError::other("the message ended before its payload"));
+        }
+    }
+    Decryptor::new(io::Cursor::new(start).chain(input)).map_err(|e| match e {
+        kapsel_codec::DecryptError::Io(io) => read_err(io),
+        other => CliError::from(other),
+    })
 }
 
 /// Reads and checks the message, writing its plaintext to an uncommitted
@@ -574,17 +909,14 @@ fn receive<R: Read>(
     input: &mut TailReader<FrameReader<R>>,
     challenge: &Challenge,
     receiver: &Receiver,
-    target: &Target<'_>,
+    target: &Target,
     live: Option<&LiveInput>,
-) -> Result<(Output, String, exchange::ReceiptKey, u64), CliError> {
-    let timeout = receiver.timeout;
-    let decryptor = Decryptor::new(&mut *input).map_err(|e| match e {
-        kapsel_codec::DecryptError::Io(io) => peer_error("", "reading the message", &io, timeout),
-        other => CliError::from(other),
-    })?;
+    on_header: &mut dyn FnMut() -> Result<(), CliError>,
+) -> Result<(Output, exchange::ReceiptKey, u64), CliError> {
+    let decryptor = read_message_start(input, challenge, receiver)?;
     let claimed = decryptor.claimed_sender();
-    // The challenge is checked on the header before any payload byte is
-    // read; the header is authentic once the key commitment matched, and
+    // The challenge was checked on the header as received; decrypt_live
+    // checks it again once the key commitment authenticated the header, and
     // the policy is checked before any chunk.
     let (plaintext, key) = decryptor
         .decrypt_live(&receiver.identities, challenge)
@@ -600,24 +932,23 @@ fn receive<R: Read>(
     receiver
         .policy
         .check_header(&header, claimed.as_ref(), now, Some(challenge))?;
-    let path = match target {
-        Target::Path(p) => p.map(Path::to_path_buf),
-        Target::Directory(dir) => Some(dir.join(message_file_name(&header_bytes))),
+    on_header()?;
+    let mut output = match target {
+        Target::Path(t) => Output::open_target(t.clone(), false)?,
+        Target::Directory(dir) => {
+            Output::new_file_in(dir, message_file_name(&header_bytes).into())?
+        }
     };
-    let name = path
-        .as_deref()
-        .map_or_else(|| "standard output".into(), |p| p.display().to_string());
-    let mut output = Output::open(path.as_deref(), false)?;
     let mut ledger = commands::LedgerGate::new(&receiver.policy, &header, &header_bytes, now);
     let stored =
         commands::copy_plaintext(plaintext, &mut output, receiver.threads, live, &mut ledger);
-    let released = if path.is_some() {
-        commands::ReleasedTo::Nobody
-    } else {
+    let released = if output.releases_early() {
         commands::ReleasedTo::Counted
+    } else {
+        commands::ReleasedTo::Nobody
     };
     ledger.settle(stored.as_ref().map(|_| ()), released)?;
-    Ok((output, name, key, stored?))
+    Ok((output, key, stored?))
 }
 
 /// `YYYYMMDDTHHMMSSZ-` and 8 hex digits of the header's SHA-256: sorted by

@@ -1,6 +1,5 @@
-//! Inputs and outputs: stdin/stdout or named files, buffers, and atomic
-//! output files (a temporary file in the target's directory, renamed over
-//! the target only when the caller commits it).
+//! Inputs and outputs: stdin/stdout or named files, buffers, and output
+//! files that appear only when complete (see [`crate::outfile`]).
 //!
 //! The payload moves in batches of 2 MiB (`kapsel_codec::parallel`) that go
 //! straight between the kernel and the batch buffers: the input's
@@ -147,10 +146,17 @@ pub enum Output {
     Stdout(BufWriter<io::Stdout>),
     /// Nothing is kept (`verify`).
     Discard,
-    /// A temporary file beside `target`; renamed over it by [`Output::commit`].
+    /// A device, FIFO or socket written in place (see [`crate::outfile`]):
+    /// like standard output, what was written stays written.
+    InPlace {
+        file: BufWriter<File>,
+        name: String,
+    },
+    /// A file not yet in place; [`Output::commit`] links or renames it over
+    /// the target, dropping it leaves nothing.
     Atomic {
-        file: BufWriter<tempfile::NamedTempFile>,
-        target: PathBuf,
+        file: BufWriter<File>,
+        pending: crate::outfile::Pending,
     },
 }
 
@@ -158,54 +164,127 @@ impl Output {
     /// Opens the output. `binary` output refuses a terminal on stdout.
     pub fn open(path: Option<&Path>, binary: bool) -> Result<Self, CliError> {
         match path {
-            None => {
-                if binary && io::stdout().is_terminal() {
-                    return Err(CliError::usage("refusing to write binary output to a terminal")
-                        .with_hint("redirect the output to a file, or use -o FILE (or --armor when encrypting)"));
-                }
-                enlarge_pipe(io::stdout());
-                Ok(Output::Stdout(BufWriter::with_capacity(
-                    IO_BUFFER,
-                    io::stdout(),
-                )))
+            None => Self::stdout(binary),
+            Some(p) if p == Path::new("-") => Self::stdout(binary),
+            Some(p) => Self::open_target(crate::outfile::resolve(p)?, binary),
+        }
+    }
+
+    /// Opens an output resolved earlier (`listen` checks `-o` before it
+    /// listens).
+    pub fn open_target(target: crate::outfile::Target, binary: bool) -> Result<Self, CliError> {
+        use crate::outfile::Target;
+        match target {
+            Target::Stdout => Self::stdout(binary),
+            Target::InPlace(p) => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map_err(|e| CliError::io(format!("cannot open {}", p.display()), e))?;
+                Ok(Output::InPlace {
+                    file: BufWriter::with_capacity(IO_BUFFER, file),
+                    name: p.display().to_string(),
+                })
             }
-            Some(p) if p == Path::new("-") => Self::open(None, binary),
-            Some(p) => {
-                let (dir, name) = dir_and_name(p);
-                let tmp = tempfile::Builder::new()
-                    .prefix(&format!(".{name}."))
-                    .suffix(".kapsel-partial")
-                    .tempfile_in(&dir)
-                    .map_err(|e| {
-                        CliError::io(format!("cannot create a file in {}", dir.display()), e)
-                    })?;
+            Target::Replace(r) => {
+                let (file, pending) = r.create(false)?;
                 Ok(Output::Atomic {
-                    file: BufWriter::with_capacity(IO_BUFFER, tmp),
-                    target: p.to_path_buf(),
+                    file: BufWriter::with_capacity(IO_BUFFER, file),
+                    pending,
                 })
             }
         }
     }
 
-    /// Flushes and, for a file, renames the temporary file over the target.
-    /// Dropping an uncommitted `Output` removes the temporary file.
+    /// A new file named `name` in `dir`, put in place by
+    /// [`Output::commit_as`] (the inbox of `listen --keep-going`).
+    pub fn new_file_in(dir: &Path, name: std::ffi::OsString) -> Result<Self, CliError> {
+        let (file, pending) = crate::outfile::Replacement::new_in(dir, name).create(false)?;
+        Ok(Output::Atomic {
+            file: BufWriter::with_capacity(IO_BUFFER, file),
+            pending,
+        })
+    }
+
+    fn stdout(binary: bool) -> Result<Self, CliError> {
+        if binary && io::stdout().is_terminal() {
+            return Err(
+                CliError::usage("refusing to write binary output to a terminal").with_hint(
+                    "redirect the output to a file, or use -o FILE (or --armor when encrypting)",
+                ),
+            );
+        }
+        enlarge_pipe(io::stdout());
+        Ok(Output::Stdout(BufWriter::with_capacity(
+            IO_BUFFER,
+            io::stdout(),
+        )))
+    }
+
+    /// Whether what is written leaves the process before [`Output::commit`]
+    /// (standard output, a device or FIFO), so a failure cannot take it back.
+    pub fn releases_early(&self) -> bool {
+        matches!(self, Output::Stdout(_) | Output::InPlace { .. })
+    }
+
+    /// Flushes and, for a file, puts it in place (synced, then the
+    /// directory synced). Dropping an uncommitted `Output` leaves nothing.
     pub fn commit(self) -> Result<(), CliError> {
+        self.commit_as(crate::outfile::Placement::Replace, |_| None)
+            .map(drop)
+    }
+
+    /// [`Output::commit`] with a placement; under
+    /// [`Placement::NoClobber`](crate::outfile::Placement::NoClobber), a
+    /// taken name is retried under `next_name(attempt)` (from 1) until it
+    /// returns `None`. Returns the path the output got (`None` for standard
+    /// output and the like).
+    pub fn commit_as(
+        self,
+        placement: crate::outfile::Placement,
+        mut next_name: impl FnMut(u32) -> Option<std::ffi::OsString>,
+    ) -> Result<Option<PathBuf>, CliError> {
         match self {
             Output::Stdout(mut w) => w
                 .flush()
+                .map(|()| None)
                 .map_err(|e| CliError::output_io("cannot write to standard output", e)),
-            Output::Discard => Ok(()),
-            Output::Atomic { file, target } => {
-                let tmp = file.into_inner().map_err(|e| {
-                    CliError::io(format!("cannot write {}", target.display()), e.into_error())
-                })?;
-                tmp.as_file()
-                    .sync_all()
-                    .map_err(|e| CliError::io(format!("cannot write {}", target.display()), e))?;
-                tmp.persist(&target).map_err(|e| {
-                    CliError::io(format!("cannot rename into {}", target.display()), e.error)
-                })?;
-                Ok(())
+            Output::Discard => Ok(None),
+            Output::InPlace { mut file, name } => {
+                file.flush()
+                    .map_err(|e| CliError::output_io(format!("cannot write {name}"), e))?;
+                Ok(None)
+            }
+            Output::Atomic { file, mut pending } => {
+                let write_err =
+                    |p: &Path, e| CliError::io(format!("cannot write {}", p.display()), e);
+                let file = file
+                    .into_inner()
+                    .map_err(|e| write_err(pending.path(), e.into_error()))?;
+                let mut attempt = 0;
+                loop {
+                    match pending.commit(&file, placement) {
+                        Ok(()) => return Ok(Some(pending.path().to_path_buf())),
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            attempt += 1;
+                            match next_name(attempt) {
+                                Some(name) => pending.rename_target(name),
+                                None => {
+                                    return Err(CliError::io(
+                                        format!("cannot create {}", pending.path().display()),
+                                        e,
+                                    ))
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            return Err(CliError::io(
+                                format!("cannot put {} in place", pending.path().display()),
+                                e,
+                            ))
+                        }
+                    }
+                }
             }
         }
     }
@@ -216,7 +295,7 @@ impl Write for Output {
         match self {
             Output::Stdout(w) => w.write(buf),
             Output::Discard => Ok(buf.len()),
-            Output::Atomic { file, .. } => file.write(buf),
+            Output::InPlace { file, .. } | Output::Atomic { file, .. } => file.write(buf),
         }
     }
 
@@ -224,7 +303,7 @@ impl Write for Output {
         match self {
             Output::Stdout(w) => w.write_all(buf),
             Output::Discard => Ok(()),
-            Output::Atomic { file, .. } => file.write_all(buf),
+            Output::InPlace { file, .. } | Output::Atomic { file, .. } => file.write_all(buf),
         }
     }
 
@@ -232,7 +311,7 @@ impl Write for Output {
         match self {
             Output::Stdout(w) => w.flush(),
             Output::Discard => Ok(()),
-            Output::Atomic { file, .. } => file.flush(),
+            Output::InPlace { file, .. } | Output::Atomic { file, .. } => file.flush(),
         }
     }
 }
@@ -299,9 +378,11 @@ pub fn protect_stdout_for_key() -> Result<(), CliError> {
 }
 
 /// Writes a new file readable only by its owner, atomically: the text goes
-/// to a temporary file in the same directory (mode 0600), which is synced
-/// and then renamed to `path` only if `path` does not exist. On any failure
-/// (a full disk included) nothing is left behind and `path` is untouched.
+/// to an unnamed file in the same directory (mode 0600; a hidden named one
+/// where the system has no `O_TMPFILE`), which is synced and then linked as
+/// `path` only if `path` does not exist, and the directory synced. On any
+/// failure, a full disk or a kill included, nothing is left behind and
+/// `path` is untouched.
 pub fn write_private_file_atomically(path: &Path, text: &[u8]) -> Result<(), CliError> {
     let exists = || {
         CliError::other(format!("{} already exists", path.display())).with_hint(
@@ -312,22 +393,14 @@ pub fn write_private_file_atomically(path: &Path, text: &[u8]) -> Result<(), Cli
         return Err(exists());
     }
     let (dir, name) = dir_and_name(path);
+    crate::outfile::check_directory(&dir)?;
     let write_err = |e| CliError::io(format!("cannot write {}", path.display()), e);
-    // tempfile creates the file with mode 0600 on Unix.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".kapsel-partial")
-        .tempfile_in(&dir)
-        .map_err(|e| CliError::io(format!("cannot create a file in {}", dir.display()), e))?;
+    let target = crate::outfile::Replacement::new_in(&dir, name);
+    let (mut file, mut pending) = target.create(true)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = tmp
-            .as_file()
-            .metadata()
-            .map_err(write_err)?
-            .permissions()
-            .mode();
+        let mode = file.metadata().map_err(write_err)?.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(CliError::other(format!(
                 "the temporary file for {} is not private (mode {:04o})",
@@ -336,33 +409,28 @@ pub fn write_private_file_atomically(path: &Path, text: &[u8]) -> Result<(), Cli
             )));
         }
     }
-    tmp.write_all(text).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist_noclobber(path).map_err(|e| {
-        if e.error.kind() == io::ErrorKind::AlreadyExists {
-            exists()
-        } else {
-            CliError::io(format!("cannot create {}", path.display()), e.error)
-        }
-    })?;
-    // Make the new name durable too; a failure here loses nothing already
-    // reported.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    file.write_all(text).map_err(write_err)?;
+    pending
+        .commit(&file, crate::outfile::Placement::NoClobber)
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                exists()
+            } else {
+                CliError::io(format!("cannot create {}", path.display()), e)
+            }
+        })
 }
 
 /// The directory a temporary file for `path` goes in (where `path` will be
 /// renamed into place: the same file system) and `path`'s file name.
-fn dir_and_name(path: &Path) -> (PathBuf, String) {
+fn dir_and_name(path: &Path) -> (PathBuf, std::ffi::OsString) {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| n.to_os_string())
         .unwrap_or_default();
     (dir, name)
 }

@@ -17,8 +17,10 @@ mod files;
 mod inspect;
 mod keyfiles;
 mod ledger_cmd;
+mod outfile;
 mod policy;
 mod progress;
+mod service;
 mod time;
 mod tty;
 
@@ -164,7 +166,9 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel listen 0.0.0.0:7000 -i me.key -o backup.tar\n  kapsel listen 0.0.0.0:7000 -i me.key --keep-going -o inbox/\n  ssh host kapsel listen --stdio -i me.key -o backup.tar   # see kapsel send --help\n\n",
         "Each connection gets a fresh challenge; a message that does not answer it (a replay) is refused.\n",
         "The output is written atomically and the receipt is sent only after it is stored.\n",
-        "With --keep-going, -o names a directory and each message gets a new file in it.\n\n",
+        "With --keep-going, -o names a directory and each message gets a new file in it.\n",
+        "Without it, the first connection whose message header authenticates takes the one exchange;\n",
+        "connections that never get that far are reported and do not count.\n\n",
         "Exit codes (one exchange): those of decrypt; 1 also when the sender closed the connection early"))]
     Listen {
         /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT or PORT (every IPv4 interface), or HOST (port 7000); port 0 picks a free port, printed on stderr even with -q
@@ -186,7 +190,7 @@ enum Command {
         /// Serve connections until killed (each message to a new file in -o DIR)
         #[arg(long)]
         keep_going: bool,
-        /// With --keep-going: connections served at once
+        /// Connections open at once; one more is closed at once, or takes the slot of one that sent no authenticated header for 2 s
         #[arg(long, value_name = "N", default_value_t = 8)]
         max_connections: usize,
         /// Refuse messages not signed by this sender: a recipient string, an inline PEM public key, or a file of them; repeatable
@@ -195,6 +199,12 @@ enum Command {
         /// Give up on a silent peer after DURATION (TCP; 0: never, for live streams with long pauses)
         #[arg(long, value_name = "DURATION", default_value = "60s")]
         timeout: String,
+        /// Close a connection whose message header has not authenticated DURATION after it connected (0: never)
+        #[arg(long, value_name = "DURATION", default_value = "10s")]
+        header_timeout: String,
+        /// Close a connection that averages fewer bytes per second (after the header timeout's grace; 512, 4KiB, 1MiB; 0, or --timeout 0: none)
+        #[arg(long, value_name = "RATE", default_value = "1KiB")]
+        min_rate: String,
         /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)
         #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_threads)]
         threads: usize,
@@ -512,6 +522,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             max_connections,
             expect_sender,
             timeout,
+            header_timeout,
+            min_rate,
             threads,
         } => {
             one_stdin_reader(&[
@@ -531,6 +543,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 },
                 threads,
                 timeout: std::time::Duration::from_secs(parse_duration(&timeout)?),
+                header_timeout: std::time::Duration::from_secs(parse_duration(&header_timeout)?),
+                min_rate: service::parse_rate(&min_rate).map_err(error::CliError::usage)?,
                 progress,
             })
         }

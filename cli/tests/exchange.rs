@@ -130,6 +130,28 @@ impl Listener {
         }
     }
 
+    /// Waits until the listener's stderr contains `text` (at most
+    /// `DEADLINE`); returns it.
+    fn stderr_until(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let err = self.stderr.lock().unwrap().clone();
+            if err.contains(text) {
+                return err;
+            }
+            assert!(start.elapsed() < DEADLINE, "no {text:?} in {err}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asserts that the listener is still running.
+    fn assert_running(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the listener stopped"
+        );
+    }
+
     fn wait(&mut self) -> (ExitStatus, String) {
         let status = wait(&mut self.child);
         thread::sleep(Duration::from_millis(50));
@@ -232,15 +254,23 @@ fn signed_exchange_satisfies_expect_sender_and_an_anonymous_one_is_refused() {
     assert_eq!(std::fs::read(&out).unwrap(), b"signed and delivered");
     std::fs::remove_file(&out).unwrap();
 
-    // Anonymous: refused by policy (listen exit 6), reported to the sender (exit 7).
+    // Anonymous: refused by policy, reported to the sender (exit 7); the
+    // header never passed the policy, so the single exchange is still open.
     let mut listener = Listener::start(&s, &expect);
     let (status, err) = send(&s, &listener.addr, &[input.to_str().unwrap()]);
     assert_eq!(status.code(), Some(7), "{err}");
-    assert!(err.contains("refused by the receiver's policy"), "{err}");
-    let (status, lerr) = listener.wait();
-    assert_eq!(status.code(), Some(6), "{lerr}");
-    assert!(lerr.contains("no sender"), "{lerr}");
+    assert!(err.contains("refused by the receiver"), "{err}");
+    listener.stderr_until("no sender");
+    listener.assert_running();
     assert!(!out.exists());
+    let (status, err) = send(
+        &s,
+        &listener.addr,
+        &["--sign-as", &alice_key, input.to_str().unwrap()],
+    );
+    assert!(status.success(), "send: {err}");
+    assert!(listener.wait().0.success());
+    assert_eq!(std::fs::read(&out).unwrap(), b"signed and delivered");
 }
 
 #[test]
@@ -340,10 +370,11 @@ fn a_recorded_message_replayed_into_a_new_session_is_refused() {
     let mut reply = Vec::new();
     let _ = conn.read_to_end(&mut reply);
     assert_eq!(reply, [6], "a refusal with the policy status, no receipt");
-    let (status, lerr) = listener.wait();
-    assert_eq!(status.code(), Some(6), "{lerr}");
-    assert!(lerr.contains("answers another challenge"), "{lerr}");
+    // A replay never proved itself: it does not take the single exchange.
+    listener.stderr_until("answers another challenge");
+    listener.assert_running();
     assert!(!out.exists());
+    drop(listener);
     assert!(other_files(s.dir.path(), &["bob.key", "in.bin"]).is_empty());
 
     // The same recording is accepted offline only with its own challenge.
@@ -730,13 +761,21 @@ fn silent_peers_time_out_on_both_sides() {
     let out = s.path("out.bin");
     let mut listener = Listener::start(&s, &["-o", out.to_str().unwrap(), "--timeout", "1s"]);
     let mut silent = TcpStream::connect(&listener.addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut hello = [0u8; 40];
     silent.read_exact(&mut hello).unwrap();
-    let (status, lerr) = listener.wait();
-    assert_eq!(status.code(), Some(1), "{lerr}");
-    assert!(lerr.contains("timed out"), "{lerr}");
+    let lerr = listener.stderr_until("timed out");
+    assert!(lerr.contains("no progress for 1 s"), "{lerr}");
+    // Closed by the listener, which waits for the next sender.
+    let mut rest = Vec::new();
+    let _ = silent.read_to_end(&mut rest);
+    assert!(rest.len() <= 1, "at most a status byte: {rest:?}");
+    listener.assert_running();
     assert!(!out.exists());
     drop(silent);
+    drop(listener);
 
     // A sender whose receiver accepts and never sends a challenge.
     let input = s.write("in.bin", b"x");

@@ -65,6 +65,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::sync::mpsc;
+use zeroize::Zeroizing;
 
 use crate::aead::TAG_LEN;
 use crate::payload::{
@@ -148,7 +149,8 @@ pub type InputReady<'a> = dyn FnMut() -> bool + 'a;
 /// a pause (`carry`, read first), then the reader, with the pause probe.
 struct Input<'p, 'q, R> {
     inner: R,
-    carry: Vec<u8>,
+    /// Plaintext when encrypting: wiped on drop.
+    carry: Zeroizing<Vec<u8>>,
     carry_at: usize,
     ready: Option<&'p mut InputReady<'q>>,
 }
@@ -157,7 +159,7 @@ impl<'p, 'q, R: Read> Input<'p, 'q, R> {
     fn new(inner: R, ready: Option<&'p mut InputReady<'q>>) -> Self {
         Input {
             inner,
-            carry: Vec::new(),
+            carry: Zeroizing::new(Vec::new()),
             carry_at: 0,
             ready,
         }
@@ -245,8 +247,12 @@ fn fill<R: Read>(input: &mut Input<'_, '_, R>, buf: &mut [u8], unit: usize) -> (
 }
 
 /// Reads up to `limit` bytes, as [`fill`] does, into a new vector.
-fn read_head<R: Read>(input: &mut Input<'_, '_, R>, limit: usize, unit: usize) -> (Vec<u8>, End) {
-    let mut head = vec![0u8; limit];
+fn read_head<R: Read>(
+    input: &mut Input<'_, '_, R>,
+    limit: usize,
+    unit: usize,
+) -> (Zeroizing<Vec<u8>>, End) {
+    let mut head = Zeroizing::new(vec![0u8; limit]);
     let (len, end) = fill(input, &mut head, unit);
     head.truncate(len);
     (head, end)
@@ -324,7 +330,8 @@ pub(crate) fn write_all_slices<W: Write + ?Sized>(
 /// Alignment of batch buffers.
 const PAGE: usize = 4096;
 
-/// A zeroed byte buffer that starts on a page boundary.
+/// A zeroed byte buffer that starts on a page boundary, wiped on drop (it
+/// holds a batch of plaintext).
 ///
 /// The kernel copies file data to and from user memory with `rep movsb`,
 /// which on some CPUs (AMD Zen among them) runs several times slower when
@@ -332,14 +339,14 @@ const PAGE: usize = 4096;
 /// between page-aligned file data and an allocator's 16-byte-aligned block.
 #[derive(Debug)]
 struct AlignedBuf {
-    storage: Vec<u8>,
+    storage: Zeroizing<Vec<u8>>,
     start: usize,
     len: usize,
 }
 
 impl AlignedBuf {
     fn new(len: usize) -> Self {
-        let storage = vec![0u8; len + PAGE];
+        let storage = Zeroizing::new(vec![0u8; len + PAGE]);
         // `align_offset` may decline to compute (it never does for bytes);
         // the buffer then works unaligned.
         let start = match storage.as_ptr().align_offset(PAGE) {
@@ -354,7 +361,7 @@ impl AlignedBuf {
     }
 
     /// Wraps a buffer as it is (for short inputs, whose copies are cheap).
-    fn from_vec(storage: Vec<u8>) -> Self {
+    fn from_vec(storage: Zeroizing<Vec<u8>>) -> Self {
         AlignedBuf {
             len: storage.len(),
             storage,

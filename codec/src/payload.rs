@@ -270,7 +270,8 @@ struct SigningState {
 pub struct PayloadWriter<W: Write> {
     inner: W,
     cipher: ChunkCipher,
-    buf: Vec<u8>,
+    /// The chunk being filled, plaintext until sealed: wiped on drop.
+    buf: Zeroizing<Vec<u8>>,
     index: u64,
     signing: Option<SigningState>,
 }
@@ -310,7 +311,7 @@ impl<W: Write> PayloadWriter<W> {
         PayloadWriter {
             inner,
             cipher,
-            buf: Vec::with_capacity(ENCRYPTED_CHUNK_SIZE),
+            buf: Zeroizing::new(Vec::with_capacity(ENCRYPTED_CHUNK_SIZE)),
             index: 0,
             signing: signer.map(|signer| SigningState {
                 signer,
@@ -434,8 +435,8 @@ pub struct PayloadReader<R: Read> {
     cipher: ChunkCipher,
     verifier: Option<SegmentVerifier>,
     /// Ciphertext of the current chunk (anonymous) or segment (signed),
-    /// opened in place.
-    buf: Box<[u8]>,
+    /// opened in place: plaintext once opened, wiped on drop.
+    buf: Zeroizing<Box<[u8]>>,
     /// Plaintext ranges of `buf` still to hand out, in order.
     pieces: Vec<(usize, usize)>,
     next_piece: usize,
@@ -496,7 +497,7 @@ impl<R: Read> PayloadReader<R> {
             inner,
             cipher,
             verifier,
-            buf: vec![0u8; unit].into_boxed_slice(),
+            buf: Zeroizing::new(vec![0u8; unit].into_boxed_slice()),
             pieces: Vec::with_capacity(SEGMENT_CHUNKS),
             next_piece: 0,
             index: 0,

@@ -80,6 +80,7 @@
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use zeroize::Zeroizing;
 
 use kapsel_format::Header;
 
@@ -219,11 +220,12 @@ impl Layout {
     }
 }
 
-/// The plaintext of the unit decrypted last.
+/// The plaintext of the unit decrypted last, wiped when replaced or
+/// dropped.
 struct Cache {
     index: Option<u64>,
     len: usize,
-    buf: Box<[u8]>,
+    buf: Zeroizing<Box<[u8]>>,
 }
 
 /// Locks `m`, also after another thread panicked while holding it: the
@@ -337,7 +339,7 @@ impl<R: Read + Seek> SeekablePayload<R> {
             cache: Mutex::new(Cache {
                 index: None,
                 len: 0,
-                buf: Box::new([]),
+                buf: Zeroizing::new(Box::<[u8]>::default()),
             }),
             decrypted: AtomicU64::new(0),
             segments_verified: AtomicU64::new(0),
@@ -410,7 +412,7 @@ impl<R: Read + Seek> SeekablePayload<R> {
         }
         // Verify and decrypt outside the cache lock, so threads reading
         // different units work in parallel.
-        let mut buf = vec![0u8; self.layout.unit_len()].into_boxed_slice();
+        let mut buf = Zeroizing::new(vec![0u8; self.layout.unit_len()].into_boxed_slice());
         let len = self.open_unit(index, &mut buf)?;
         let copied = copy_out(&buf[..len], within, out);
         *lock(&self.cache) = Cache {
