@@ -1,4 +1,4 @@
-//! The receiver's replay ledger (SPEC.md section 9, "Receiver policy"): an
+//! The receiver's replay ledger (SPEC.md section 12, "Receiver policy"): an
 //! SQLite database of the messages this receiver has accepted.
 //!
 //! Each message has a replay identifier: `0x01 || SHA-256(sender point) ||

@@ -2,6 +2,9 @@
 //! parsing and exit codes; the format and the cryptography live in
 //! `kapsel-format` and `kapsel-codec`.
 #![forbid(unsafe_code)]
+// The doc comments on the argument structs are clap's help text, written for
+// a terminal (`[IPV6]:PORT`, `<state dir>`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 // Every write to standard output or standard error goes through `output`,
 // which never panics.
 #![deny(clippy::print_stdout, clippy::print_stderr)]

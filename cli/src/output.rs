@@ -1,9 +1,9 @@
 //! Standard output and standard error for every command. Nothing in the
 //! binary calls `print!`, `println!`, `eprint!` or `eprintln!` (they panic
 //! when the write fails; `main.rs` denies them): text for standard output
-//! goes through [`stdout`] (the [`outln!`] and [`out!`] macros), which
+//! goes through [`stdout`] (the `outln!` and `out!` macros), which
 //! returns the failure as a [`CliError`], and diagnostics through
-//! [`stderr`] ([`errln!`]), which drops a failed write, as there is nowhere
+//! [`stderr`] (`errln!`), which drops a failed write, as there is nowhere
 //! left to report it.
 //!
 //! A closed standard output (`EPIPE`, the reader of a pipe went away, as in

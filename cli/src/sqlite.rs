@@ -113,7 +113,8 @@ fn try_open(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::fs;
     use std::os::unix::fs::PermissionsExt;

@@ -2,6 +2,10 @@
 //! decrypt | tar x` pipeline with the real `tar`, and plaintext ranges
 //! (`decrypt --offset N --length M`).
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::Env;

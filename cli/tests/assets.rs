@@ -2,6 +2,10 @@
 //! page per command, each parsed by man(1); completions checked by their
 //! shells' syntax checkers where those shells exist.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::Command;
 

@@ -4,6 +4,10 @@
 //! measured with GNU time (`/usr/bin/time -f %M`, installed by scripts/test)
 //! and compared against a generous bound; durations are printed, not asserted.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;

@@ -1,5 +1,9 @@
 //! Runs the real `kapsel` binary over real pipes and files.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

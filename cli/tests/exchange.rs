@@ -4,6 +4,10 @@
 //! loopback addresses only, and every child process is waited for with a
 //! deadline and killed after it.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -4,6 +4,10 @@
 //! input, key-string errors, the error style of every message (clap's
 //! included), and the mode of key material however it is written.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::fs;

@@ -1,6 +1,10 @@
 //! `kapsel ledger` on real ledgers made by `kapsel decrypt`, through the
 //! real binary: list, check, forget, repair, and file modes.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::fs;

@@ -3,6 +3,10 @@
 //! error, exit 1), never panicking; the one-line summary of `verify`;
 //! `inspect` of armor and its JSON.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::fs;

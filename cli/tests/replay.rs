@@ -2,6 +2,10 @@
 //! the ledger under concurrency and SIGKILL, freshness windows, expected
 //! senders, and unique serials under concurrent senders.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{now, Env};

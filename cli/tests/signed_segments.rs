@@ -4,6 +4,10 @@
 //! replay, a captured live message replayed offline, and the order of `-i`
 //! identities. SPEC.md sections 6.5, 12 and 13.4.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{now, Env};

@@ -5,6 +5,10 @@
 //! where the binary enlarges the pipe); and a damaged chunk stops the
 //! release at the same byte at every thread count.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::fs;

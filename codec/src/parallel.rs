@@ -12,12 +12,8 @@
 //! ```
 //!
 //! A batch is sealed or opened whole by one worker, chunk after chunk, so
-//! the pool's threads work on different batches. On the 2-core reference
-//! machine the cryptography (about 0.2 CPU-s/GiB with VAES) is the smaller
-//! part of the work next to reading and writing (0.15 to 0.6 CPU-s/GiB each
-//! on tmpfs and pipes); splitting each batch over the pool with rayon's
-//! `par_chunks`, as before issue 5, measured no faster in any whole-process
-//! case, and slower when other processes compete for the cores.
+//! the pool's threads work on different batches. Why this shape, and what
+//! it measured against the alternatives, is in `BENCHMARKING.md`.
 //!
 //! Invariants:
 //! - All cryptography goes through the stateless [`ChunkCipher::seal`] and

@@ -17,7 +17,7 @@
 //! - Callers verify a segment's bytes from memory and open its chunks from
 //!   those same bytes: nothing here reads a source.
 //!
-//! The layout helpers ([`SegmentLayout`]) compute where segments and chunks
+//! The layout helpers (`SegmentLayout`) compute where segments and chunks
 //! lie from the payload length alone, for the seekable path.
 
 use std::sync::Arc;

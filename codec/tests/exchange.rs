@@ -1,6 +1,10 @@
 //! The live exchange through the library: hello, framed message, receipt,
 //! over a socket pair, with the sender and receiver on two threads.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread;

@@ -45,7 +45,7 @@ fn round_trips_at_chunk_edges() {
             Decryptor::new(&file[..]).unwrap().header_bytes().len() + 56 + len + 16 * chunks
         );
         assert_eq!(
-            decrypt_with(&[id.clone()], &file).expect("decrypts"),
+            decrypt_with(std::slice::from_ref(&id), &file).expect("decrypts"),
             pt,
             "len {len}"
         );
@@ -105,7 +105,7 @@ fn authenticated_sender_round_trips_and_binds_the_sender_key() {
     w.write_all(b"from sender").unwrap();
     let mut file = w.finish().unwrap();
     assert_eq!(
-        decrypt_with(&[recipient.clone()], &file).unwrap(),
+        decrypt_with(std::slice::from_ref(&recipient), &file).unwrap(),
         b"from sender"
     );
     // Replace the sender key with another valid key: auth-mode unwrap fails
@@ -127,7 +127,7 @@ fn any_flipped_header_bit_is_refused_before_plaintext() {
         for bit in [0x01u8, 0x80] {
             let mut bad = file.clone();
             bad[byte] ^= bit;
-            let result = decrypt_with(&[a.clone()], &bad);
+            let result = decrypt_with(std::slice::from_ref(&a), &bad);
             assert!(result.is_err(), "flip at byte {byte} bit {bit:#x} accepted");
         }
     }
@@ -139,7 +139,7 @@ fn truncation_and_extension_fail_as_payload_errors() {
     let file = encrypt_to(&[&a], &pattern(2 * CHUNK_SIZE + 5));
     for cut in [1, 5, 16, 17, CHUNK_SIZE + 16 + 21] {
         assert_eq!(
-            decrypt_with(&[a.clone()], &file[..file.len() - cut]),
+            decrypt_with(std::slice::from_ref(&a), &file[..file.len() - cut]),
             Err(Outcome::PayloadFailed),
             "cut {cut}"
         );

@@ -4,6 +4,10 @@
 //! real zip archive opened in place through the seekable decryptor, and the
 //! Wycheproof C2SP chunked-encryption vectors through the payload layer.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

@@ -5,6 +5,10 @@
 //! sender did not sign, through every read path: the sequential reader, the
 //! parallel decryptor (one and two threads) and the seekable reader.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -728,7 +732,7 @@ fn a_live_message_is_refused_for_another_challenge_before_its_payload() {
     let challenge = Challenge::generate();
     let mut w = Encryptor::new([a.to_recipient()])
         .unwrap()
-        .challenge(challenge.clone())
+        .challenge(challenge)
         .wrap_output(Vec::new())
         .unwrap();
     w.write_all(b"live").unwrap();

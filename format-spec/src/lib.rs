@@ -1,5 +1,5 @@
-//! The kapsel v1 wire format: header types, limits, a `nom` parser ([`read`])
-//! and a serializer ([`write`]) side by side. `SPEC.md` in this crate is the
+//! The kapsel v1 wire format: header types, limits, a `nom` parser ([`read`](mod@read))
+//! and a serializer ([`write`](mod@write)) side by side. `SPEC.md` in this crate is the
 //! normative description; this crate is its executable form.
 //!
 //! Invariants:

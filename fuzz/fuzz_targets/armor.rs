@@ -16,14 +16,18 @@ fuzz_target!(|data: &[u8]| {
             let mut w = ArmoredWriter::new(Vec::new()).expect("vec");
             w.write_all(&out).expect("vec");
             let canonical = w.finish().expect("vec");
-            let plain_lf = !data.contains(&b'\r') && data.first() == Some(&b'-') && data.ends_with(b"-----\n");
+            let plain_lf =
+                !data.contains(&b'\r') && data.first() == Some(&b'-') && data.ends_with(b"-----\n");
             if plain_lf {
                 assert_eq!(canonical, data, "a non-canonical armor was accepted");
             }
         }
         Err(_) => {
             let mut buf = [0u8; 16];
-            assert!(reader.read(&mut buf).is_err(), "armor reader recovered after failing");
+            assert!(
+                reader.read(&mut buf).is_err(),
+                "armor reader recovered after failing"
+            );
         }
     }
 });

@@ -15,8 +15,12 @@ fn identity() -> Identity {
 
 fuzz_target!(|data: &[u8]| {
     let id = identity();
-    let Ok(decryptor) = Decryptor::new(data) else { return };
-    let Ok(mut reader) = decryptor.decrypt(std::slice::from_ref(&id)) else { return };
+    let Ok(decryptor) = Decryptor::new(data) else {
+        return;
+    };
+    let Ok(mut reader) = decryptor.decrypt(std::slice::from_ref(&id)) else {
+        return;
+    };
     let mut released = 0usize;
     let mut buf = [0u8; 4096];
     loop {
@@ -24,8 +28,15 @@ fuzz_target!(|data: &[u8]| {
             Ok(0) => break,
             Ok(n) => released += n,
             Err(_) => {
-                assert_eq!(released % kapsel_format::CHUNK_SIZE, 0, "unverified bytes released");
-                assert!(reader.read(&mut buf).is_err(), "reader recovered after failing");
+                assert_eq!(
+                    released % kapsel_format::CHUNK_SIZE,
+                    0,
+                    "unverified bytes released"
+                );
+                assert!(
+                    reader.read(&mut buf).is_err(),
+                    "reader recovered after failing"
+                );
                 break;
             }
         }

@@ -23,9 +23,12 @@ fuzz_target!(|data: &[u8]| {
     let id = identity();
     let challenge = Challenge::from_bytes(CHALLENGE);
     let mut input = TailReader::new(FrameReader::new(data));
-    let Ok(decryptor) = Decryptor::new(&mut input) else { return };
+    let Ok(decryptor) = Decryptor::new(&mut input) else {
+        return;
+    };
     let header = decryptor.header().clone();
-    let Ok((mut reader, key)) = decryptor.decrypt_live(std::slice::from_ref(&id), &challenge) else {
+    let Ok((mut reader, key)) = decryptor.decrypt_live(std::slice::from_ref(&id), &challenge)
+    else {
         return;
     };
     if challenge.check(&header).is_err() {
@@ -38,8 +41,15 @@ fuzz_target!(|data: &[u8]| {
             Ok(0) => break true,
             Ok(n) => released += n,
             Err(_) => {
-                assert_eq!(released % kapsel_format::CHUNK_SIZE, 0, "unverified bytes released");
-                assert!(reader.read(&mut buf).is_err(), "reader recovered after failing");
+                assert_eq!(
+                    released % kapsel_format::CHUNK_SIZE,
+                    0,
+                    "unverified bytes released"
+                );
+                assert!(
+                    reader.read(&mut buf).is_err(),
+                    "reader recovered after failing"
+                );
                 break false;
             }
         }

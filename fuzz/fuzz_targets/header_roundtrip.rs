@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
         Ok((rest, header)) => {
             let consumed = data.len() - rest.len();
             let encoded = write::header_to_vec(&header).expect("an accepted header must encode");
-            assert_eq!(&encoded[..], &data[..consumed], "non-canonical header accepted");
+            assert_eq!(
+                &encoded[..],
+                &data[..consumed],
+                "non-canonical header accepted"
+            );
             assert_eq!(read::header_exact(&encoded).expect("round trip"), header);
         }
         Err(nom::Err::Incomplete(nom::Needed::Size(n))) => {

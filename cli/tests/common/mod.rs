@@ -1,5 +1,9 @@
 //! Helpers shared by the CLI integration tests. Each test file compiles its
 //! own copy and uses only some of them.
+
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::fs;
