@@ -25,6 +25,10 @@ pub enum Exit {
     PeerRefused = 7,
     /// 8: the message is being received by another process right now; retry later.
     Pending = 8,
+    /// 9: a PKCS#11 module, token or key failed (not found, not loaded, removed, not permitted).
+    Token = 9,
+    /// 10: the token refused its PIN (wrong, or locked).
+    TokenPin = 10,
 }
 
 /// An error the CLI reports and exits on.

@@ -25,6 +25,7 @@ mod policy;
 mod progress;
 mod service;
 mod time;
+mod tokens;
 mod tty;
 
 use std::path::PathBuf;
@@ -63,16 +64,36 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel keygen -o me.key     # writes me.key (mode 0600), prints the recipient\n  kapsel keygen > me.key\n\n", "Exit codes: 0 success, 1 error (for example FILE exists), 2 usage error"))]
     Keygen {
         /// Write the identity to FILE (refuses to overwrite) and print its recipient
-        #[arg(short, long, value_name = "FILE")]
+        #[arg(short, long, value_name = "FILE", conflicts_with = "pkcs11")]
         output: Option<PathBuf>,
+        /// Generate a non-extractable P-256 key pair on a PKCS#11 token (pkcs11:token=...;object=LABEL) and print its recipient
+        #[arg(long, value_name = "URI")]
+        pkcs11: Option<String>,
+        #[command(flatten)]
+        token: tokens::TokenArgs,
     },
     /// Print the recipient of each key in FILE or standard input (identities, recipients, PEM keys)
     #[command(
         after_help = "Examples:\n  kapsel pubkey me.key\n  kapsel keygen | kapsel pubkey\n  kapsel pubkey alice.pub.pem      # a PEM public key, as a recipient string"
     )]
     Pubkey {
-        /// Key file: identities, recipients, PEM keys (standard input if absent or -)
+        /// Key file: identities, recipients, PEM or SSH keys (standard input if absent or -), or a pkcs11: URI
         file: Option<PathBuf>,
+        #[command(flatten)]
+        token: tokens::TokenArgs,
+    },
+    /// List PKCS#11 tokens, or with --keys the P-256 keys on one
+    #[command(
+        after_help = "Examples:\n  kapsel tokens\n  kapsel tokens --keys 'pkcs11:token=backup'\n  kapsel tokens --pkcs11-module /usr/lib/x86_64-linux-gnu/libykcs11.so\n\nExit codes:\n  9 the module, token or key failed; 10 the token refused its PIN"
+    )]
+    Tokens {
+        /// List the P-256 keys on the token URI names (logs in if the token needs it)
+        #[arg(long)]
+        keys: bool,
+        /// Which token (pkcs11:token=...); all tokens if absent
+        uri: Option<String>,
+        #[command(flatten)]
+        token: tokens::TokenArgs,
     },
     /// Print keys as PEM: public (SPKI) of any key, or private (PKCS#8) of an identity
     #[command(
@@ -435,8 +456,20 @@ impl PolicyArgs {
 fn run(cli: Cli) -> Result<(), error::CliError> {
     let progress = !cli.quiet;
     match cli.command {
-        Command::Keygen { output } => commands::keygen(output.as_deref()),
-        Command::Pubkey { file } => commands::pubkey(file.as_deref()),
+        Command::Keygen {
+            pkcs11: Some(uri),
+            token,
+            ..
+        } => tokens::keygen(&uri, &token),
+        Command::Keygen { output, .. } => commands::keygen(output.as_deref()),
+        Command::Pubkey {
+            file: Some(f),
+            token,
+        } if f.to_str().is_some_and(kapsel_pkcs11::Pkcs11Uri::is_uri) => {
+            tokens::pubkey(f.to_str().unwrap_or_default(), &token)
+        }
+        Command::Pubkey { file, .. } => commands::pubkey(file.as_deref()),
+        Command::Tokens { keys, uri, token } => tokens::list(uri.as_deref(), keys, &token),
         Command::Export { private, file } => commands::export(file.as_deref(), private),
         Command::Encrypt {
             addressing,

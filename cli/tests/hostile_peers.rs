@@ -4,6 +4,10 @@
 //! holds a key), a bad `-o`, colliding inbox names, and kills of a
 //! receiving listener. Every child is waited for with a deadline.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -3,6 +3,10 @@
 //! refused; and that `decrypt -o` killed by SIGKILL or SIGINT at arbitrary
 //! moments leaves no file at all.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::fs;

@@ -120,7 +120,9 @@ pub struct Module {
 
 impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Module").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Module")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -209,7 +211,10 @@ impl Module {
             let info = self.context.get_token_info(slot).map_err(module_error)?;
             let s = summary(slot, &info);
             let matches = uri.token.as_ref().is_none_or(|t| *t == s.label)
-                && uri.manufacturer.as_ref().is_none_or(|m| *m == s.manufacturer)
+                && uri
+                    .manufacturer
+                    .as_ref()
+                    .is_none_or(|m| *m == s.manufacturer)
                 && uri.model.as_ref().is_none_or(|m| *m == s.model)
                 && uri.serial.as_ref().is_none_or(|n| *n == s.serial)
                 && uri.slot_id.is_none_or(|id| id == s.slot);
@@ -274,7 +279,11 @@ impl Module {
     }
 
     /// The P-256 private key `uri` names, with its public key.
-    pub fn open_key(&self, uri: &Pkcs11Uri, pin: &mut PinSource<'_>) -> Result<TokenKey, TokenError> {
+    pub fn open_key(
+        &self,
+        uri: &Pkcs11Uri,
+        pin: &mut PinSource<'_>,
+    ) -> Result<TokenKey, TokenError> {
         let (session, _) = self.session(uri, pin)?;
         let keys = {
             let s = lock(&session)?;
@@ -283,7 +292,10 @@ impl Module {
         match keys.len() {
             0 => Err(TokenError::NoKey(uri.to_string())),
             1 => {
-                let (private, public, name) = keys.into_iter().next().ok_or(TokenError::NoKey(uri.to_string()))?;
+                let (private, public, name) = keys
+                    .into_iter()
+                    .next()
+                    .ok_or(TokenError::NoKey(uri.to_string()))?;
                 Ok(TokenKey {
                     session,
                     private,
@@ -300,7 +312,11 @@ impl Module {
 
     /// Every P-256 private key on the token `uri` names (after a login if
     /// the token needs one).
-    pub fn list_keys(&self, uri: &Pkcs11Uri, pin: &mut PinSource<'_>) -> Result<Vec<KeySummary>, TokenError> {
+    pub fn list_keys(
+        &self,
+        uri: &Pkcs11Uri,
+        pin: &mut PinSource<'_>,
+    ) -> Result<Vec<KeySummary>, TokenError> {
         let (session, summary) = self.session(uri, pin)?;
         let s = lock(&session)?;
         let any_key = Pkcs11Uri {
@@ -330,7 +346,11 @@ impl Module {
     /// Generates a P-256 key pair on the token `uri` names, labelled with
     /// its `object` (required) and `id` (random 16 bytes if absent): the
     /// private key sensitive, never extractable, for derive and sign.
-    pub fn generate_key(&self, uri: &Pkcs11Uri, pin: &mut PinSource<'_>) -> Result<TokenKey, TokenError> {
+    pub fn generate_key(
+        &self,
+        uri: &Pkcs11Uri,
+        pin: &mut PinSource<'_>,
+    ) -> Result<TokenKey, TokenError> {
         let label = uri
             .object
             .clone()
@@ -370,7 +390,11 @@ impl Module {
             Attribute::Id(id),
         ];
         let (public, private) = s
-            .generate_key_pair(&Mechanism::EccKeyPairGen, &public_template, &private_template)
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &public_template,
+                &private_template,
+            )
             .map_err(module_error)?;
         let point = ec_point(&s, public)?.ok_or_else(|| TokenError::NotP256(label.clone()))?;
         drop(s);
@@ -418,7 +442,10 @@ fn label_and_id(s: &Session, handle: ObjectHandle) -> (Option<String>, Option<Ve
 
 /// The P-256 private keys matching `uri`'s object and id, each with the
 /// public key of its pair (found by id, else by label).
-fn find_keys(s: &Session, uri: &Pkcs11Uri) -> Result<Vec<(ObjectHandle, PublicKey, String)>, TokenError> {
+fn find_keys(
+    s: &Session,
+    uri: &Pkcs11Uri,
+) -> Result<Vec<(ObjectHandle, PublicKey, String)>, TokenError> {
     let mut template = vec![
         Attribute::Class(ObjectClass::PRIVATE_KEY),
         Attribute::KeyType(KeyType::EC),
@@ -595,9 +622,10 @@ impl TokenKey {
         let signature = s
             .sign(&Mechanism::Ecdsa, self.private, digest)
             .map_err(|e| match e {
-                CkError::Pkcs11(RvError::KeyFunctionNotPermitted | RvError::MechanismInvalid, _) => {
-                    TokenError::NotPermitted(self.name.clone(), "sign")
-                }
+                CkError::Pkcs11(
+                    RvError::KeyFunctionNotPermitted | RvError::MechanismInvalid,
+                    _,
+                ) => TokenError::NotPermitted(self.name.clone(), "sign"),
                 other => module_error(other),
             })?;
         signature

@@ -65,9 +65,7 @@ pub enum UriError {
 impl Pkcs11Uri {
     /// Parses `text` as a PKCS#11 URI.
     pub fn parse(text: &str) -> Result<Self, UriError> {
-        let rest = text
-            .strip_prefix("pkcs11:")
-            .ok_or(UriError::NotPkcs11)?;
+        let rest = text.strip_prefix("pkcs11:").ok_or(UriError::NotPkcs11)?;
         let (path, query) = match rest.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
@@ -89,9 +87,11 @@ impl Pkcs11Uri {
                 "id" => uri.id = Some(decode(value)?),
                 "type" => uri.object_type = Some(decode_text(value)?),
                 "slot-id" => {
-                    uri.slot_id = Some(decode_text(value)?.parse().map_err(|_| {
-                        UriError::Malformed("slot-id is not a number".into())
-                    })?)
+                    uri.slot_id = Some(
+                        decode_text(value)?
+                            .parse()
+                            .map_err(|_| UriError::Malformed("slot-id is not a number".into()))?,
+                    )
                 }
                 // Library and slot descriptions narrow nothing kapsel needs.
                 "library-manufacturer"
@@ -104,7 +104,11 @@ impl Pkcs11Uri {
                 other => return Err(UriError::Unsupported(other.to_string())),
             }
         }
-        for part in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
+        for part in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+        {
             let (name, value) = split_attribute(part)?;
             if seen.contains(&name) {
                 return Err(UriError::Repeated(name.to_string()));
@@ -256,12 +260,20 @@ mod tests {
         for (text, want) in [
             ("pkcs12:token=a", UriError::NotPkcs11),
             ("pkcs11:token=a;token=b", UriError::Repeated("token".into())),
-            ("pkcs11:x-vendor=1", UriError::Unsupported("x-vendor".into())),
+            (
+                "pkcs11:x-vendor=1",
+                UriError::Unsupported("x-vendor".into()),
+            ),
             ("pkcs11:token=a?pin-value=1234", UriError::PinValue),
         ] {
             assert_eq!(Pkcs11Uri::parse(text), Err(want), "{text}");
         }
-        for bad in ["pkcs11:token=%zz", "pkcs11:token=%4", "pkcs11:token", "pkcs11:type=cert"] {
+        for bad in [
+            "pkcs11:token=%zz",
+            "pkcs11:token=%4",
+            "pkcs11:token",
+            "pkcs11:type=cert",
+        ] {
             assert!(Pkcs11Uri::parse(bad).is_err(), "{bad}");
         }
     }

@@ -58,7 +58,11 @@ fn module() -> Option<&'static Module> {
                     .env("SOFTHSM2_CONF", &conf)
                     .output()
                     .expect("softhsm2-util");
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             Some(Module::load(&library).expect("SoftHSM2 loads"))
         })
@@ -119,9 +123,10 @@ fn the_pin_is_asked_once_and_a_wrong_pin_says_so() {
     let Some(m) = module() else { return };
     // A wrong PIN first: refused, with the token's name.
     let err = m
-        .open_key(&uri("pkcs11:token=pin;object=k"), &mut |_: &TokenSummary| {
-            Ok(Zeroizing::new("0000".to_string()))
-        })
+        .open_key(
+            &uri("pkcs11:token=pin;object=k"),
+            &mut |_: &TokenSummary| Ok(Zeroizing::new("0000".to_string())),
+        )
         .expect_err("wrong PIN");
     assert!(
         matches!(&err, TokenError::WrongPin { token, .. } if token == "pin"),
@@ -174,7 +179,10 @@ fn listing_shows_tokens_and_their_p256_keys() {
     let Some(m) = module() else { return };
     let tokens = m.tokens().expect("lists");
     for label in TOKENS {
-        assert!(tokens.iter().any(|t| t.label == *label), "{label}: {tokens:?}");
+        assert!(
+            tokens.iter().any(|t| t.label == *label),
+            "{label}: {tokens:?}"
+        );
     }
     let a = m
         .generate_key(&uri("pkcs11:token=list;object=a"), &mut pin_once())

@@ -1,0 +1,208 @@
+//! PKCS#11 tokens through the real binary, on SoftHSM2 tokens made in a
+//! temporary directory per test: `tokens`, `keygen --pkcs11`, `pubkey URI`,
+//! every way to give the PIN (file, environment, terminal) and a distinct
+//! exit code and message for each failure. Without SoftHSM2 the tests skip
+//! (and fail when `CI=true`).
+
+// Helpers outside `#[test]` functions unwrap too; clippy.toml allows it only
+// inside them.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use common::Env;
+
+const LIBRARY: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A SoftHSM2 configuration with one initialized token, `backup`, PIN 1234.
+struct Hsm {
+    env: Env,
+}
+
+impl Hsm {
+    fn new() -> Option<Self> {
+        if !PathBuf::from(LIBRARY).exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "SoftHSM2 is missing under CI"
+            );
+            eprintln!("skipped: SoftHSM2 not installed");
+            return None;
+        }
+        let env = Env::new();
+        std::fs::create_dir(env.path("tokens")).unwrap();
+        env.write(
+            "softhsm2.conf",
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                env.p("tokens")
+            )
+            .as_bytes(),
+        );
+        let hsm = Hsm { env };
+        let out = Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", "backup"])
+            .args(["--pin", "1234", "--so-pin", "5678"])
+            .env("SOFTHSM2_CONF", hsm.env.p("softhsm2.conf"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        Some(hsm)
+    }
+
+    fn kapsel(&self) -> Command {
+        let mut c = self.env.cmd();
+        c.env("SOFTHSM2_CONF", self.env.p("softhsm2.conf"))
+            .env("KAPSEL_PKCS11_MODULE", LIBRARY)
+            .env_remove("KAPSEL_PKCS11_PIN")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str], pin: Option<&str>) -> Output {
+        let mut c = self.kapsel();
+        if let Some(p) = pin {
+            c.env("KAPSEL_PKCS11_PIN", p);
+        }
+        c.args(args).output().unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn keygen_on_a_token_prints_the_recipient_that_pubkey_and_tokens_show() {
+    let Some(h) = Hsm::new() else { return };
+    let listed = h.run(&["tokens"], None);
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed.stderr));
+    assert!(
+        text(&listed.stdout).contains("pkcs11:token=backup"),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    let uri = "pkcs11:token=backup;object=kapsel";
+    let made = h.run(&["keygen", "--pkcs11", uri], Some("1234"));
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let recipient = text(&made.stdout).trim().to_string();
+    assert!(recipient.starts_with("kapsel1"), "{recipient}");
+
+    h.env.write("pin", b"1234\n");
+    let shown = h.run(&["pubkey", uri, "--pin-file", &h.env.p("pin")], None);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+    assert_eq!(text(&shown.stdout).trim(), recipient);
+
+    let keys = h.run(&["tokens", "--keys", "pkcs11:token=backup"], Some("1234"));
+    assert_eq!(keys.status.code(), Some(0), "{}", text(&keys.stderr));
+    let line = text(&keys.stdout);
+    assert!(
+        line.contains("object=kapsel") && line.contains(&recipient),
+        "{line}"
+    );
+
+    // The key is a recipient like any other.
+    let msg = h.env.write("msg", b"for the token");
+    let enc = h.run(
+        &["encrypt", "-r", &recipient, "-o", &h.env.p("msg.kap"), &msg],
+        None,
+    );
+    assert_eq!(enc.status.code(), Some(0), "{}", text(&enc.stderr));
+}
+
+#[test]
+fn each_token_failure_has_its_message_and_exit_code() {
+    let Some(h) = Hsm::new() else { return };
+    let uri = "pkcs11:token=backup;object=kapsel";
+    let made = h.run(&["keygen", "--pkcs11", uri], Some("1234"));
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let cases: Vec<(Vec<&str>, Option<&str>, i32, &str)> = vec![
+        (
+            vec!["pubkey", uri],
+            Some("0000"),
+            10,
+            "wrong PIN for token backup",
+        ),
+        (
+            vec!["pubkey", "pkcs11:token=other;object=kapsel"],
+            Some("1234"),
+            9,
+            "no token matches",
+        ),
+        (
+            vec!["pubkey", "pkcs11:token=backup;object=none"],
+            Some("1234"),
+            9,
+            "no P-256 private key",
+        ),
+        (
+            vec!["pubkey", uri, "--pkcs11-module", "/nonexistent/module.so"],
+            Some("1234"),
+            9,
+            "no PKCS#11 module at /nonexistent/module.so",
+        ),
+        (
+            vec!["pubkey", uri, "--pkcs11-module", "/bin/true"],
+            Some("1234"),
+            9,
+            "does not load",
+        ),
+        (
+            vec!["pubkey", "pkcs11:token=backup?pin-value=1234"],
+            None,
+            2,
+            "pin-value",
+        ),
+        (
+            vec!["keygen", "--pkcs11", "pkcs11:token=backup"],
+            Some("1234"),
+            2,
+            "object=LABEL",
+        ),
+        (
+            vec!["keygen", "--pkcs11", uri],
+            Some("1234"),
+            9,
+            "already exists",
+        ),
+    ];
+    for (args, pin, code, message) in cases {
+        let out = h.run(&args, pin);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn the_pin_is_asked_on_the_terminal_without_echo() {
+    let Some(h) = Hsm::new() else { return };
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"));
+        return;
+    }
+    let line = format!(
+        "KAPSEL_STATE_DIR={} SOFTHSM2_CONF={} KAPSEL_PKCS11_MODULE={LIBRARY} {} keygen --pkcs11 'pkcs11:token=backup;object=tty'",
+        h.env.p("state"),
+        h.env.p("softhsm2.conf"),
+        env!("CARGO_BIN_EXE_kapsel")
+    );
+    // script(1) forwards its standard input to the terminal; the PIN is
+    // typed after the prompt appears (sleep), as a person would.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("(sleep 1; echo 1234; sleep 2) | script -qec \"{line}\" /dev/null"),
+        ])
+        .output()
+        .unwrap();
+    let tty = text(&out.stdout);
+    assert!(tty.contains("PIN for token backup:"), "{tty}");
+    assert!(!tty.contains("1234"), "the PIN was echoed: {tty}");
+    assert!(tty.contains("kapsel1"), "{tty}");
+}
