@@ -383,7 +383,9 @@ fn refused(peer: &str, status: u8) -> CliError {
         3 => "the receiver found no valid kapsel message",
         4 => "none of the receiver's identities is a recipient",
         5 => "authentication failed at the receiver",
-        6 => "refused by the receiver's policy (challenge or expected sender)",
+        // Before the message authenticated, a receiver says no more than 6
+        // (SPEC 13.3): whether it holds a key stays its own.
+        6 => "refused by the receiver: not a message for this session to a key it holds, or against its policy (such as the expected sender)",
         _ => "refused by the receiver",
     };
     CliError::new(
