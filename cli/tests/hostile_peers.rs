@@ -508,3 +508,98 @@ fn sigkill_and_sigint_during_listen_o_leave_no_file() {
     }
     assert!(finished_rounds < 8, "no round was interrupted");
 }
+
+#[test]
+fn a_live_stream_with_timeout_0_may_pause_past_every_deadline() {
+    // --timeout 0 turns off the idle timeout and the minimum rate; the
+    // header deadline still holds, and the sender meets it by sending its
+    // header before its input's first byte.
+    let env = Env::new();
+    let (key, id) = env.identity("bob.key");
+    let out = env.p("out.bin");
+    let mut listener = Listener::start(
+        &env,
+        &key,
+        &[
+            "-o",
+            &out,
+            "--timeout",
+            "0",
+            "--header-timeout",
+            "2s",
+            "--min-rate",
+            "1MiB",
+        ],
+    );
+    let mut sender = env
+        .cmd()
+        .args(["send", &listener.addr, "-r", &id.to_recipient().to_string()])
+        .args(["--timeout", "20s"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = sender.stdin.take().unwrap();
+    // Nothing for 3 s (past the header deadline), a little, then 3 s more.
+    thread::sleep(Duration::from_secs(3));
+    stdin.write_all(b"first words, ").unwrap();
+    thread::sleep(Duration::from_secs(3));
+    stdin.write_all(b"and the rest").unwrap();
+    drop(stdin);
+    let status = wait(&mut sender);
+    let mut err = String::new();
+    sender
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}\nlistener: {}", listener.stderr());
+    assert!(listener.wait().success(), "{}", listener.stderr());
+    assert_eq!(std::fs::read(&out).unwrap(), b"first words, and the rest");
+}
+
+#[test]
+fn a_sender_below_the_minimum_rate_is_closed_after_its_header_authenticated() {
+    let env = Env::new();
+    let (key, bob) = env.identity("bob.key");
+    fs_mkdir(&env.path("inbox"));
+    let listener = Listener::start(
+        &env,
+        &key,
+        &[
+            "--keep-going",
+            "-o",
+            &env.p("inbox"),
+            "--timeout",
+            "5s",
+            "--header-timeout",
+            "2s",
+            "--min-rate",
+            "64KiB",
+        ],
+    );
+    let (mut conn, challenge) = connect(&listener.addr);
+    let m = message(&bob.to_recipient(), challenge, &random_bytes(100_000));
+    let header_len = u32::from_be_bytes(m[12..16].try_into().unwrap()) as usize;
+    // The header and the payload prefix at once, in one frame with the rest:
+    // then one byte every 500 ms, inside the idle timeout.
+    conn.write_all(&(m.len() as u32).to_be_bytes()).unwrap();
+    conn.write_all(&m[..header_len + 56]).unwrap();
+    let start = Instant::now();
+    let mut closed = false;
+    for &b in &m[header_len + 56..header_len + 56 + 40] {
+        thread::sleep(Duration::from_millis(500));
+        if conn.write_all(&[b]).is_err() {
+            closed = true;
+            break;
+        }
+    }
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    assert!(closed || reply == [1], "reply {reply:?}");
+    assert!(start.elapsed() < Duration::from_secs(15));
+    listener.stderr_until("--min-rate");
+    assert_eq!(std::fs::read_dir(env.path("inbox")).unwrap().count(), 0);
+}
