@@ -3,16 +3,25 @@
 //! (`--stdio`).
 //!
 //! Invariants:
-//! - The receiver writes plaintext under `-o` only through an atomic
-//!   [`Output`]: a message that does not reach its end marker, verify
-//!   completely, answer this connection's challenge and pass the policy never
-//!   appears under the target name.
+//! - The receiver writes plaintext under `-o` only through an [`Output`]
+//!   that appears only when complete (a device or FIFO is written in place):
+//!   a message that does not reach its end marker, verify completely, answer
+//!   this connection's challenge and pass the policy never appears under the
+//!   target name.
 //! - The receiver sends its receipt only after the output was committed
-//!   (synced and renamed), so a receipt means the message is stored.
+//!   (synced, linked or renamed, directory synced), so a receipt means the
+//!   message is stored.
 //! - `send` exits 0 only after a receipt that verifies under the file key.
-//! - Each connection's reads and writes time out after `--timeout` (TCP; 0
-//!   for never, for live streams with long pauses);
-//!   `--keep-going` serves at most `--max-connections` at once.
+//! - The receiver reads a message's header and payload prefix, and checks
+//!   its challenge and the number of trial decryptions it would need
+//!   ([`MAX_TRIALS`]), before it uses any key; until the header
+//!   authenticated, a refusal's status does not depend on its keys
+//!   ([`refusal_status`]).
+//! - A listener's connections keep to the deadlines and slots of
+//!   [`crate::service`]; a single-shot listener's outcome is that of the
+//!   first connection whose header authenticated and passed the header
+//!   policy.
+//! - `--keep-going` never replaces a file in its inbox.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
