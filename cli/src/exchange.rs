@@ -608,6 +608,7 @@ fn serve_connections(
                 continue;
             }
         };
+        let slots_for_spawn = Arc::clone(slots);
         let (receiver, target, slots, claimed, done) = (
             Arc::clone(receiver),
             Arc::clone(&target),
@@ -615,39 +616,46 @@ fn serve_connections(
             Arc::clone(&claimed),
             done.clone(),
         );
-        std::thread::spawn(move || {
-            // Whether this connection took the single exchange.
-            let mut won = false;
-            let mut proved = || {
-                slots.prove(id);
-                if keep_going || !claimed.swap(true, Ordering::SeqCst) {
-                    won = true;
-                    Ok(())
-                } else {
-                    Err(CliError::other(
-                        "another message is being received; this listener takes one",
-                    ))
+        let spawned = std::thread::Builder::new()
+            .name("kapsel-conn".into())
+            .spawn(move || {
+                // Whether this connection took the single exchange.
+                let mut won = false;
+                let mut proved = || {
+                    slots.prove(id);
+                    if keep_going || !claimed.swap(true, Ordering::SeqCst) {
+                        won = true;
+                        Ok(())
+                    } else {
+                        Err(CliError::other(
+                            "another message is being received; this listener takes one",
+                        ))
+                    }
+                };
+                let result = stream
+                    .set_nonblocking(false)
+                    .and_then(|()| Connection::tcp(stream, &receiver))
+                    .map_err(|e| Failure {
+                        error: CliError::io("cannot set up the connection", e),
+                    })
+                    .and_then(|conn| serve(conn, &receiver, &target, &mut proved));
+                slots.release(id);
+                match result {
+                    Ok(_) if won && !keep_going => {
+                        let _ = done.send(Ok(()));
+                    }
+                    Ok(_) => {}
+                    Err(f) if won && !keep_going => {
+                        let _ = done.send(Err(f.error));
+                    }
+                    Err(f) => f.error.report(),
                 }
-            };
-            let result = stream
-                .set_nonblocking(false)
-                .and_then(|()| Connection::tcp(stream, &receiver))
-                .map_err(|e| Failure {
-                    error: CliError::io("cannot set up the connection", e),
-                })
-                .and_then(|conn| serve(conn, &receiver, &target, &mut proved));
-            slots.release(id);
-            match result {
-                Ok(_) if won && !keep_going => {
-                    let _ = done.send(Ok(()));
-                }
-                Ok(_) => {}
-                Err(f) if won && !keep_going => {
-                    let _ = done.send(Err(f.error));
-                }
-                Err(f) => f.error.report(),
-            }
-        });
+            });
+        if let Err(e) = spawned {
+            // The stream went with the closure and is closed; free its slot.
+            slots_for_spawn.release(id);
+            errln!("kapsel: warning: {peer}: cannot start a thread for the connection: {e}");
+        }
     }
 }
 
