@@ -603,3 +603,55 @@ fn a_sender_below_the_minimum_rate_is_closed_after_its_header_authenticated() {
     listener.stderr_until("--min-rate");
     assert_eq!(std::fs::read_dir(env.path("inbox")).unwrap().count(), 0);
 }
+
+#[test]
+fn authenticated_connections_keep_their_slots() {
+    // Two genuine live sends whose headers authenticated hold both slots
+    // while their input pauses; a newcomer 2.5 s later (when an unproven
+    // connection would have given way) is closed at once, and both
+    // messages are delivered when their input ends.
+    let env = Env::new();
+    let (key, id) = env.identity("bob.key");
+    fs_mkdir(&env.path("inbox"));
+    let inbox = env.p("inbox");
+    let listener = Listener::start(
+        &env,
+        &key,
+        &["--keep-going", "-o", &inbox, "--max-connections", "2"],
+    );
+    let recipient = id.to_recipient().to_string();
+    let mut senders = Vec::new();
+    for i in 0..2 {
+        let mut child = env
+            .cmd()
+            .args(["send", &listener.addr, "-r", &recipient, "--timeout", "20s"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("message {i}").as_bytes()).unwrap();
+        senders.push((child, stdin));
+    }
+    thread::sleep(Duration::from_millis(2500));
+    let mut extra = TcpStream::connect(&listener.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    match extra.read_to_end(&mut got) {
+        Ok(_) => assert!(got.is_empty(), "no hello beyond the limit: {got:?}"),
+        Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+    }
+    for (mut child, stdin) in senders {
+        drop(stdin);
+        assert!(wait(&mut child).success(), "{}", listener.stderr());
+    }
+    let mut stored: Vec<Vec<u8>> = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    stored.sort();
+    assert_eq!(stored, [b"message 0".to_vec(), b"message 1".to_vec()]);
+}
