@@ -63,13 +63,29 @@ struct Connection {
     writer: Box<dyn Write + Send>,
     /// The TCP socket, for shutting down and timeouts; `None` on stdio.
     tcp: Option<TcpStream>,
-    /// A listener's deadlines on the reads (`None`: a sender, or stdio).
+    /// A listener's deadlines on the reads (`None`: a sender).
     pace: Option<Arc<crate::service::Pace>>,
     /// For messages: the peer address, or "standard input/output".
     peer: String,
 }
 
 impl Connection {
+    /// A listener's exchange over standard input and output: reads keep to
+    /// the receiver's deadlines, as on TCP (unbuffered, so that waiting for
+    /// input sees every byte).
+    fn stdio_receiver(receiver: &Receiver) -> io::Result<Self> {
+        let pace =
+            crate::service::Pace::new(receiver.timeout, receiver.header_timeout, receiver.min_rate);
+        let stdin = std::fs::File::from(io::stdin().as_fd().try_clone_to_owned()?);
+        Ok(Connection {
+            reader: Box::new(crate::service::Paced::new(stdin, Arc::clone(&pace))),
+            writer: Box::new(io::stdout()),
+            tcp: None,
+            pace: Some(pace),
+            peer: "standard input/output".into(),
+        })
+    }
+
     fn stdio() -> Self {
         Connection {
             reader: Box::new(io::stdin()),
@@ -496,9 +512,13 @@ pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
         progress: args.progress,
     });
     match (args.stdio, args.addr) {
-        (true, None) => serve(Connection::stdio(), &receiver, &target, &mut || Ok(()))
-            .map(drop)
-            .map_err(|f| f.error),
+        (true, None) => {
+            let conn = Connection::stdio_receiver(&receiver)
+                .map_err(|e| CliError::io("cannot read standard input", e))?;
+            serve(conn, &receiver, &target, &mut || Ok(()))
+                .map(drop)
+                .map_err(|f| f.error)
+        }
         (false, Some(addr)) => {
             let addr = &listen_address(addr)?;
             let listener = TcpListener::bind(addr)

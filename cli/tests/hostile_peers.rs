@@ -655,3 +655,36 @@ fn authenticated_connections_keep_their_slots() {
     stored.sort();
     assert_eq!(stored, [b"message 0".to_vec(), b"message 1".to_vec()]);
 }
+
+#[test]
+fn listen_stdio_keeps_the_header_deadline_too() {
+    // Under inetd, standard input is the peer: a silent one is let go.
+    let env = Env::new();
+    let (key, _) = env.identity("bob.key");
+    let mut child = env
+        .cmd()
+        .args(["listen", "--stdio", "-i", &key, "-o", &env.p("out.bin")])
+        .args(["--header-timeout", "1s"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let status = wait(&mut child);
+    drop(stdin);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("--header-timeout"), "{err}");
+    assert_eq!(&out[..8], HELLO_MAGIC);
+    assert_eq!(out[40..], [1], "the hello, then status 1");
+    assert!(!env.path("out.bin").exists());
+}
