@@ -6,7 +6,8 @@
 //! - A connection's read never waits past the earliest of: `--timeout`
 //!   without a byte (the idle timeout), the header deadline (from accept
 //!   until its message's header authenticated), the rate deadline (from
-//!   accept, `--header-timeout` plus one second per `--min-rate` bytes
+//!   accept, a grace of the longer of `--timeout` and `--header-timeout`,
+//!   plus one second per `--min-rate` bytes
 //!   received), and the drain deadline after a refusal.
 //! - At most `--max-connections` connections are open. One more is accepted
 //!   and closed at once, unless a connection that has not yet proved itself
@@ -141,7 +142,11 @@ impl Pace {
         }
         if self.min_rate > 0 {
             let earned = self.received.load(Ordering::Relaxed) as f64 / self.min_rate as f64;
-            let grace = self.header.unwrap_or(Duration::ZERO);
+            // A sender may be as slow to start as the idle timeout allows.
+            let grace = self
+                .header
+                .unwrap_or(Duration::ZERO)
+                .max(self.idle.unwrap_or(Duration::ZERO));
             let at = self.start + grace + Duration::from_secs_f64(earned.min(1e9));
             consider(at, Limit::Rate(self.min_rate))?;
         }
