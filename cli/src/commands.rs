@@ -224,6 +224,9 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
         return decrypt_range(args);
     }
     let identities = keyfiles::read_identity_files(args.identity_files)?;
+    // Where -o writes is checked before any input is read; nothing is
+    // created until the header authenticated.
+    let target = check_output(&args)?;
     let input = open_with_progress(args.input, "decrypting", args.progress)?;
     let Sniffed {
         reader,
@@ -244,10 +247,10 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     let header_bytes = plaintext.header_bytes().to_vec();
     // Output is opened only once the header authenticated: a file that does
     // not open never creates even a temporary file.
-    let mut output = if args.discard_output {
-        Output::Discard
-    } else {
-        Output::open(args.output, false)?
+    let mut output = match target {
+        _ if args.discard_output => Output::Discard,
+        Some(target) => Output::open_target(target, false)?,
+        None => Output::open(None, false)?,
     };
     let mut ledger = LedgerGate::new(&args.policy, &header, &header_bytes, now);
     let live = input.live.as_ref();
@@ -272,6 +275,17 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
         )?;
     }
     Ok(())
+}
+
+/// Where `-o` writes (`None`: standard output, or nothing for `verify`),
+/// checked without creating anything (see [`crate::outfile::resolve`]).
+fn check_output(args: &DecryptArgs<'_>) -> Result<Option<crate::outfile::Target>, CliError> {
+    match args.output {
+        Some(p) if !args.discard_output && p != Path::new("-") => {
+            crate::outfile::resolve(p).map(Some)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// An input whose first bytes were read to tell armor from binary.
@@ -534,6 +548,7 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
         }
     };
     let identities = keyfiles::read_identity_files(args.identity_files)?;
+    let target = check_output(&args)?;
     let name = path.display().to_string();
     let read_err = |e| CliError::io(format!("cannot read {name}"), e);
     let mut file =
@@ -568,10 +583,10 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
     let now = now();
     args.policy
         .check_header(reader.header(), claimed.as_ref(), now, None)?;
-    let mut output = if args.discard_output {
-        Output::Discard
-    } else {
-        Output::open(args.output, false)?
+    let mut output = match target {
+        _ if args.discard_output => Output::Discard,
+        Some(target) => Output::open_target(target, false)?,
+        None => Output::open(None, false)?,
     };
     let offset = args.offset.unwrap_or(0);
     let end = args.length.map_or(u64::MAX, |m| offset.saturating_add(m));

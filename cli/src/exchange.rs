@@ -3,16 +3,25 @@
 //! (`--stdio`).
 //!
 //! Invariants:
-//! - The receiver writes plaintext under `-o` only through an atomic
-//!   [`Output`]: a message that does not reach its end marker, verify
-//!   completely, answer this connection's challenge and pass the policy never
-//!   appears under the target name.
+//! - The receiver writes plaintext under `-o` only through an [`Output`]
+//!   that appears only when complete (a device or FIFO is written in place):
+//!   a message that does not reach its end marker, verify completely, answer
+//!   this connection's challenge and pass the policy never appears under the
+//!   target name.
 //! - The receiver sends its receipt only after the output was committed
-//!   (synced and renamed), so a receipt means the message is stored.
+//!   (synced, linked or renamed, directory synced), so a receipt means the
+//!   message is stored.
 //! - `send` exits 0 only after a receipt that verifies under the file key.
-//! - Each connection's reads and writes time out after `--timeout` (TCP; 0
-//!   for never, for live streams with long pauses);
-//!   `--keep-going` serves at most `--max-connections` at once.
+//! - The receiver reads a message's header and payload prefix, and checks
+//!   its challenge and the number of trial decryptions it would need
+//!   ([`MAX_TRIALS`]), before it uses any key; until the header
+//!   authenticated, a refusal's status does not depend on its keys
+//!   ([`refusal_status`]).
+//! - A listener's connections keep to the deadlines and slots of
+//!   [`crate::service`]; a single-shot listener's outcome is that of the
+//!   first connection whose header authenticated and passed the header
+//!   policy.
+//! - `--keep-going` never replaces a file in its inbox.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
@@ -54,13 +63,29 @@ struct Connection {
     writer: Box<dyn Write + Send>,
     /// The TCP socket, for shutting down and timeouts; `None` on stdio.
     tcp: Option<TcpStream>,
-    /// A listener's deadlines on the reads (`None`: a sender, or stdio).
+    /// A listener's deadlines on the reads (`None`: a sender).
     pace: Option<Arc<crate::service::Pace>>,
     /// For messages: the peer address, or "standard input/output".
     peer: String,
 }
 
 impl Connection {
+    /// A listener's exchange over standard input and output: reads keep to
+    /// the receiver's deadlines, as on TCP (unbuffered, so that waiting for
+    /// input sees every byte).
+    fn stdio_receiver(receiver: &Receiver) -> io::Result<Self> {
+        let pace =
+            crate::service::Pace::new(receiver.timeout, receiver.header_timeout, receiver.min_rate);
+        let stdin = std::fs::File::from(io::stdin().as_fd().try_clone_to_owned()?);
+        Ok(Connection {
+            reader: Box::new(crate::service::Paced::new(stdin, Arc::clone(&pace))),
+            writer: Box::new(io::stdout()),
+            tcp: None,
+            pace: Some(pace),
+            peer: "standard input/output".into(),
+        })
+    }
+
     fn stdio() -> Self {
         Connection {
             reader: Box::new(io::stdin()),
@@ -383,7 +408,9 @@ fn refused(peer: &str, status: u8) -> CliError {
         3 => "the receiver found no valid kapsel message",
         4 => "none of the receiver's identities is a recipient",
         5 => "authentication failed at the receiver",
-        6 => "refused by the receiver's policy (challenge or expected sender)",
+        // Before the message authenticated, a receiver says no more than 6
+        // (SPEC 13.3): whether it holds a key stays its own.
+        6 => "refused by the receiver: not a message for this session to a key it holds, or against its policy (such as the expected sender)",
         _ => "refused by the receiver",
     };
     CliError::new(
@@ -485,9 +512,13 @@ pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
         progress: args.progress,
     });
     match (args.stdio, args.addr) {
-        (true, None) => serve(Connection::stdio(), &receiver, &target, &mut || Ok(()))
-            .map(drop)
-            .map_err(|f| f.error),
+        (true, None) => {
+            let conn = Connection::stdio_receiver(&receiver)
+                .map_err(|e| CliError::io("cannot read standard input", e))?;
+            serve(conn, &receiver, &target, &mut || Ok(()))
+                .map(drop)
+                .map_err(|f| f.error)
+        }
         (false, Some(addr)) => {
             let addr = &listen_address(addr)?;
             let listener = TcpListener::bind(addr)
@@ -597,6 +628,7 @@ fn serve_connections(
                 continue;
             }
         };
+        let slots_for_spawn = Arc::clone(slots);
         let (receiver, target, slots, claimed, done) = (
             Arc::clone(receiver),
             Arc::clone(&target),
@@ -604,39 +636,46 @@ fn serve_connections(
             Arc::clone(&claimed),
             done.clone(),
         );
-        std::thread::spawn(move || {
-            // Whether this connection took the single exchange.
-            let mut won = false;
-            let mut proved = || {
-                slots.prove(id);
-                if keep_going || !claimed.swap(true, Ordering::SeqCst) {
-                    won = true;
-                    Ok(())
-                } else {
-                    Err(CliError::other(
-                        "another message is being received; this listener takes one",
-                    ))
+        let spawned = std::thread::Builder::new()
+            .name("kapsel-conn".into())
+            .spawn(move || {
+                // Whether this connection took the single exchange.
+                let mut won = false;
+                let mut proved = || {
+                    slots.prove(id);
+                    if keep_going || !claimed.swap(true, Ordering::SeqCst) {
+                        won = true;
+                        Ok(())
+                    } else {
+                        Err(CliError::other(
+                            "another message is being received; this listener takes one",
+                        ))
+                    }
+                };
+                let result = stream
+                    .set_nonblocking(false)
+                    .and_then(|()| Connection::tcp(stream, &receiver))
+                    .map_err(|e| Failure {
+                        error: CliError::io("cannot set up the connection", e),
+                    })
+                    .and_then(|conn| serve(conn, &receiver, &target, &mut proved));
+                slots.release(id);
+                match result {
+                    Ok(_) if won && !keep_going => {
+                        let _ = done.send(Ok(()));
+                    }
+                    Ok(_) => {}
+                    Err(f) if won && !keep_going => {
+                        let _ = done.send(Err(f.error));
+                    }
+                    Err(f) => f.error.report(),
                 }
-            };
-            let result = stream
-                .set_nonblocking(false)
-                .and_then(|()| Connection::tcp(stream, &receiver))
-                .map_err(|e| Failure {
-                    error: CliError::io("cannot set up the connection", e),
-                })
-                .and_then(|conn| serve(conn, &receiver, &target, &mut proved));
-            slots.release(id);
-            match result {
-                Ok(_) if won && !keep_going => {
-                    let _ = done.send(Ok(()));
-                }
-                Ok(_) => {}
-                Err(f) if won && !keep_going => {
-                    let _ = done.send(Err(f.error));
-                }
-                Err(f) => f.error.report(),
-            }
-        });
+            });
+        if let Err(e) = spawned {
+            // The stream went with the closure and is closed; free its slot.
+            slots_for_spawn.release(id);
+            errln!("kapsel: warning: {peer}: cannot start a thread for the connection: {e}");
+        }
     }
 }
 

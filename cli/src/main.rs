@@ -226,7 +226,7 @@ enum Command {
         /// Close a connection whose message header has not authenticated DURATION after it connected (0: never)
         #[arg(long, value_name = "DURATION", default_value = "10s")]
         header_timeout: String,
-        /// Close a connection that averages fewer bytes per second (after the header timeout's grace; 512, 4KiB, 1MiB; 0, or --timeout 0: none)
+        /// Close a connection that averages fewer bytes per second, counted from the accept after a grace of the longer of --timeout and --header-timeout (512, 4KiB, 1MiB; 0, or --timeout 0: none)
         #[arg(long, value_name = "RATE", default_value = "1KiB")]
         min_rate: String,
         /// Worker threads for the payload (0: all cores; 1: sequential; at most 1024)

@@ -467,9 +467,12 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if let How::Named(tmp) = &self.how {
-            let p: &Path = tmp;
-            lock_registry().retain(|r| r != p);
+        if let How::Named(tmp) = std::mem::replace(&mut self.how, How::Unnamed) {
+            // Removed first, then forgotten: a signal in between finds the
+            // name registered and removes nothing more.
+            let p: PathBuf = tmp.to_path_buf();
+            let _ = tmp.close();
+            lock_registry().retain(|r| *r != p);
         }
     }
 }

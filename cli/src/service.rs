@@ -6,7 +6,8 @@
 //! - A connection's read never waits past the earliest of: `--timeout`
 //!   without a byte (the idle timeout), the header deadline (from accept
 //!   until its message's header authenticated), the rate deadline (from
-//!   accept, `--header-timeout` plus one second per `--min-rate` bytes
+//!   accept, a grace of the longer of `--timeout` and `--header-timeout`,
+//!   plus one second per `--min-rate` bytes
 //!   received), and the drain deadline after a refusal.
 //! - At most `--max-connections` connections are open. One more is accepted
 //!   and closed at once, unless a connection that has not yet proved itself
@@ -16,6 +17,7 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -140,7 +142,11 @@ impl Pace {
         }
         if self.min_rate > 0 {
             let earned = self.received.load(Ordering::Relaxed) as f64 / self.min_rate as f64;
-            let grace = self.header.unwrap_or(Duration::ZERO);
+            // A sender may be as slow to start as the idle timeout allows.
+            let grace = self
+                .header
+                .unwrap_or(Duration::ZERO)
+                .max(self.idle.unwrap_or(Duration::ZERO));
             let at = self.start + grace + Duration::from_secs_f64(earned.min(1e9));
             consider(at, Limit::Rate(self.min_rate))?;
         }
@@ -148,46 +154,44 @@ impl Pace {
     }
 }
 
-/// A TCP stream whose reads keep to a [`Pace`].
+/// A connection's input (a TCP socket, or standard input under `--stdio`)
+/// whose reads keep to a [`Pace`]: each read first waits with `poll(2)`
+/// for at most the time the earliest limit leaves. The input must be
+/// unbuffered (a socket or a `File`), so that `poll` sees every byte still
+/// to be read.
 #[derive(Debug)]
-pub struct Paced {
-    stream: TcpStream,
+pub struct Paced<R> {
+    inner: R,
     pace: Arc<Pace>,
 }
 
-impl Paced {
-    pub fn new(stream: TcpStream, pace: Arc<Pace>) -> Self {
-        Paced { stream, pace }
+impl<R> Paced<R> {
+    pub fn new(inner: R, pace: Arc<Pace>) -> Self {
+        Paced { inner, pace }
     }
 }
 
-impl Read for Paced {
+impl<R: Read + AsFd> Read for Paced<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let wait = self.pace.next_wait()?;
-        // A zero timeout is an error for set_read_timeout; next_wait never
-        // returns one, and a millisecond is the least worth waiting.
-        self.stream
-            .set_read_timeout(wait.map(|(w, _)| w.max(Duration::from_millis(1))))?;
-        match self.stream.read(buf) {
-            Ok(n) => {
-                self.pace.received.fetch_add(n as u64, Ordering::Relaxed);
-                Ok(n)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                match wait {
-                    Some((_, limit)) => {
-                        Err(io::Error::new(io::ErrorKind::TimedOut, Deadline(limit)))
-                    }
-                    None => Err(e),
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        if let Some((wait, limit)) = self.pace.next_wait()? {
+            let timeout = Timespec {
+                tv_sec: wait.as_secs() as _,
+                tv_nsec: wait.subsec_nanos() as _,
+            };
+            loop {
+                let mut fds = [PollFd::new(&self.inner, PollFlags::IN)];
+                match poll(&mut fds, Some(&timeout)) {
+                    Ok(0) => return Err(io::Error::new(io::ErrorKind::TimedOut, Deadline(limit))),
+                    Ok(_) => break,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
-            Err(e) => Err(e),
         }
+        let n = self.inner.read(buf)?;
+        self.pace.received.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 

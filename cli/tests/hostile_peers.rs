@@ -512,3 +512,183 @@ fn sigkill_and_sigint_during_listen_o_leave_no_file() {
     }
     assert!(finished_rounds < 8, "no round was interrupted");
 }
+
+#[test]
+fn a_live_stream_with_timeout_0_may_pause_past_every_deadline() {
+    // --timeout 0 turns off the idle timeout and the minimum rate; the
+    // header deadline still holds, and the sender meets it by sending its
+    // header before its input's first byte.
+    let env = Env::new();
+    let (key, id) = env.identity("bob.key");
+    let out = env.p("out.bin");
+    let mut listener = Listener::start(
+        &env,
+        &key,
+        &[
+            "-o",
+            &out,
+            "--timeout",
+            "0",
+            "--header-timeout",
+            "2s",
+            "--min-rate",
+            "1MiB",
+        ],
+    );
+    let mut sender = env
+        .cmd()
+        .args(["send", &listener.addr, "-r", &id.to_recipient().to_string()])
+        .args(["--timeout", "20s"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = sender.stdin.take().unwrap();
+    // Nothing for 3 s (past the header deadline), a little, then 3 s more.
+    thread::sleep(Duration::from_secs(3));
+    stdin.write_all(b"first words, ").unwrap();
+    thread::sleep(Duration::from_secs(3));
+    stdin.write_all(b"and the rest").unwrap();
+    drop(stdin);
+    let status = wait(&mut sender);
+    let mut err = String::new();
+    sender
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}\nlistener: {}", listener.stderr());
+    assert!(listener.wait().success(), "{}", listener.stderr());
+    assert_eq!(std::fs::read(&out).unwrap(), b"first words, and the rest");
+}
+
+#[test]
+fn a_sender_below_the_minimum_rate_is_closed_after_its_header_authenticated() {
+    let env = Env::new();
+    let (key, bob) = env.identity("bob.key");
+    fs_mkdir(&env.path("inbox"));
+    let listener = Listener::start(
+        &env,
+        &key,
+        &[
+            "--keep-going",
+            "-o",
+            &env.p("inbox"),
+            "--timeout",
+            "5s",
+            "--header-timeout",
+            "2s",
+            "--min-rate",
+            "64KiB",
+        ],
+    );
+    let (mut conn, challenge) = connect(&listener.addr);
+    let m = message(&bob.to_recipient(), challenge, &random_bytes(100_000));
+    let header_len = u32::from_be_bytes(m[12..16].try_into().unwrap()) as usize;
+    // The header and the payload prefix at once, in one frame with the rest:
+    // then one byte every 500 ms, inside the idle timeout.
+    conn.write_all(&(m.len() as u32).to_be_bytes()).unwrap();
+    conn.write_all(&m[..header_len + 56]).unwrap();
+    let start = Instant::now();
+    let mut closed = false;
+    for &b in &m[header_len + 56..header_len + 56 + 40] {
+        thread::sleep(Duration::from_millis(500));
+        if conn.write_all(&[b]).is_err() {
+            closed = true;
+            break;
+        }
+    }
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    assert!(closed || reply == [1], "reply {reply:?}");
+    assert!(start.elapsed() < Duration::from_secs(15));
+    listener.stderr_until("--min-rate");
+    assert_eq!(std::fs::read_dir(env.path("inbox")).unwrap().count(), 0);
+}
+
+#[test]
+fn authenticated_connections_keep_their_slots() {
+    // Two genuine live sends whose headers authenticated hold both slots
+    // while their input pauses; a newcomer 2.5 s later (when an unproven
+    // connection would have given way) is closed at once, and both
+    // messages are delivered when their input ends.
+    let env = Env::new();
+    let (key, id) = env.identity("bob.key");
+    fs_mkdir(&env.path("inbox"));
+    let inbox = env.p("inbox");
+    let listener = Listener::start(
+        &env,
+        &key,
+        &["--keep-going", "-o", &inbox, "--max-connections", "2"],
+    );
+    let recipient = id.to_recipient().to_string();
+    let mut senders = Vec::new();
+    for i in 0..2 {
+        let mut child = env
+            .cmd()
+            .args(["send", &listener.addr, "-r", &recipient, "--timeout", "20s"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("message {i}").as_bytes()).unwrap();
+        senders.push((child, stdin));
+    }
+    thread::sleep(Duration::from_millis(2500));
+    let mut extra = TcpStream::connect(&listener.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    match extra.read_to_end(&mut got) {
+        Ok(_) => assert!(got.is_empty(), "no hello beyond the limit: {got:?}"),
+        Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+    }
+    for (mut child, stdin) in senders {
+        drop(stdin);
+        assert!(wait(&mut child).success(), "{}", listener.stderr());
+    }
+    let mut stored: Vec<Vec<u8>> = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    stored.sort();
+    assert_eq!(stored, [b"message 0".to_vec(), b"message 1".to_vec()]);
+}
+
+#[test]
+fn listen_stdio_keeps_the_header_deadline_too() {
+    // Under inetd, standard input is the peer: a silent one is let go.
+    let env = Env::new();
+    let (key, _) = env.identity("bob.key");
+    let mut child = env
+        .cmd()
+        .args(["listen", "--stdio", "-i", &key, "-o", &env.p("out.bin")])
+        .args(["--header-timeout", "1s"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let status = wait(&mut child);
+    drop(stdin);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("--header-timeout"), "{err}");
+    assert_eq!(&out[..8], HELLO_MAGIC);
+    assert_eq!(out[40..], [1], "the hello, then status 1");
+    assert!(!env.path("out.bin").exists());
+}

@@ -383,3 +383,24 @@ fn without_o_tmpfile_sigint_removes_the_temporary_file_and_stale_ones_go() {
     assert_eq!(names_in(&dir), ["out"]);
     assert_eq!(fs::read(dir.join("out")).unwrap(), plain);
 }
+
+#[test]
+fn output_equal_to_the_input_is_safe() {
+    let env = Env::new();
+    let (key, id) = env.identity("me.key");
+    let (other, _) = env.identity("other.key");
+    let file = env.write("file", b"in place");
+    let r = id.to_recipient().to_string();
+    let (code, _, err) = env.run(&["encrypt", "-r", &r, "-o", &file, &file]);
+    assert_eq!(code, Some(0), "{err}");
+    let encrypted = fs::read(&file).unwrap();
+    assert_ne!(encrypted, b"in place");
+    // A failed decrypt leaves the input as it was.
+    let (code, _, _) = env.run(&["decrypt", "-i", &other, "-o", &file, &file]);
+    assert_eq!(code, Some(4));
+    assert_eq!(fs::read(&file).unwrap(), encrypted);
+    let (code, _, err) = env.run(&["decrypt", "-i", &key, "-o", &file, &file]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(fs::read(&file).unwrap(), b"in place");
+    assert_eq!(names_in(&env.path("")), ["file", "me.key", "other.key"]);
+}
