@@ -210,6 +210,9 @@ pub struct DecryptArgs<'a> {
     /// Payload worker threads (0: all cores; 1: sequential).
     pub threads: usize,
     pub identity_files: &'a [PathBuf],
+    /// Identities already read from `identity_files` (several inputs in
+    /// one run read them, and ask for any passphrase, once).
+    pub identities: Option<&'a [Identity]>,
     pub progress: bool,
     pub output: Option<&'a Path>,
     pub input: Option<&'a Path>,
@@ -219,11 +222,98 @@ pub struct DecryptArgs<'a> {
     pub length: Option<u64>,
 }
 
+/// `decrypt` of several inputs in one run: the identities are read (and a
+/// key's passphrase asked for) once; each output is named after its input
+/// without `.kap`, in the directory `-o` names or beside the input. Every
+/// output name is planned before anything is decrypted (an input without
+/// `.kap`, or two inputs with one output, is refused whole); then every
+/// file is tried, each failure reported as it happens, and the exit code is
+/// that of the first failure.
+pub fn decrypt_many(args: DecryptArgs<'_>, inputs: &[PathBuf]) -> Result<(), CliError> {
+    if args.offset.is_some() || args.length.is_some() {
+        return Err(CliError::usage(
+            "--offset and --length take one input file, not several",
+        ));
+    }
+    if inputs.iter().any(|p| keyfiles::is_stdin(p)) {
+        return Err(CliError::usage(
+            "standard input (-) cannot be one of several inputs",
+        ));
+    }
+    let dir = match args.output {
+        Some(d) if d.is_dir() => Some(d),
+        Some(d) => return Err(CliError::usage(format!(
+            "with several inputs, -o names a directory, and {} is none",
+            d.display()
+        ))
+        .with_hint(
+            "give an existing directory, or leave -o out to write each plaintext beside its input",
+        )),
+        None => None,
+    };
+    let mut plan: Vec<(&Path, PathBuf)> = Vec::new();
+    for input in inputs {
+        let stem = input
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".kap"))
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "{}: the output of several inputs is named by removing .kap, and this name has none",
+                    input.display()
+                ))
+                .with_hint("rename the file, or decrypt it alone with -o OUT")
+            })?;
+        let out = match dir {
+            Some(d) => d.join(stem),
+            None => input.with_file_name(stem),
+        };
+        if plan.iter().any(|(_, o)| *o == out) {
+            return Err(CliError::usage(format!(
+                "two inputs would both write {}",
+                out.display()
+            )));
+        }
+        plan.push((input, out));
+    }
+    let identities = keyfiles::read_identity_files(args.identity_files)?;
+    let mut first_failure = None;
+    let mut failed = 0usize;
+    for (input, out) in &plan {
+        let one = DecryptArgs {
+            policy: args.policy.clone(),
+            identities: Some(&identities),
+            input: Some(input),
+            output: Some(out),
+            ..args
+        };
+        if let Err(e) = decrypt(one).map_err(|e| e.about_input(Some(input))) {
+            if e.quiet {
+                return Err(e);
+            }
+            e.report();
+            failed += 1;
+            first_failure.get_or_insert(e.exit);
+        }
+    }
+    match first_failure {
+        None => Ok(()),
+        Some(exit) => Err(CliError::new(
+            exit,
+            format!("{failed} of {} files did not decrypt", plan.len()),
+        )),
+    }
+}
+
 pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     if args.offset.is_some() || args.length.is_some() {
         return decrypt_range(args);
     }
-    let identities = keyfiles::read_identity_files(args.identity_files)?;
+    let identities = match args.identities {
+        Some(ids) => ids.to_vec(),
+        None => keyfiles::read_identity_files(args.identity_files)?,
+    };
     // Where -o writes is checked before any input is read; nothing is
     // created until the header authenticated.
     let target = check_output(&args)?;
@@ -547,7 +637,10 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
             ))
         }
     };
-    let identities = keyfiles::read_identity_files(args.identity_files)?;
+    let identities = match args.identities {
+        Some(ids) => ids.to_vec(),
+        None => keyfiles::read_identity_files(args.identity_files)?,
+    };
     let target = check_output(&args)?;
     let name = path.display().to_string();
     let read_err = |e| CliError::io(format!("cannot read {name}"), e);

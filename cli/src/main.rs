@@ -153,8 +153,9 @@ enum Command {
         /// Decrypt at most M plaintext bytes (from --offset, default 0); a range past the end is clipped
         #[arg(long, value_name = "M")]
         length: Option<u64>,
-        /// Input file (standard input if absent or -)
-        input: Option<PathBuf>,
+        /// Input file (standard input if absent or -); several files: each NAME.kap to NAME, in -o DIR or beside it
+        #[arg(value_name = "IN")]
+        inputs: Vec<PathBuf>,
     },
     /// Check a file completely (header, sender signature, every chunk) without writing plaintext
     #[command(after_help = concat!("Examples:\n  kapsel verify -i me.key backup.kap\n  kapsel verify -i me.key --expect-sender kapsel1... --max-age 1d report.kap\n\n",
@@ -503,24 +504,37 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             threads,
             offset,
             length,
-            input,
+            inputs,
         } => {
+            let input = inputs.first().filter(|_| inputs.len() == 1).cloned();
             one_stdin_reader(&[
                 ("the identities (-i -)", stdin_count(&identities)),
-                ("the data to decrypt", data_on_stdin(input.as_deref())),
+                (
+                    "the data to decrypt",
+                    if inputs.is_empty() {
+                        1
+                    } else {
+                        stdin_count(&inputs)
+                    },
+                ),
             ])?;
-            commands::decrypt(commands::DecryptArgs {
+            let args = commands::DecryptArgs {
                 policy: policy.into_policy(policy::replay_db_path(replay_db)?)?,
                 discard_output: false,
                 threads,
                 identity_files: &identities,
+                identities: None,
                 progress,
                 output: output.as_deref(),
                 input: input.as_deref(),
                 offset,
                 length,
-            })
-            .map_err(|e| e.about_input(input.as_deref()))
+            };
+            if inputs.len() > 1 {
+                commands::decrypt_many(args, &inputs)
+            } else {
+                commands::decrypt(args).map_err(|e| e.about_input(input.as_deref()))
+            }
         }
         Command::Verify {
             identities,
@@ -536,6 +550,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 discard_output: true,
                 threads: 0,
                 identity_files: &identities,
+                identities: None,
                 progress,
                 output: None,
                 input: input.as_deref(),

@@ -14,7 +14,7 @@ use kapsel_format::{Header, Sender, EXTENSION_CHALLENGE};
 use crate::error::{CliError, Exit};
 
 /// What the receiver insists on.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Policy {
     /// The replay ledger, if one is in use.
     pub replay_db: Option<PathBuf>,

@@ -239,3 +239,35 @@ fn a_protected_key_asks_for_its_passphrase_on_the_terminal() {
     assert!(err.contains("protected by a passphrase"), "{err}");
     assert!(err.contains("terminal"), "{err}");
 }
+
+#[test]
+fn several_files_need_the_passphrase_once() {
+    if !have("ssh-keygen") || !have("script") {
+        return;
+    }
+    let env = Env::new();
+    keygen(
+        &env,
+        "id",
+        &["-t", "ecdsa", "-b", "256", "-N", "sesame", "-a", "4"],
+    );
+    let mut inputs = String::new();
+    for n in ["a", "b", "c"] {
+        let src = env.write(n, n.as_bytes());
+        let out = format!("{src}.kap");
+        let (code, _, err) = env.run(&["encrypt", "-R", &env.p("id.pub"), "-o", &out, &src]);
+        assert_eq!(code, Some(0), "{err}");
+        std::fs::remove_file(&src).expect("remove");
+        inputs.push_str(&format!(" {out}"));
+    }
+    let (tty, code) = with_prompts(
+        &env,
+        &format!("decrypt -i {}{inputs}", env.p("id")),
+        &["sesame"],
+    );
+    assert_eq!(code, Some(0), "{tty}");
+    assert_eq!(tty.matches("Enter passphrase").count(), 1, "{tty}");
+    for n in ["a", "b", "c"] {
+        assert_eq!(std::fs::read(env.path(n)).expect("out"), n.as_bytes());
+    }
+}
