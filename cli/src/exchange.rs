@@ -25,7 +25,7 @@ use kapsel_codec::exchange::{
     self, exchange_error_of, Challenge, ExchangeError, FrameReader, FrameWriter, Reply, TailReader,
     TailWriter,
 };
-use kapsel_codec::parallel::CopyError;
+use kapsel_codec::CopyError;
 use kapsel_codec::{Decryptor, Identity};
 
 use crate::commands::{self, Addressing};
@@ -193,6 +193,7 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         Err(CopyError::Output(e) | CopyError::Refused(e)) => {
             return Err(lost(&mut conn.reader, &e))
         }
+        Err(e) => return Err(lost(&mut conn.reader, &e.into())),
     }
     let tail = framed.tail();
     let sent = framed

@@ -16,6 +16,7 @@ use nom::{Err, Needed};
 use zeroize::Zeroizing;
 
 use crate::error::DecryptError;
+#[cfg(feature = "exchange")]
 use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
 use crate::keys::{Identity, Recipient};
@@ -66,13 +67,16 @@ impl<R: Read> Decryptor<R> {
     }
 
     /// The parsed header, **not yet authenticated**: anyone can have written
-    /// it. Only the key commitment ([`Decryptor::decrypt`]) authenticates it.
-    pub fn header(&self) -> &Header {
+    /// it. Only the key commitment ([`Decryptor::decrypt`]) authenticates it;
+    /// after that, [`PlaintextReader::header`] is the same header, verified.
+    /// Fit for showing (`kapsel inspect`) or refusing a file early, never for
+    /// trusting it.
+    pub fn unverified_header(&self) -> &Header {
         &self.header
     }
 
-    /// The header's bytes as received.
-    pub fn header_bytes(&self) -> &[u8] {
+    /// The header's bytes as received, **not yet authenticated**.
+    pub fn unverified_header_bytes(&self) -> &[u8] {
         &self.header_bytes
     }
 
@@ -103,6 +107,7 @@ impl<R: Read> Decryptor<R> {
         self.decrypt_with_key(identities).map(|(reader, _)| reader)
     }
 
+    #[cfg(feature = "exchange")]
     /// [`Decryptor::decrypt`] for a message of the live exchange (SPEC.md
     /// section 13): once the header authenticated, refuses one that does not
     /// carry `challenge` ([`DecryptError::Challenge`], before any chunk is
@@ -200,7 +205,7 @@ impl<R: Read> PlaintextReader<R> {
         &self.header
     }
 
-    /// The header's bytes as received.
+    /// The header's bytes as received, authenticated by the key commitment.
     pub fn header_bytes(&self) -> &[u8] {
         &self.header_bytes
     }

@@ -174,6 +174,7 @@ impl ChunkCipher {
         Ok((cipher, prefix))
     }
 
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Derives the cipher for a new payload with a fresh random salt.
     pub fn for_encryption(
         input_key: &[u8],
@@ -234,6 +235,7 @@ pub(crate) fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<u
 /// A payload failure, a segment signature failure, or an I/O error from the
 /// underlying reader or writer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamError {
     /// The payload is invalid.
     #[error(transparent)]
@@ -287,6 +289,7 @@ impl<W: Write> std::fmt::Debug for PayloadWriter<W> {
 }
 
 impl<W: Write> PayloadWriter<W> {
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Starts an unsigned payload: writes the salt and commitment to `inner`.
     pub fn new(mut inner: W, input_key: &[u8], context: &[u8]) -> Result<Self, StreamError> {
         let (cipher, prefix) = ChunkCipher::for_encryption(input_key, context)?;
@@ -457,6 +460,7 @@ impl<R: Read> std::fmt::Debug for PayloadReader<R> {
 }
 
 impl<R: Read> PayloadReader<R> {
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Reads the salt and commitment of an unsigned payload and checks the
     /// commitment; no chunk is read or decrypted before it matched.
     pub fn new(mut inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, StreamError> {
@@ -562,6 +566,7 @@ impl<R: Read> PayloadReader<R> {
     }
 
     /// Whether the payload is signed (read in segments).
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     pub fn is_signed(&self) -> bool {
         self.verifier.is_some()
     }

@@ -247,7 +247,7 @@ fn invalid_input(message: &'static str) -> io::Error {
 /// A Cobblestone-256 payload with random access: `Read + Seek` over the
 /// plaintext, and [`read_at`](Self::read_at) from several threads.
 ///
-/// See the [module documentation](self) for what is authenticated when.
+/// The module documentation of `seek.rs` says what is authenticated when.
 pub struct SeekablePayload<R> {
     source: Mutex<R>,
     cipher: ChunkCipher,
@@ -273,6 +273,7 @@ impl<R> std::fmt::Debug for SeekablePayload<R> {
 }
 
 impl<R: Read + Seek> SeekablePayload<R> {
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Opens the unsigned payload of `payload_len` bytes (salt, commitment,
     /// chunks) that starts at offset `payload_start` of `source`: reads the
     /// salt and commitment and checks the commitment for `input_key` and
@@ -620,8 +621,8 @@ impl<R: Read + Seek> Seek for SeekablePayload<R> {
     }
 }
 
-/// An independent `Read + Seek` view of a [`SeekablePayload`] (see
-/// [`SeekablePayload::cursor`] and [`SeekableReader::cursor`]).
+/// An independent `Read + Seek` view of a seekable payload (see
+/// [`SeekableReader::cursor`]).
 #[derive(Debug)]
 pub struct PayloadCursor<'a, R> {
     payload: &'a SeekablePayload<R>,
@@ -647,8 +648,35 @@ impl<R: Read + Seek> Seek for PayloadCursor<'_, R> {
     }
 }
 
-/// A kapsel file opened for random access: see [`Decryptor::decrypt_seekable`]
-/// and the [module documentation](self).
+/// A kapsel file opened for random access by [`Decryptor::decrypt_seekable`]:
+/// `Read + Seek` over the plaintext, [`read_at`](Self::read_at) from several
+/// threads, and [`cursor`](Self::cursor) for independent views.
+///
+/// Nothing is decrypted before the key commitment matched; each read
+/// decrypts exactly the chunks it touches (in a signed file, it verifies the
+/// signature of each segment it touches first), and a corrupt chunk fails
+/// exactly the reads that touch it. The length is authenticated only when
+/// the final chunk verifies (`SeekFrom::End`, [`plaintext_len`](Self::plaintext_len)).
+///
+/// ```
+/// use std::io::{Cursor, Seek, SeekFrom, Write};
+/// use kapsel_codec::{Decryptor, Encryptor, Identity};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let alice = Identity::generate();
+/// let mut writer = Encryptor::new([alice.to_recipient()])?.wrap_output(Vec::new())?;
+/// writer.write_all(&[7u8; 100_000])?;
+/// let file = writer.finish()?;
+///
+/// let mut reader = Decryptor::new(Cursor::new(file))?   // reads the header
+///     .decrypt_seekable(std::slice::from_ref(&alice))?;  // unwraps the key, checks the commitment
+/// let mut buf = [0u8; 10];
+/// reader.read_exact_at(50_000, &mut buf)?;              // decrypts chunk 3 only
+/// assert_eq!((buf, reader.chunks_decrypted()), ([7u8; 10], 1));
+/// assert_eq!(reader.seek(SeekFrom::End(0))?, 100_000);  // opens the final chunk first
+/// # Ok(())
+/// # }
+/// ```
 pub struct SeekableReader<R> {
     payload: SeekablePayload<R>,
     header: Header,
@@ -704,27 +732,33 @@ impl<R: Read + Seek> Decryptor<R> {
 }
 
 impl<R: Read + Seek> SeekableReader<R> {
-    /// See [`SeekablePayload::read_at`].
+    /// Reads plaintext at `offset` into `buf` without a position (`&self`,
+    /// several threads at once); returns how many bytes were read, 0 at the
+    /// end. Decrypts exactly the chunks (or, signed, verifies the segments)
+    /// the range touches.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.payload.read_at(offset, buf)
     }
 
-    /// See [`SeekablePayload::read_exact_at`].
+    /// [`read_at`](Self::read_at) until `buf` is full; an error at the end
+    /// of the plaintext.
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.payload.read_exact_at(offset, buf)
     }
 
-    /// See [`SeekablePayload::plaintext_len`].
+    /// The plaintext length, authenticated: opens the final chunk (or
+    /// verifies the final segment) first.
     pub fn plaintext_len(&self) -> io::Result<u64> {
         self.payload.plaintext_len()
     }
 
-    /// See [`SeekablePayload::verify_length`].
+    /// Checks that the file ends where its source ends, by opening the
+    /// final chunk (or verifying the final segment).
     pub fn verify_length(&self) -> io::Result<()> {
         self.payload.verify_length()
     }
 
-    /// See [`SeekablePayload::cursor`].
+    /// An independent `Read + Seek` view sharing this reader's source.
     pub fn cursor(&self) -> PayloadCursor<'_, R> {
         self.payload.cursor()
     }
@@ -761,27 +795,30 @@ impl<R> SeekableReader<R> {
         self.payload.verifier.is_some()
     }
 
-    /// The payload layer, for its counters and accessors.
-    pub fn payload(&self) -> &SeekablePayload<R> {
-        &self.payload
+    hazmat_fn! {
+        /// The payload layer, for its counters and accessors.
+        fn payload(&self) -> &SeekablePayload<R> {
+            &self.payload
+        }
     }
 
-    /// See [`SeekablePayload::unverified_plaintext_len`].
+    /// The plaintext length the source length implies, **not yet
+    /// authenticated** (see [`plaintext_len`](Self::plaintext_len)).
     pub fn unverified_plaintext_len(&self) -> u64 {
         self.payload.unverified_plaintext_len()
     }
 
-    /// See [`SeekablePayload::chunks_decrypted`].
+    /// How many chunks were decrypted so far (over all reads).
     pub fn chunks_decrypted(&self) -> u64 {
         self.payload.chunks_decrypted()
     }
 
-    /// See [`SeekablePayload::segments_verified`].
+    /// How many segment signatures were verified so far (0 for an anonymous file).
     pub fn segments_verified(&self) -> u64 {
         self.payload.segments_verified()
     }
 
-    /// See [`SeekablePayload::chunk_count`].
+    /// The number of chunks, the final one included.
     pub fn chunk_count(&self) -> u64 {
         self.payload.chunk_count()
     }

@@ -29,13 +29,13 @@ use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use kapsel_codec::hpke::{self, Mode};
-use kapsel_codec::payload::ChunkCipher;
-use kapsel_codec::segment::{
+use kapsel_codec::hazmat::hpke::{self, Mode};
+use kapsel_codec::hazmat::payload::ChunkCipher;
+use kapsel_codec::hazmat::segment::{
     ExternalSigner, SegmentSigner, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS,
     SEGMENT_LABEL, SIGNATURE_LEN,
 };
-use kapsel_codec::{Encryptor, Identity, HPKE_INFO};
+use kapsel_codec::{hazmat::HPKE_INFO, Encryptor, Identity};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
@@ -98,8 +98,8 @@ pub(crate) fn codec_identity(secret: &SecretKey) -> Identity {
     Identity::from_secret_key(codec_key(secret))
 }
 
-fn codec_key(secret: &SecretKey) -> kapsel_codec::ec::SecretKey {
-    kapsel_codec::ec::SecretKey::from_bytes(&secret.to_bytes())
+fn codec_key(secret: &SecretKey) -> kapsel_codec::hazmat::ec::SecretKey {
+    kapsel_codec::hazmat::ec::SecretKey::from_bytes(&secret.to_bytes())
         .expect("a p256 scalar is in [1, n-1]")
 }
 
@@ -3023,7 +3023,7 @@ impl Gen {
         let lines = armor_lines(&file);
         let lf = armor_text(&lines, "\n");
         // The reference armor writer produces exactly this.
-        let mut w = kapsel_codec::armor::ArmoredWriter::new(Vec::new()).expect("armor");
+        let mut w = kapsel_codec::ArmoredWriter::new(Vec::new()).expect("armor");
         w.write_all(&file).expect("armor");
         assert_eq!(w.finish().expect("armor"), lf);
         let ok = |name: &'static str, comment: &'static str, data: Vec<u8>| (name, comment, data);
