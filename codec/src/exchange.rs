@@ -634,14 +634,8 @@ pub fn read_reply<R: Read + ?Sized>(r: &mut R) -> io::Result<Reply> {
 }
 
 fn read_exactly<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => return Err(ExchangeError::Closed(Phase::Reply).into()),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    if crate::payload::read_full(r, buf)? < buf.len() {
+        return Err(ExchangeError::Closed(Phase::Reply).into());
     }
     Ok(())
 }

@@ -218,8 +218,9 @@ impl ChunkCipher {
     }
 }
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-pub(crate) fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the input ends; returns the bytes read. The
+/// one read-fully loop of the crate (it retries `Interrupted`).
+pub(crate) fn read_full<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {
@@ -230,6 +231,19 @@ pub(crate) fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<u
         }
     }
     Ok(filled)
+}
+
+/// Reads the salt and commitment that precede the first chunk: the one
+/// parser of that prefix, for the sequential, file-level and seekable
+/// readers. A short input is [`PayloadError::Truncated`].
+pub(crate) fn read_payload_prefix<R: Read + ?Sized>(
+    reader: &mut R,
+) -> Result<[u8; PAYLOAD_HEADER_LEN], StreamError> {
+    let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
+    if read_full(reader, &mut prefix)? < PAYLOAD_HEADER_LEN {
+        return Err(PayloadError::Truncated.into());
+    }
+    Ok(prefix)
 }
 
 /// A payload failure, a segment signature failure, or an I/O error from the
@@ -470,10 +484,7 @@ impl<R: Read> PayloadReader<R> {
             }
             .into());
         }
-        let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
-        if read_full(&mut inner, &mut prefix)? < PAYLOAD_HEADER_LEN {
-            return Err(PayloadError::Truncated.into());
-        }
+        let prefix = read_payload_prefix(&mut inner)?;
         let cipher = ChunkCipher::for_decryption_with_prefix(input_key, context, &prefix)?;
         Ok(Self::from_parts(inner, cipher))
     }

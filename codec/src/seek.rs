@@ -84,12 +84,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use kapsel_format::Header;
 
 use crate::aead::{KEY_LEN, TAG_LEN};
-use crate::decrypt::{claimed_sender, find_file_key, ClaimedSender, Decryptor};
-use crate::error::DecryptError;
-use crate::keys::{Identity, Recipient};
+use crate::decrypt::{claimed_sender, ClaimedSender};
+use crate::keys::Recipient;
 use crate::payload::{
-    open_segment_chunks, read_full, ChunkCipher, PayloadError, StreamError, CHUNK_SIZE,
-    ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN,
+    open_segment_chunks, read_full, read_payload_prefix, ChunkCipher, PayloadError, StreamError,
+    CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN,
 };
 use crate::segment::{
     SegmentVerifier, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS, SEGMENT_PLAINTEXT,
@@ -521,16 +520,12 @@ impl<R: Read + Seek> SeekablePayload<R> {
 }
 
 /// Reads the 56-byte salt and commitment at `payload_start`.
-fn read_prefix<R: Read + Seek>(
+pub(crate) fn read_prefix<R: Read + Seek>(
     source: &mut R,
     payload_start: u64,
 ) -> Result<[u8; PAYLOAD_HEADER_LEN], StreamError> {
-    let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
     source.seek(SeekFrom::Start(payload_start))?;
-    if read_full(source, &mut prefix)? < PAYLOAD_HEADER_LEN {
-        return Err(PayloadError::Truncated.into());
-    }
-    Ok(prefix)
+    read_payload_prefix(source)
 }
 
 impl<R> SeekablePayload<R> {
@@ -691,43 +686,14 @@ impl<R> std::fmt::Debug for SeekableReader<R> {
     }
 }
 
-impl<R: Read + Seek> Decryptor<R> {
-    /// Opens the file for random access. Finds the file key (reading the
-    /// salt and commitment when a stanza opens), measures the source
-    /// (seeking to its end), and checks that the payload length is one a
-    /// file can have; nothing else is read.
-    ///
-    /// The payload runs from the end of the header to the end of the source,
-    /// so the file must end where the source ends; its length is
-    /// authenticated only when the final chunk (or, signed, the final
-    /// segment) verifies: on `SeekFrom::End`, at the end of the plaintext, or
-    /// by [`SeekableReader::plaintext_len`]. For a signed file every read
-    /// verifies the signature of each segment it touches before it returns
-    /// any of its plaintext.
-    pub fn decrypt_seekable(
-        self,
-        identities: &[Identity],
-    ) -> Result<SeekableReader<R>, DecryptError> {
-        let (mut source, header, header_bytes) = self.into_parts();
-        let payload_start = source.stream_position()?;
-        let end = source.seek(SeekFrom::End(0))?;
-        let payload_len = end
-            .checked_sub(payload_start)
-            .ok_or(PayloadError::Truncated)?;
-        let found = find_file_key(&header, &header_bytes, identities, || {
-            if payload_len < PAYLOAD_HEADER_LEN as u64 {
-                return Err(PayloadError::Truncated.into());
-            }
-            read_prefix(&mut source, payload_start).map_err(DecryptError::from)
-        })?;
-        let verifier = found.verifier(&header_bytes)?;
-        let payload =
-            SeekablePayload::open(source, payload_start, payload_len, found.cipher, verifier)?;
-        Ok(SeekableReader {
+impl<R> SeekableReader<R> {
+    /// A file whose key commitment matched, over its payload.
+    pub(crate) fn new(payload: SeekablePayload<R>, header: Header, header_bytes: Vec<u8>) -> Self {
+        SeekableReader {
             payload,
             header,
             header_bytes,
-        })
+        }
     }
 }
 
