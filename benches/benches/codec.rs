@@ -18,8 +18,8 @@ use std::io::{Read, Write};
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kapsel_codec::parallel::{decrypt_payload, default_threads, encrypt_payload};
-use kapsel_codec::payload::{ChunkCipher, PayloadWriter, CHUNK_SIZE, PAYLOAD_HEADER_LEN};
+use kapsel_codec::hazmat::parallel::{decrypt_payload, default_threads, encrypt_payload};
+use kapsel_codec::hazmat::payload::{ChunkCipher, PayloadWriter, CHUNK_SIZE, PAYLOAD_HEADER_LEN};
 use kapsel_codec::{Decryptor, Encryptor, Identity};
 
 fn chunk_primitive(c: &mut Criterion) {
@@ -77,8 +77,8 @@ fn chunk_primitive(c: &mut Criterion) {
 
 /// The steps of one stanza, each alone: what a small message costs.
 fn ecdh(c: &mut Criterion) {
-    use kapsel_codec::ec::{PublicKey, SecretKey};
-    use kapsel_codec::hpke::{self, Mode};
+    use kapsel_codec::hazmat::ec::{PublicKey, SecretKey};
+    use kapsel_codec::hazmat::hpke::{self, Mode};
 
     let mut g = c.benchmark_group("ecdh");
     let ours = SecretKey::generate();

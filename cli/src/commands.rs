@@ -3,12 +3,8 @@
 use std::io::{BufReader, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
-use kapsel_codec::armor::{self, ArmoredReader, ArmoredWriter};
+use kapsel_codec::{is_armored, ArmoredReader, ArmoredWriter, ARMOR_DETECTION_WINDOW};
 use kapsel_codec::{Decryptor, Encryptor, Identity, Recipient};
-
-/// How many leading bytes decrypt looks at to detect armor (SPEC.md
-/// section 10: up to 1024 bytes of white space, then the BEGIN line).
-const ARMOR_DETECTION_WINDOW: usize = armor::DETECTION_WINDOW;
 
 use crate::error::{foreign_format_hint, CliError};
 use crate::files::{
@@ -395,7 +391,7 @@ pub fn sniff_armor(mut reader: Box<dyn Read>, name: &str) -> Result<Sniffed, Cli
         .map_err(|e| CliError::io(format!("cannot read {name}"), e))?;
     prefix.truncate(seen);
     let raw = Cursor::new(prefix.clone()).chain(reader);
-    let armored = armor::is_armored(&prefix);
+    let armored = is_armored(&prefix);
     let reader: Box<dyn Read> = if armored {
         Box::new(ArmoredReader::new(BufReader::with_capacity(IO_BUFFER, raw)))
     } else {
@@ -571,11 +567,12 @@ pub fn copy_plaintext<R: Read>(
     ledger.count(counted.count);
     match result {
         Ok(n) => Ok(n),
-        Err(kapsel_codec::parallel::CopyError::Input(e)) => Err(crate::error::from_decrypt_io(e)),
-        Err(kapsel_codec::parallel::CopyError::Output(e)) => Err(write_err(e)),
-        Err(kapsel_codec::parallel::CopyError::Refused(e)) => Err(ledger
+        Err(kapsel_codec::CopyError::Input(e)) => Err(crate::error::from_decrypt_io(e)),
+        Err(kapsel_codec::CopyError::Output(e)) => Err(write_err(e)),
+        Err(kapsel_codec::CopyError::Refused(e)) => Err(ledger
             .take_refusal()
             .unwrap_or_else(|| CliError::other(e.to_string()))),
+        Err(e) => Err(CliError::other(e.to_string())),
     }
 }
 
@@ -604,7 +601,7 @@ impl Write for CountingWriter<'_> {
 }
 
 /// Plaintext bytes asked of the seekable reader per `read_at` in a range.
-const RANGE_PIECE: usize = 64 * kapsel_codec::payload::CHUNK_SIZE;
+const RANGE_PIECE: usize = 64 * kapsel_codec::CHUNK_SIZE;
 
 /// `decrypt --offset N --length M`: opens the input file in place and
 /// decrypts only the chunks the plaintext range `[N, N + M)` touches.
@@ -654,7 +651,7 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
     }
     let mut prefix = vec![0u8; ARMOR_DETECTION_WINDOW];
     let seen = read_up_to(&mut file, &mut prefix).map_err(read_err)?;
-    if armor::is_armored(&prefix[..seen]) {
+    if is_armored(&prefix[..seen]) {
         return Err(CliError::usage(format!(
             "--offset and --length need a binary kapsel file; {name} is ASCII-armored"
         ))
@@ -770,12 +767,10 @@ pub fn copy<W: Write + Send>(
     };
     let name = &input.name;
     copied.map_err(|e| match e {
-        kapsel_codec::parallel::CopyError::Input(e) => {
-            CliError::io(format!("cannot read {name}"), e)
-        }
-        kapsel_codec::parallel::CopyError::Output(e)
-        | kapsel_codec::parallel::CopyError::Refused(e) => {
+        kapsel_codec::CopyError::Input(e) => CliError::io(format!("cannot read {name}"), e),
+        kapsel_codec::CopyError::Output(e) | kapsel_codec::CopyError::Refused(e) => {
             CliError::output_io("cannot write output", e)
         }
+        e => CliError::output_io("cannot write output", e.into()),
     })
 }

@@ -42,13 +42,13 @@ pub fn run() -> Result<(), CliError> {
 
     outln!("3. inspect")?;
     let decryptor = Decryptor::new(&file[..]).map_err(|e| fail("inspect", e))?;
-    let h = decryptor.header();
+    let h = decryptor.unverified_header();
     outln!(
         "     created {}, serial {}, {} recipient(s), header {} bytes",
         crate::time::iso8601_utc(h.created_at),
         h.serial,
         h.stanzas.len(),
-        decryptor.header_bytes().len()
+        decryptor.unverified_header_bytes().len()
     )?;
 
     let mut decrypted = Vec::new();

@@ -34,7 +34,7 @@ use kapsel_codec::exchange::{
     self, exchange_error_of, Challenge, ExchangeError, FrameReader, FrameWriter, Reply, TailReader,
     TailWriter,
 };
-use kapsel_codec::parallel::CopyError;
+use kapsel_codec::CopyError;
 use kapsel_codec::{Decryptor, Identity};
 
 use crate::commands::{self, Addressing};
@@ -263,6 +263,7 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         Err(CopyError::Output(e) | CopyError::Refused(e)) => {
             return Err(lost(&mut conn.reader, &e))
         }
+        Err(e) => return Err(lost(&mut conn.reader, &e.into())),
     }
     let tail = framed.tail();
     let sent = framed
@@ -915,18 +916,18 @@ fn read_message_start<'r, R: Read>(
         // Parsed from memory: a malformed header fails here, as it would
         // have with the decryptor reading the connection.
         let parsed = Decryptor::new(&start[..]).map_err(CliError::from)?;
-        challenge.check(parsed.header()).map_err(|c| {
+        challenge.check(parsed.unverified_header()).map_err(|c| {
             CliError::new(Exit::Refused, c.to_string()).with_hint(
                 "the sender must run kapsel send (which answers the challenge of this connection)",
             )
         })?;
-        let trials = parsed.header().stanzas.len() * receiver.identities.len();
+        let trials = parsed.unverified_header().stanzas.len() * receiver.identities.len();
         if trials > MAX_TRIALS {
             return Err(CliError::new(
                 Exit::Refused,
                 format!(
                     "the message has {} recipient stanzas; with {} identities that is more than the {MAX_TRIALS} trial decryptions this listener spends on a message",
-                    parsed.header().stanzas.len(),
+                    parsed.unverified_header().stanzas.len(),
                     receiver.identities.len()
                 ),
             ));

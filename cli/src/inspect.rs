@@ -1,6 +1,6 @@
 //! `kapsel inspect`: the header of a file, without any key.
 
-use kapsel_codec::seek::payload_shape;
+use kapsel_codec::payload_shape;
 use kapsel_codec::{Decryptor, Recipient};
 use kapsel_format::{Header, Sender, Stanza, CHUNK_SIZE};
 use serde_json::json;
@@ -65,8 +65,8 @@ pub fn run(input: crate::files::Input, as_json: bool) -> Result<(), CliError> {
     let file_len = if armored { None } else { input.len };
     let decryptor = Decryptor::new(&mut reader)
         .map_err(|e| crate::commands::foreign_format_error(e, &prefix, armored))?;
-    let header = decryptor.header().clone();
-    let header_len = decryptor.header_bytes().len() as u64;
+    let header = decryptor.unverified_header().clone();
+    let header_len = decryptor.unverified_header_bytes().len() as u64;
     let payload_len = match file_len {
         Some(total) => total.checked_sub(header_len),
         None => {

@@ -10,8 +10,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use kapsel_codec::keys::KeyKind;
 use kapsel_codec::ssh::{self, PrivateKeyFile, SshKeyError};
+use kapsel_codec::KeyKind;
 use kapsel_codec::{Identity, KeyParseError, Recipient};
 use zeroize::Zeroizing;
 
@@ -153,7 +153,7 @@ fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key,
         Want::Recipients => false,
         Want::Any => line
             .rfind('1')
-            .is_some_and(|i| line[..i].eq_ignore_ascii_case(kapsel_codec::keys::IDENTITY_HRP)),
+            .is_some_and(|i| line[..i].eq_ignore_ascii_case(kapsel_codec::IDENTITY_HRP)),
     };
     let noun = match want {
         Want::Recipients => "recipient",

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use kapsel_cli::ledger::{replay_id, Accepted, Ledger, LedgerError, Reservation};
-use kapsel_codec::decrypt::ClaimedSender;
 use kapsel_codec::exchange::Challenge;
+use kapsel_codec::ClaimedSender;
 use kapsel_codec::Recipient;
 use kapsel_format::{Header, Sender, EXTENSION_CHALLENGE};
 

@@ -128,7 +128,7 @@ pub fn keygen(uri: &str, args: &TokenArgs) -> Result<(), CliError> {
     let key = module
         .generate_key(&uri, &mut pin_source(args, &uri))
         .map_err(token_error)?;
-    let recipient = kapsel_codec::Recipient::from_public_key(*key.public_key());
+    let recipient = key.recipient().clone();
     errln!(
         "kapsel: generated key {} on the token ({})",
         key.name(),
@@ -144,7 +144,7 @@ pub fn pubkey(uri: &str, args: &TokenArgs) -> Result<(), CliError> {
     let key = module
         .open_key(&uri, &mut pin_source(args, &uri))
         .map_err(token_error)?;
-    let recipient = kapsel_codec::Recipient::from_public_key(*key.public_key());
+    let recipient = key.recipient().clone();
     crate::output::stdout(format_args!("{recipient}\n"))
 }
 
@@ -173,7 +173,7 @@ pub fn list(uri: Option<&str>, keys: bool, args: &TokenArgs) -> Result<(), CliEr
         .list_keys(&uri, &mut pin_source(args, &uri))
         .map_err(token_error)?
     {
-        let recipient = kapsel_codec::Recipient::from_public_key(k.public);
+        let recipient = k.public;
         crate::output::stdout(format_args!("{}\t{recipient}\n", k.uri))?;
     }
     Ok(())

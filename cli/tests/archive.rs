@@ -244,7 +244,7 @@ fn decrypt_range_fails_only_when_it_touches_damage() {
     let mut bytes = encrypt(&id, None, &pt);
     let header = kapsel_codec::Decryptor::new(&bytes[..])
         .unwrap()
-        .header_bytes()
+        .unverified_header_bytes()
         .len();
     bytes[header + 56 + 2 * ENCRYPTED_CHUNK + 77] ^= 0x10; // chunk 2
     let file = env.write("damaged.kap", &bytes);

@@ -47,8 +47,8 @@ fn every_vector_gets_its_exit_code_one_line_and_no_output_file() {
         };
         let expect = field("expect").next().unwrap().to_string();
         if field("armor").next() == Some("no")
-            && kapsel_codec::armor::is_armored(
-                &input[..input.len().min(kapsel_codec::armor::DETECTION_WINDOW)],
+            && kapsel_codec::is_armored(
+                &input[..input.len().min(kapsel_codec::ARMOR_DETECTION_WINDOW)],
             )
         {
             // The vector feeds armor to a binary-only decoder; the CLI

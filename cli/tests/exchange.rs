@@ -841,7 +841,7 @@ fn send_damaged_without_end_marker(
 
 #[test]
 fn a_damaged_chunk_before_a_close_abort_or_bad_length_is_answered_with_status_5() {
-    use kapsel_codec::payload::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+    use kapsel_codec::hazmat::payload::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
     let s = setup();
     // Chunk 1 of the message is damaged; the decoder opens it as soon as
     // its bytes arrived, before the framing reader looks for the end marker
@@ -883,7 +883,7 @@ fn a_damaged_final_chunk_then_a_close_without_end_marker_is_connection_closed() 
     // The final (short) chunk is opened only at the end of the message,
     // which the framing reader never finds: the connection closed first,
     // and the sender gets no reply.
-    let plaintext = random_bytes(3 * kapsel_codec::payload::CHUNK_SIZE + 100);
+    let plaintext = random_bytes(3 * kapsel_codec::hazmat::payload::CHUNK_SIZE + 100);
     let (reply, status, err) = send_damaged_without_end_marker(&s, &plaintext, |len| len - 10, &[]);
     assert_eq!(reply, [] as [u8; 0], "{err}");
     assert_eq!(status.code(), Some(1), "{err}");

@@ -16,10 +16,10 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use kapsel_codec::hpke::{self, Mode};
-use kapsel_codec::payload::{ChunkCipher, PayloadWriter};
-use kapsel_codec::segment::{SEGMENT_CHUNK_BYTES, SEGMENT_PLAINTEXT};
-use kapsel_codec::{Encryptor, Identity, HPKE_INFO};
+use kapsel_codec::hazmat::hpke::{self, Mode};
+use kapsel_codec::hazmat::payload::{ChunkCipher, PayloadWriter};
+use kapsel_codec::hazmat::segment::{SEGMENT_CHUNK_BYTES, SEGMENT_PLAINTEXT};
+use kapsel_codec::{hazmat::HPKE_INFO, Encryptor, Identity};
 use kapsel_format::{read, Stanza};
 
 fn signed(sender: &Identity, to: &[&Identity], serial: u64, plaintext: &[u8]) -> Vec<u8> {
@@ -250,7 +250,7 @@ fn the_order_of_identities_does_not_change_the_outcome() {
     // Bob's, then encrypts under the right one.
     let file_key = [3u8; 32];
     let stanza = |to: &Identity, key: &[u8; 32]| {
-        let eph = kapsel_codec::ec::SecretKey::generate();
+        let eph = kapsel_codec::hazmat::ec::SecretKey::generate();
         let e = hpke::encap(to.to_recipient().public_key(), None, &eph);
         let mut ctx = hpke::Context::new(Mode::Base, &e.shared_secret, HPKE_INFO);
         Stanza::P256Hpke {
@@ -293,7 +293,7 @@ fn ranges_on_impossible_and_exact_lengths() {
     let header_len = read::header(&file).unwrap().1.encoded_len();
     // Cut at the end of segment 1: no valid file has this length, so even
     // a range inside segment 0 is refused before anything is read.
-    let cut = header_len + 56 + 2 * kapsel_codec::segment::FULL_SEGMENT_LEN;
+    let cut = header_len + 56 + 2 * kapsel_codec::hazmat::segment::FULL_SEGMENT_LEN;
     let impossible = env.write("impossible.kap", &file[..cut]);
     let (code, out, err) = env.run(&[
         "decrypt",

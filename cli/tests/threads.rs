@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 const CHUNK: usize = 16384;
 const ENCRYPTED_CHUNK: usize = CHUNK + 16;
-/// Chunks per batch of the parallel codec (`kapsel_codec::parallel::BATCH_CHUNKS`).
+/// Chunks per batch of the parallel codec (`kapsel_codec::hazmat::parallel::BATCH_CHUNKS`).
 const BATCH: usize = 128 * CHUNK;
 
 struct Env {

@@ -20,7 +20,8 @@ pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 
 /// A tag did not verify. Deliberately carries no detail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("authentication failed")]
 pub struct OpenError;
 
 /// An AES-256-GCM key, ready to seal and open with caller-chosen nonces.

@@ -74,8 +74,8 @@ impl From<ArmorError> for io::Error {
 }
 
 /// Whether an input is armor, detected from `prefix`, its first
-/// [`DETECTION_WINDOW`] bytes (or all of it, if shorter), as SPEC.md
-/// section 10 says: after at most [`MAX_LEADING_WHITESPACE`] bytes of white
+/// `ARMOR_DETECTION_WINDOW` bytes (or all of it, if shorter), as SPEC.md
+/// section 10 says: after at most 1024 bytes of white
 /// space (space, tab, CR, LF), the 37 characters of the BEGIN line.
 ///
 /// Anything else is a binary file: a prefix that ends before the whole

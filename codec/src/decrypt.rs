@@ -8,7 +8,7 @@
 //!   before any decryption is attempted.
 //! - No chunk is decrypted before the commitment matched.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::ec::PublicKey;
 use kapsel_format::{read, Header, HeaderError, Sender, Stanza};
@@ -16,10 +16,14 @@ use nom::{Err, Needed};
 use zeroize::Zeroizing;
 
 use crate::error::DecryptError;
+#[cfg(feature = "exchange")]
 use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
 use crate::keys::{Identity, Recipient};
-use crate::payload::{read_full, ChunkCipher, PayloadError, PayloadReader, PAYLOAD_HEADER_LEN};
+use crate::payload::{
+    read_full, read_payload_prefix, ChunkCipher, PayloadError, PayloadReader, PAYLOAD_HEADER_LEN,
+};
+use crate::seek::{SeekablePayload, SeekableReader};
 use crate::segment::SegmentVerifier;
 use crate::{FILE_KEY_LEN, HPKE_INFO};
 
@@ -66,13 +70,16 @@ impl<R: Read> Decryptor<R> {
     }
 
     /// The parsed header, **not yet authenticated**: anyone can have written
-    /// it. Only the key commitment ([`Decryptor::decrypt`]) authenticates it.
-    pub fn header(&self) -> &Header {
+    /// it. Only the key commitment ([`Decryptor::decrypt`]) authenticates it;
+    /// after that, [`PlaintextReader::header`] is the same header, verified.
+    /// Fit for showing (`kapsel inspect`) or refusing a file early, never for
+    /// trusting it.
+    pub fn unverified_header(&self) -> &Header {
         &self.header
     }
 
-    /// The header's bytes as received.
-    pub fn header_bytes(&self) -> &[u8] {
+    /// The header's bytes as received, **not yet authenticated**.
+    pub fn unverified_header_bytes(&self) -> &[u8] {
         &self.header_bytes
     }
 
@@ -103,6 +110,7 @@ impl<R: Read> Decryptor<R> {
         self.decrypt_with_key(identities).map(|(reader, _)| reader)
     }
 
+    #[cfg(feature = "exchange")]
     /// [`Decryptor::decrypt`] for a message of the live exchange (SPEC.md
     /// section 13): once the header authenticated, refuses one that does not
     /// carry `challenge` ([`DecryptError::Challenge`], before any chunk is
@@ -125,11 +133,7 @@ impl<R: Read> Decryptor<R> {
     ) -> Result<(PlaintextReader<R>, Zeroizing<[u8; FILE_KEY_LEN]>), DecryptError> {
         let mut inner = self.inner;
         let found = find_file_key(&self.header, &self.header_bytes, identities, || {
-            let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
-            if read_full(&mut inner, &mut prefix)? < prefix.len() {
-                return Err(PayloadError::Truncated.into());
-            }
-            Ok(prefix)
+            read_payload_prefix(&mut inner).map_err(DecryptError::from)
         })?;
         let verifier = found.verifier(&self.header_bytes)?;
         let reader = PlaintextReader {
@@ -138,6 +142,42 @@ impl<R: Read> Decryptor<R> {
             header_bytes: self.header_bytes,
         };
         Ok((reader, found.file_key))
+    }
+}
+
+impl<R: Read + Seek> Decryptor<R> {
+    /// Opens the file for random access. Finds the file key (reading the
+    /// salt and commitment when a stanza opens), measures the source
+    /// (seeking to its end), and checks that the payload length is one a
+    /// file can have; nothing else is read.
+    ///
+    /// The payload runs from the end of the header to the end of the source,
+    /// so the file must end where the source ends; its length is
+    /// authenticated only when the final chunk (or, signed, the final
+    /// segment) verifies: on `SeekFrom::End`, at the end of the plaintext, or
+    /// by [`SeekableReader::plaintext_len`]. For a signed file every read
+    /// verifies the signature of each segment it touches before it returns
+    /// any of its plaintext.
+    pub fn decrypt_seekable(
+        self,
+        identities: &[Identity],
+    ) -> Result<SeekableReader<R>, DecryptError> {
+        let (mut source, header, header_bytes) = self.into_parts();
+        let payload_start = source.stream_position()?;
+        let end = source.seek(SeekFrom::End(0))?;
+        let payload_len = end
+            .checked_sub(payload_start)
+            .ok_or(PayloadError::Truncated)?;
+        let found = find_file_key(&header, &header_bytes, identities, || {
+            if payload_len < PAYLOAD_HEADER_LEN as u64 {
+                return Err(PayloadError::Truncated.into());
+            }
+            crate::seek::read_prefix(&mut source, payload_start).map_err(DecryptError::from)
+        })?;
+        let verifier = found.verifier(&header_bytes)?;
+        let payload =
+            SeekablePayload::open(source, payload_start, payload_len, found.cipher, verifier)?;
+        Ok(SeekableReader::new(payload, header, header_bytes))
     }
 }
 
@@ -200,7 +240,7 @@ impl<R: Read> PlaintextReader<R> {
         &self.header
     }
 
-    /// The header's bytes as received.
+    /// The header's bytes as received, authenticated by the key commitment.
     pub fn header_bytes(&self) -> &[u8] {
         &self.header_bytes
     }

@@ -69,6 +69,9 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+// `to_*(&self)` on a `Copy` type: the public `hazmat` API keeps its shape
+// whether or not the feature is on.
+#[allow(clippy::wrong_self_convention)]
 impl PublicKey {
     /// Parses a SEC1 point, compressed (33 bytes) or uncompressed (65 bytes);
     /// the hybrid form and the identity are refused.

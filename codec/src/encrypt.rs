@@ -88,6 +88,7 @@ impl Encryptor {
         self
     }
 
+    #[cfg(feature = "exchange")]
     /// Answers a receiver's challenge (SPEC.md section 13): the header gets
     /// a challenge record, and [`FileWriter::receipt_key`] the key that
     /// checks the receiver's receipt.
@@ -167,44 +168,46 @@ impl Encryptor {
         self.start(output, header_bytes, file_key, salt, None)
     }
 
-    /// [`Encryptor::wrap_output`] with every random value drawn from `rng`,
-    /// in this order: the file key, one ephemeral HPKE key per recipient (in
-    /// recipient order), the stanza shuffle (with hidden recipients), the
-    /// serial (unless set), the payload salt. With a seeded generator and a
-    /// fixed [`Encryptor::created_at`] the output of an anonymous file is
-    /// reproducible byte for byte: for conformance test vectors only. (A
-    /// signed file is signed with randomized nonces; reproducible signed
-    /// files need [`Encryptor::wrap_output_with_rng_and_signer`].) Real files
-    /// must use [`Encryptor::wrap_output`], which draws from the backend's
-    /// generator.
-    #[doc(hidden)]
-    pub fn wrap_output_with_rng<W: Write>(
-        self,
-        output: W,
-        rng: &mut impl CryptoRngCore,
-    ) -> Result<FileWriter<W>, EncryptError> {
-        let (header_bytes, file_key) = self.header(rng, true)?;
-        let mut salt = [0u8; SALT_LEN];
-        rng.fill_bytes(&mut salt);
-        self.start(output, header_bytes, file_key, salt, None)
+    hazmat_fn! {
+        /// [`Encryptor::wrap_output`] with every random value drawn from `rng`,
+        /// in this order: the file key, one ephemeral HPKE key per recipient (in
+        /// recipient order), the stanza shuffle (with hidden recipients), the
+        /// serial (unless set), the payload salt. With a seeded generator and a
+        /// fixed [`Encryptor::created_at`] the output of an anonymous file is
+        /// reproducible byte for byte: for conformance test vectors only. (A
+        /// signed file is signed with randomized nonces; reproducible signed
+        /// files need [`Encryptor::wrap_output_with_rng_and_signer`].) Real files
+        /// must use [`Encryptor::wrap_output`], which draws from the backend's
+        /// generator.
+        fn wrap_output_with_rng<W: Write>(
+            self,
+            output: W,
+            rng: &mut impl CryptoRngCore,
+        ) -> Result<FileWriter<W>, EncryptError> {
+            let (header_bytes, file_key) = self.header(rng, true)?;
+            let mut salt = [0u8; SALT_LEN];
+            rng.fill_bytes(&mut salt);
+            self.start(output, header_bytes, file_key, salt, None)
+        }
     }
 
-    /// [`Encryptor::wrap_output_with_rng`] with the segment signatures made
-    /// by `signer` instead of the sender's key (for example RFC 6979
-    /// deterministic ECDSA), so that signed conformance vectors are
-    /// reproducible. Hazardous: nothing checks that `signer` signs as the
-    /// sender the header names.
-    #[doc(hidden)]
-    pub fn wrap_output_with_rng_and_signer<W: Write>(
-        self,
-        output: W,
-        rng: &mut impl CryptoRngCore,
-        signer: ExternalSigner,
-    ) -> Result<FileWriter<W>, EncryptError> {
-        let (header_bytes, file_key) = self.header(rng, true)?;
-        let mut salt = [0u8; SALT_LEN];
-        rng.fill_bytes(&mut salt);
-        self.start(output, header_bytes, file_key, salt, Some(signer))
+    hazmat_fn! {
+        /// [`Encryptor::wrap_output_with_rng`] with the segment signatures made
+        /// by `signer` instead of the sender's key (for example RFC 6979
+        /// deterministic ECDSA), so that signed conformance vectors are
+        /// reproducible. Hazardous: nothing checks that `signer` signs as the
+        /// sender the header names.
+        fn wrap_output_with_rng_and_signer<W: Write>(
+            self,
+            output: W,
+            rng: &mut impl CryptoRngCore,
+            signer: ExternalSigner,
+        ) -> Result<FileWriter<W>, EncryptError> {
+            let (header_bytes, file_key) = self.header(rng, true)?;
+            let mut salt = [0u8; SALT_LEN];
+            rng.fill_bytes(&mut salt);
+            self.start(output, header_bytes, file_key, salt, Some(signer))
+        }
     }
 
     /// Writes the header and the payload prefix; a signed file is signed by
@@ -249,10 +252,12 @@ impl Encryptor {
 #[derive(Debug)]
 pub struct FileWriter<W: Write> {
     payload: PayloadWriter<W>,
+    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
     receipt_key: Option<ReceiptKey>,
 }
 
 impl<W: Write> FileWriter<W> {
+    #[cfg(feature = "exchange")]
     /// The key that checks the receiver's receipt, if the file answers a
     /// challenge ([`Encryptor::challenge`]).
     pub fn receipt_key(&self) -> Option<&ReceiptKey> {

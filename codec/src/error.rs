@@ -8,6 +8,7 @@ use crate::payload::PayloadError;
 
 /// The decoder outcome classes of SPEC.md, section "Decoder outcomes".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The input does not start with the kapsel magic.
     NotKapsel,
@@ -60,12 +61,40 @@ pub enum DecryptError {
     /// of the live exchange, SPEC.md section 13.4).
     #[error(transparent)]
     Challenge(#[from] crate::exchange::ChallengeMismatch),
+    /// The ASCII armor around the file is malformed.
+    #[error(transparent)]
+    Armor(crate::armor::ArmorError),
     /// Reading failed.
     #[error(transparent)]
     Io(#[from] io::Error),
 }
 
 impl DecryptError {
+    /// The error behind an `io::Error` that a decrypting reader returned
+    /// (`Read` can only return `io::Error`): a payload, signature or armor
+    /// failure comes back as its own variant, anything else as
+    /// [`DecryptError::Io`]. Callers never need to look inside the
+    /// `io::Error` themselves.
+    pub fn from_io(e: io::Error) -> DecryptError {
+        let Some(inner) = e.get_ref() else {
+            return DecryptError::Io(e);
+        };
+        if let Some(a) = inner.downcast_ref::<crate::armor::ArmorError>() {
+            return DecryptError::Armor(*a);
+        }
+        if let Some(s) = inner.downcast_ref::<crate::segment::SignatureError>() {
+            return DecryptError::Signature(*s);
+        }
+        if let Some(p) = inner.downcast_ref::<PayloadError>() {
+            return DecryptError::from(*p);
+        }
+        #[cfg(feature = "exchange")]
+        if let Some(c) = inner.downcast_ref::<crate::exchange::ChallengeMismatch>() {
+            return DecryptError::Challenge(*c);
+        }
+        DecryptError::Io(e)
+    }
+
     /// The outcome class of this error.
     pub fn outcome(&self) -> Outcome {
         match self {
@@ -81,6 +110,7 @@ impl DecryptError {
             DecryptError::Payload(_) => Outcome::PayloadFailed,
             DecryptError::Signature(_) => Outcome::SenderAuthFailed,
             DecryptError::Challenge(_) => Outcome::Refused,
+            DecryptError::Armor(_) => Outcome::ArmorFailed,
             DecryptError::Io(e) => outcome_of_io_error(e),
         }
     }

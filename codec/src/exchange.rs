@@ -151,6 +151,7 @@ impl Challenge {
 
 /// Why a header does not answer a challenge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChallengeMismatch {
     /// The header has no challenge record.
     #[error("the message carries no challenge (it was not made for this exchange)")]
@@ -178,7 +179,7 @@ impl fmt::Debug for Challenge {
 
 /// A challenge's text form was not 64 hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a challenge is 64 hex digits (kapsel challenge prints one)")]
+#[error("a challenge is 64 hex digits")]
 pub struct ChallengeParseError;
 
 impl FromStr for Challenge {
@@ -507,9 +508,31 @@ impl<R: Read> Read for TailReader<R> {
 }
 
 /// A receipt: proof, for the sender, that a holder of the file key read the
-/// whole message in this session.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Receipt(pub [u8; RECEIPT_LEN]);
+/// whole message in this session. Compared in constant time; check one with
+/// [`ReceiptKey::verify`].
+#[derive(Clone, Copy, Debug)]
+pub struct Receipt([u8; RECEIPT_LEN]);
+
+impl Receipt {
+    /// A receipt from its 32 bytes as sent on the wire.
+    pub fn from_bytes(bytes: [u8; RECEIPT_LEN]) -> Self {
+        Receipt(bytes)
+    }
+
+    /// The 32 bytes as sent on the wire.
+    pub fn as_bytes(&self) -> &[u8; RECEIPT_LEN] {
+        &self.0
+    }
+}
+
+/// Constant time: a receipt is a MAC.
+impl PartialEq for Receipt {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Receipt {}
 
 /// The key and the fixed inputs of one message's receipt (SPEC.md section
 /// 13.5). Made by the encryptor or the decryptor, which hold the file key.
@@ -611,14 +634,8 @@ pub fn read_reply<R: Read + ?Sized>(r: &mut R) -> io::Result<Reply> {
 }
 
 fn read_exactly<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => return Err(ExchangeError::Closed(Phase::Reply).into()),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    if crate::payload::read_full(r, buf)? < buf.len() {
+        return Err(ExchangeError::Closed(Phase::Reply).into());
     }
     Ok(())
 }

@@ -46,6 +46,7 @@ const HPKE_SUITE_ID: [u8; 10] = [
 pub enum Mode {
     /// `mode_base`: the sender is anonymous.
     Base = 0x00,
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// `mode_auth`: the sender proves possession of a static P-256 key.
     Auth = 0x02,
 }
@@ -66,6 +67,7 @@ pub enum HpkeError {
     /// An export longer than 255 * Nh bytes was requested.
     #[error("HPKE export length too long")]
     ExportTooLong,
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// DeriveKeyPair found no valid scalar (probability about 2^-8160).
     #[error("DeriveKeyPair failed")]
     DeriveKeyPair,
@@ -143,12 +145,14 @@ pub fn deserialize_public_key(bytes: &[u8]) -> Result<PublicKey, HpkeError> {
     PublicKey::from_sec1_bytes(bytes).map_err(|_| HpkeError::InvalidPublicKey)
 }
 
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
 /// `DH(sk, pk)` as the KEM computes it (for conformance tests of the curve
 /// arithmetic, such as Wycheproof's ECDH vectors).
 pub fn diffie_hellman(sk: &SecretKey, pk: &PublicKey) -> Zeroizing<[u8; N_SECRET]> {
     sk.diffie_hellman(pk)
 }
 
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
 /// `DeriveKeyPair(ikm)` of DHKEM(P-256, HKDF-SHA256) (RFC 9180, section 7.1.3).
 pub fn derive_key_pair(ikm: &[u8]) -> Result<SecretKey, HpkeError> {
     let dkp_prk = labeled_extract(&KEM_SUITE_ID, b"", b"dkp_prk", ikm);
@@ -242,6 +246,7 @@ pub fn decap(
 /// usable by either side: `seal` and `open` advance the same sequence number.
 pub struct Context {
     aead: Aes256Gcm,
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     key: Zeroizing<[u8; KEY_LEN]>,
     base_nonce: [u8; NONCE_LEN],
     exporter_secret: Zeroizing<[u8; N_SECRET]>,
@@ -345,6 +350,7 @@ impl Context {
         Ok(())
     }
 
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// `Context.Export(exporter_context, L)` into `out`; `L` is at most 255 * 32.
     pub fn export(&self, exporter_context: &[u8], out: &mut [u8]) -> Result<(), HpkeError> {
         if out.len() > 255 * N_SECRET {
@@ -361,16 +367,19 @@ impl Context {
     }
 
     /// The AEAD key, for conformance tests against RFC 9180 vectors.
+    #[cfg(feature = "hazmat")]
     pub fn key_bytes_for_conformance(&self) -> &[u8; KEY_LEN] {
         &self.key
     }
 
     /// The base nonce, for conformance tests against RFC 9180 vectors.
+    #[cfg(feature = "hazmat")]
     pub fn base_nonce(&self) -> &[u8; NONCE_LEN] {
         &self.base_nonce
     }
 
     /// The exporter secret, for conformance tests against RFC 9180 vectors.
+    #[cfg(feature = "hazmat")]
     pub fn exporter_secret_for_conformance(&self) -> &[u8; N_SECRET] {
         &self.exporter_secret
     }

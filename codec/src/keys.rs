@@ -145,15 +145,19 @@ impl Identity {
         }
     }
 
-    /// Wraps an existing secret key.
-    pub fn from_secret_key(secret: SecretKey) -> Self {
-        Identity { secret }
+    hazmat_fn! {
+        /// Wraps an existing secret key.
+        fn from_secret_key(secret: SecretKey) -> Self {
+            Identity { secret }
+        }
     }
 
-    /// The secret key, for composition inside this crate and for callers that
-    /// need to export it (PEM).
-    pub fn secret_key(&self) -> &SecretKey {
-        &self.secret
+    hazmat_fn! {
+        /// The secret key, for composition inside this crate and for callers that
+        /// need to export it (PEM).
+        fn secret_key(&self) -> &SecretKey {
+            &self.secret
+        }
     }
 
     /// The matching recipient.
@@ -284,14 +288,18 @@ impl fmt::Debug for Identity {
 }
 
 impl Recipient {
-    /// Wraps an existing public key.
-    pub fn from_public_key(public: PublicKey) -> Self {
-        Recipient { public }
+    hazmat_fn! {
+        /// Wraps an existing public key.
+        fn from_public_key(public: PublicKey) -> Self {
+            Recipient { public }
+        }
     }
 
-    /// The public key.
-    pub fn public_key(&self) -> &PublicKey {
-        &self.public
+    hazmat_fn! {
+        /// The public key.
+        fn public_key(&self) -> &PublicKey {
+            &self.public
+        }
     }
 
     /// Parses a point as carried in a header; checks curve membership.
@@ -306,23 +314,27 @@ impl Recipient {
         P256Point(self.public.to_uncompressed())
     }
 
-    /// The 33-byte compressed SEC1 encoding.
-    pub fn to_compressed(&self) -> [u8; 33] {
-        self.public.to_compressed()
+    hazmat_fn! {
+        /// The 33-byte compressed SEC1 encoding.
+        fn to_compressed(&self) -> [u8; 33] {
+            self.public.to_compressed()
+        }
     }
 
-    /// The key hint of a stanza for this recipient with encapsulated key
-    /// `enc` (SPEC.md section 4.4): the first four bytes of
-    /// `SHA-256("kapsel/v1 hint" || 0x00 || compressed point || enc)`.
-    pub fn stanza_hint(&self, enc: &[u8]) -> [u8; KEY_HINT_LEN] {
-        let mut h = digest::Context::new(&digest::SHA256);
-        h.update(b"kapsel/v1 hint\x00");
-        h.update(&self.to_compressed());
-        h.update(enc);
-        let digest = h.finish();
-        let mut h = [0u8; KEY_HINT_LEN];
-        h.copy_from_slice(&digest.as_ref()[..KEY_HINT_LEN]);
-        h
+    hazmat_fn! {
+        /// The key hint of a stanza for this recipient with encapsulated key
+        /// `enc` (SPEC.md section 4.4): the first four bytes of
+        /// `SHA-256("kapsel/v1 hint" || 0x00 || compressed point || enc)`.
+        fn stanza_hint(&self, enc: &[u8]) -> [u8; KEY_HINT_LEN] {
+            let mut h = digest::Context::new(&digest::SHA256);
+            h.update(b"kapsel/v1 hint\x00");
+            h.update(&self.to_compressed());
+            h.update(enc);
+            let digest = h.finish();
+            let mut h = [0u8; KEY_HINT_LEN];
+            h.copy_from_slice(&digest.as_ref()[..KEY_HINT_LEN]);
+            h
+        }
     }
 }
 

@@ -1,12 +1,37 @@
-//! The kapsel codec: HPKE key wrap ([`hpke`]), the Cobblestone-256 chunk
-//! primitive and streaming payload ([`payload`]), keys and their text forms
-//! ([`keys`]), and the file-level [`Encryptor`] and [`Decryptor`].
+//! kapsel: files and streams encrypted to P-256 public keys.
 //!
 //! A file is `header || salt || commitment || chunks`. The header (see
 //! `format-spec/SPEC.md`) carries one HPKE stanza per recipient, each sealing
 //! the same random 32-byte file key. The payload is Cobblestone-256 with the
 //! file key as input key and the header bytes as context, so the key
 //! commitment authenticates the whole header before any chunk is decrypted.
+//!
+//! # The API in one screen
+//!
+//! - Keys: [`Identity`] (a private key) and [`Recipient`] (its public key),
+//!   with their text forms (`KAPSEL-SECRET-KEY-1...`, `kapsel1...`) and PEM.
+//! - Encrypting: [`Encryptor`] builds the header for some recipients (and
+//!   optionally a sender who signs); [`Encryptor::wrap_output`] gives a
+//!   [`FileWriter`] (`Write`), whose [`FileWriter::finish`] ends the file, or
+//!   [`FileWriter::encrypt_from`] does the whole job in parallel in one call.
+//! - Decrypting: [`Decryptor::new`] reads exactly the header, which is not yet
+//!   authenticated ([`Decryptor::unverified_header`]); [`Decryptor::decrypt`]
+//!   finds the file key and checks the commitment, giving a
+//!   [`PlaintextReader`] (`Read`) that releases only verified chunks, or
+//!   [`PlaintextReader::decrypt_to`] in parallel in one call;
+//!   [`Decryptor::decrypt_seekable`] gives a [`SeekableReader`] for random
+//!   access.
+//! - ASCII armor: [`ArmoredWriter`], [`ArmoredReader`], [`is_armored`].
+//! - Inspecting without a key: [`Decryptor::unverified_header`] and
+//!   [`payload_shape`].
+//! - Errors: [`EncryptError`], [`DecryptError`] with its SPEC outcome class
+//!   ([`Outcome`]); [`DecryptError::from_io`] recovers the error behind an
+//!   `io::Error` returned by a reader.
+//! - The live exchange of SPEC section 13: [`exchange`] (feature `exchange`,
+//!   on by default).
+//! - Conformance vectors, benchmarks and fuzzing: the `hazmat` module
+//!   (feature `hazmat`), which lets its caller choose nonces, salts and
+//!   random generators. Not for applications.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -28,30 +53,125 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod aead;
-pub mod armor;
+/// Declares a method that is public only with the `hazmat` feature (and
+/// crate-internal without it): `hazmat_fn! { /// docs\n fn name(..) {..} }`.
+macro_rules! hazmat_fn {
+    ($(#[$m:meta])* fn $($rest:tt)*) => {
+        #[cfg(feature = "hazmat")]
+        $(#[$m])*
+        ///
+        /// Only with the `hazmat` feature.
+        pub fn $($rest)*
+        #[cfg(not(feature = "hazmat"))]
+        #[allow(dead_code)]
+        $(#[$m])*
+        pub(crate) fn $($rest)*
+    };
+}
+
+mod aead;
+mod armor;
 pub mod backend;
-pub mod decrypt;
-pub mod ec;
-pub mod encrypt;
-pub mod error;
+mod decrypt;
+mod ec;
+mod encrypt;
+mod error;
+#[cfg(feature = "exchange")]
 pub mod exchange;
-pub mod hpke;
-pub mod keys;
-pub mod parallel;
-pub mod payload;
-pub mod seek;
-pub mod segment;
+#[cfg(not(feature = "exchange"))]
+#[allow(dead_code)]
+mod exchange;
+mod hpke;
+mod keys;
+mod parallel;
+mod payload;
+mod seek;
+mod segment;
 pub mod ssh;
 
-pub use decrypt::{Decryptor, PlaintextReader};
+pub use armor::{
+    is_armored, ArmorError, ArmoredReader, ArmoredWriter,
+    DETECTION_WINDOW as ARMOR_DETECTION_WINDOW,
+};
+pub use decrypt::{ClaimedSender, Decryptor, PlaintextReader};
 pub use encrypt::{Encryptor, FileWriter};
 pub use error::{outcome_of_io_error, DecryptError, EncryptError, Outcome};
-pub use keys::{Identity, KeyParseError, Recipient};
-pub use payload::{PayloadReader, PayloadWriter};
-pub use seek::{SeekablePayload, SeekableReader};
+pub use keys::{Identity, KeyKind, KeyParseError, Recipient, IDENTITY_HRP, RECIPIENT_HRP};
+pub use parallel::{CopyError, InputReady, ReleaseGate};
+pub use payload::{PayloadError, CHUNK_SIZE};
+pub use seek::{payload_shape, PayloadCursor, PayloadShape, SeekableReader};
+pub use segment::SignatureError;
 
 /// Length of the random per-file key.
-pub const FILE_KEY_LEN: usize = 32;
+const FILE_KEY_LEN: usize = 32;
 /// HPKE `info` for every stanza of a v1 file.
-pub const HPKE_INFO: &[u8] = b"kapsel/v1 file key";
+const HPKE_INFO: &[u8] = b"kapsel/v1 file key";
+
+#[cfg(feature = "hazmat")]
+pub mod hazmat {
+    //! Hazardous materials: the building blocks under the safe API, for
+    //! conformance vectors, benchmarks and fuzzing. Only with the `hazmat`
+    //! feature; not for applications.
+    //!
+    //! Everything here lets its caller break the guarantees the rest of the
+    //! crate keeps: a raw AES-256-GCM that takes the caller's nonce
+    //! ([`aead`]), a stateless chunk cipher that reuses a nonce
+    //! when asked twice for one index ([`payload::ChunkCipher`]),
+    //! HPKE contexts that hand out their key bytes ([`hpke`]), an
+    //! encryptor that takes the caller's random generator and salt, and the
+    //! parallel payload functions without the file around them. Nothing here is
+    //! covered by semantic versioning.
+
+    /// AES-256-GCM with the caller's nonce (HPKE and the payload chunks use it).
+    pub mod aead {
+        pub use crate::aead::{Aes256Gcm, OpenError, KEY_LEN, NONCE_LEN, TAG_LEN};
+    }
+    /// P-256 keys as the backend holds them.
+    pub mod ec {
+        pub use crate::ec::{
+            InvalidKey, PublicKey, SecretKey, COMPRESSED_LEN, SCALAR_LEN, UNCOMPRESSED_LEN,
+        };
+    }
+    /// HPKE (RFC 9180) for kapsel's suite, with the key schedule's secrets readable.
+    pub mod hpke {
+        pub use crate::hpke::{
+            decap, derive_key_pair, deserialize_public_key, diffie_hellman, encap,
+            hkdf_sha256_expand, hkdf_sha256_extract, Context, Encapsulation, HpkeError, Mode,
+            PublicKey, SecretKey, AEAD_ID, KDF_ID, KEM_ID, N_ENC, N_SECRET,
+        };
+    }
+    /// The bare parallel payload paths, without the file around them.
+    pub mod parallel {
+        pub use crate::parallel::{
+            decrypt_payload, default_threads, encrypt_payload, CopyError, InputReady, ReleaseGate,
+            BATCH_CHUNKS, SEQUENTIAL_BELOW, WINDOW,
+        };
+    }
+    /// The Cobblestone-256 chunk primitive and the bare payload reader and writer.
+    pub mod payload {
+        pub use crate::payload::{
+            ChunkCipher, PayloadError, PayloadReader, PayloadWriter, StreamError, CHUNK_SIZE,
+            COMMITMENT_LEN, ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN, SALT_LEN,
+        };
+    }
+    /// Random access over a bare payload.
+    pub mod seek {
+        pub use crate::seek::{
+            payload_shape, PayloadCursor, PayloadShape, SeekablePayload, SeekableReader,
+        };
+    }
+    /// Signed segments: the transcript, signer and verifier.
+    pub mod segment {
+        pub use crate::segment::{
+            verify_p1363, ExternalSigner, SegmentHasher, SegmentSigner, SegmentVerifier,
+            SignatureError, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS,
+            SEGMENT_CHUNK_BYTES, SEGMENT_LABEL, SEGMENT_PLAINTEXT, SIGNATURE_LEN,
+            SIGNED_MESSAGE_LEN,
+        };
+    }
+    pub use crate::error::payload_error_of;
+    /// Length of the random per-file key.
+    pub const FILE_KEY_LEN: usize = crate::FILE_KEY_LEN;
+    /// HPKE `info` for every stanza of a v1 file.
+    pub const HPKE_INFO: &[u8] = crate::HPKE_INFO;
+}

@@ -87,9 +87,11 @@ pub const SEQUENTIAL_BELOW: usize = 16 * CHUNK_SIZE;
 
 /// Why a parallel encryption or decryption stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CopyError {
-    /// Reading failed, or the payload is invalid (a [`PayloadError`] inside
-    /// the `io::Error`; see [`crate::error::payload_error_of`]).
+    /// Reading failed, or the payload is invalid (the typed error is inside
+    /// the `io::Error`: [`DecryptError::from_io`](crate::DecryptError::from_io)
+    /// recovers it).
     #[error(transparent)]
     Input(io::Error),
     /// Writing failed.
@@ -590,6 +592,7 @@ impl SealJob {
     }
 }
 
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
 /// Encrypts everything `reader` yields as the chunks of an unsigned
 /// payload whose 56-byte prefix (salt and commitment) was already written to
 /// `writer`, then flushes `writer` and returns it.
@@ -839,6 +842,7 @@ impl OpenJob {
         !self.released.is_empty() || matches!(self.stop, Stop::Done)
     }
 }
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
 /// Decrypts the chunks `reader` yields (an unsigned payload after its salt
 /// and commitment, whose commitment `cipher` was verified against) and
 /// writes the verified plaintext to `writer`, then flushes it; returns the

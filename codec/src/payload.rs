@@ -174,6 +174,7 @@ impl ChunkCipher {
         Ok((cipher, prefix))
     }
 
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Derives the cipher for a new payload with a fresh random salt.
     pub fn for_encryption(
         input_key: &[u8],
@@ -217,8 +218,9 @@ impl ChunkCipher {
     }
 }
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-pub(crate) fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the input ends; returns the bytes read. The
+/// one read-fully loop of the crate (it retries `Interrupted`).
+pub(crate) fn read_full<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {
@@ -231,9 +233,23 @@ pub(crate) fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<u
     Ok(filled)
 }
 
+/// Reads the salt and commitment that precede the first chunk: the one
+/// parser of that prefix, for the sequential, file-level and seekable
+/// readers. A short input is [`PayloadError::Truncated`].
+pub(crate) fn read_payload_prefix<R: Read + ?Sized>(
+    reader: &mut R,
+) -> Result<[u8; PAYLOAD_HEADER_LEN], StreamError> {
+    let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
+    if read_full(reader, &mut prefix)? < PAYLOAD_HEADER_LEN {
+        return Err(PayloadError::Truncated.into());
+    }
+    Ok(prefix)
+}
+
 /// A payload failure, a segment signature failure, or an I/O error from the
 /// underlying reader or writer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamError {
     /// The payload is invalid.
     #[error(transparent)]
@@ -288,6 +304,7 @@ impl<W: Write> std::fmt::Debug for PayloadWriter<W> {
 }
 
 impl<W: Write> PayloadWriter<W> {
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Starts an unsigned payload: writes the salt and commitment to `inner`.
     pub fn new(mut inner: W, input_key: &[u8], context: &[u8]) -> Result<Self, StreamError> {
         let (cipher, prefix) = ChunkCipher::for_encryption(input_key, context)?;
@@ -458,6 +475,7 @@ impl<R: Read> std::fmt::Debug for PayloadReader<R> {
 }
 
 impl<R: Read> PayloadReader<R> {
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Reads the salt and commitment of an unsigned payload and checks the
     /// commitment; no chunk is read or decrypted before it matched.
     pub fn new(mut inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, StreamError> {
@@ -467,10 +485,7 @@ impl<R: Read> PayloadReader<R> {
             }
             .into());
         }
-        let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
-        if read_full(&mut inner, &mut prefix)? < PAYLOAD_HEADER_LEN {
-            return Err(PayloadError::Truncated.into());
-        }
+        let prefix = read_payload_prefix(&mut inner)?;
         let cipher = ChunkCipher::for_decryption_with_prefix(input_key, context, &prefix)?;
         Ok(Self::from_parts(inner, cipher))
     }
@@ -563,6 +578,7 @@ impl<R: Read> PayloadReader<R> {
     }
 
     /// Whether the payload is signed (read in segments).
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     pub fn is_signed(&self) -> bool {
         self.verifier.is_some()
     }

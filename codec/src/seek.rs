@@ -85,12 +85,11 @@ use zeroize::Zeroizing;
 use kapsel_format::Header;
 
 use crate::aead::{KEY_LEN, TAG_LEN};
-use crate::decrypt::{claimed_sender, find_file_key, ClaimedSender, Decryptor};
-use crate::error::DecryptError;
-use crate::keys::{Identity, Recipient};
+use crate::decrypt::{claimed_sender, ClaimedSender};
+use crate::keys::Recipient;
 use crate::payload::{
-    open_segment_chunks, read_full, ChunkCipher, PayloadError, StreamError, CHUNK_SIZE,
-    ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN,
+    open_segment_chunks, read_full, read_payload_prefix, ChunkCipher, PayloadError, StreamError,
+    CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN,
 };
 use crate::segment::{
     SegmentVerifier, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS, SEGMENT_PLAINTEXT,
@@ -249,7 +248,7 @@ fn invalid_input(message: &'static str) -> io::Error {
 /// A Cobblestone-256 payload with random access: `Read + Seek` over the
 /// plaintext, and [`read_at`](Self::read_at) from several threads.
 ///
-/// See the [module documentation](self) for what is authenticated when.
+/// The module documentation of `seek.rs` says what is authenticated when.
 pub struct SeekablePayload<R> {
     source: Mutex<R>,
     cipher: ChunkCipher,
@@ -275,6 +274,7 @@ impl<R> std::fmt::Debug for SeekablePayload<R> {
 }
 
 impl<R: Read + Seek> SeekablePayload<R> {
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Opens the unsigned payload of `payload_len` bytes (salt, commitment,
     /// chunks) that starts at offset `payload_start` of `source`: reads the
     /// salt and commitment and checks the commitment for `input_key` and
@@ -522,16 +522,12 @@ impl<R: Read + Seek> SeekablePayload<R> {
 }
 
 /// Reads the 56-byte salt and commitment at `payload_start`.
-fn read_prefix<R: Read + Seek>(
+pub(crate) fn read_prefix<R: Read + Seek>(
     source: &mut R,
     payload_start: u64,
 ) -> Result<[u8; PAYLOAD_HEADER_LEN], StreamError> {
-    let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
     source.seek(SeekFrom::Start(payload_start))?;
-    if read_full(source, &mut prefix)? < PAYLOAD_HEADER_LEN {
-        return Err(PayloadError::Truncated.into());
-    }
-    Ok(prefix)
+    read_payload_prefix(source)
 }
 
 impl<R> SeekablePayload<R> {
@@ -622,8 +618,8 @@ impl<R: Read + Seek> Seek for SeekablePayload<R> {
     }
 }
 
-/// An independent `Read + Seek` view of a [`SeekablePayload`] (see
-/// [`SeekablePayload::cursor`] and [`SeekableReader::cursor`]).
+/// An independent `Read + Seek` view of a seekable payload (see
+/// [`SeekableReader::cursor`]).
 #[derive(Debug)]
 pub struct PayloadCursor<'a, R> {
     payload: &'a SeekablePayload<R>,
@@ -649,8 +645,35 @@ impl<R: Read + Seek> Seek for PayloadCursor<'_, R> {
     }
 }
 
-/// A kapsel file opened for random access: see [`Decryptor::decrypt_seekable`]
-/// and the [module documentation](self).
+/// A kapsel file opened for random access by [`Decryptor::decrypt_seekable`](crate::Decryptor::decrypt_seekable):
+/// `Read + Seek` over the plaintext, [`read_at`](Self::read_at) from several
+/// threads, and [`cursor`](Self::cursor) for independent views.
+///
+/// Nothing is decrypted before the key commitment matched; each read
+/// decrypts exactly the chunks it touches (in a signed file, it verifies the
+/// signature of each segment it touches first), and a corrupt chunk fails
+/// exactly the reads that touch it. The length is authenticated only when
+/// the final chunk verifies (`SeekFrom::End`, [`plaintext_len`](Self::plaintext_len)).
+///
+/// ```
+/// use std::io::{Cursor, Seek, SeekFrom, Write};
+/// use kapsel_codec::{Decryptor, Encryptor, Identity};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let alice = Identity::generate();
+/// let mut writer = Encryptor::new([alice.to_recipient()])?.wrap_output(Vec::new())?;
+/// writer.write_all(&[7u8; 100_000])?;
+/// let file = writer.finish()?;
+///
+/// let mut reader = Decryptor::new(Cursor::new(file))?   // reads the header
+///     .decrypt_seekable(std::slice::from_ref(&alice))?;  // unwraps the key, checks the commitment
+/// let mut buf = [0u8; 10];
+/// reader.read_exact_at(50_000, &mut buf)?;              // decrypts chunk 3 only
+/// assert_eq!((buf, reader.chunks_decrypted()), ([7u8; 10], 1));
+/// assert_eq!(reader.seek(SeekFrom::End(0))?, 100_000);  // opens the final chunk first
+/// # Ok(())
+/// # }
+/// ```
 pub struct SeekableReader<R> {
     payload: SeekablePayload<R>,
     header: Header,
@@ -665,68 +688,45 @@ impl<R> std::fmt::Debug for SeekableReader<R> {
     }
 }
 
-impl<R: Read + Seek> Decryptor<R> {
-    /// Opens the file for random access. Finds the file key (reading the
-    /// salt and commitment when a stanza opens), measures the source
-    /// (seeking to its end), and checks that the payload length is one a
-    /// file can have; nothing else is read.
-    ///
-    /// The payload runs from the end of the header to the end of the source,
-    /// so the file must end where the source ends; its length is
-    /// authenticated only when the final chunk (or, signed, the final
-    /// segment) verifies: on `SeekFrom::End`, at the end of the plaintext, or
-    /// by [`SeekableReader::plaintext_len`]. For a signed file every read
-    /// verifies the signature of each segment it touches before it returns
-    /// any of its plaintext.
-    pub fn decrypt_seekable(
-        self,
-        identities: &[Identity],
-    ) -> Result<SeekableReader<R>, DecryptError> {
-        let (mut source, header, header_bytes) = self.into_parts();
-        let payload_start = source.stream_position()?;
-        let end = source.seek(SeekFrom::End(0))?;
-        let payload_len = end
-            .checked_sub(payload_start)
-            .ok_or(PayloadError::Truncated)?;
-        let found = find_file_key(&header, &header_bytes, identities, || {
-            if payload_len < PAYLOAD_HEADER_LEN as u64 {
-                return Err(PayloadError::Truncated.into());
-            }
-            read_prefix(&mut source, payload_start).map_err(DecryptError::from)
-        })?;
-        let verifier = found.verifier(&header_bytes)?;
-        let payload =
-            SeekablePayload::open(source, payload_start, payload_len, found.cipher, verifier)?;
-        Ok(SeekableReader {
+impl<R> SeekableReader<R> {
+    /// A file whose key commitment matched, over its payload.
+    pub(crate) fn new(payload: SeekablePayload<R>, header: Header, header_bytes: Vec<u8>) -> Self {
+        SeekableReader {
             payload,
             header,
             header_bytes,
-        })
+        }
     }
 }
 
 impl<R: Read + Seek> SeekableReader<R> {
-    /// See [`SeekablePayload::read_at`].
+    /// Reads plaintext at `offset` into `buf` without a position (`&self`,
+    /// several threads at once); returns how many bytes were read, 0 at the
+    /// end. Decrypts exactly the chunks (or, signed, verifies the segments)
+    /// the range touches.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.payload.read_at(offset, buf)
     }
 
-    /// See [`SeekablePayload::read_exact_at`].
+    /// [`read_at`](Self::read_at) until `buf` is full; an error at the end
+    /// of the plaintext.
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.payload.read_exact_at(offset, buf)
     }
 
-    /// See [`SeekablePayload::plaintext_len`].
+    /// The plaintext length, authenticated: opens the final chunk (or
+    /// verifies the final segment) first.
     pub fn plaintext_len(&self) -> io::Result<u64> {
         self.payload.plaintext_len()
     }
 
-    /// See [`SeekablePayload::verify_length`].
+    /// Checks that the file ends where its source ends, by opening the
+    /// final chunk (or verifying the final segment).
     pub fn verify_length(&self) -> io::Result<()> {
         self.payload.verify_length()
     }
 
-    /// See [`SeekablePayload::cursor`].
+    /// An independent `Read + Seek` view sharing this reader's source.
     pub fn cursor(&self) -> PayloadCursor<'_, R> {
         self.payload.cursor()
     }
@@ -763,27 +763,30 @@ impl<R> SeekableReader<R> {
         self.payload.verifier.is_some()
     }
 
-    /// The payload layer, for its counters and accessors.
-    pub fn payload(&self) -> &SeekablePayload<R> {
-        &self.payload
+    hazmat_fn! {
+        /// The payload layer, for its counters and accessors.
+        fn payload(&self) -> &SeekablePayload<R> {
+            &self.payload
+        }
     }
 
-    /// See [`SeekablePayload::unverified_plaintext_len`].
+    /// The plaintext length the source length implies, **not yet
+    /// authenticated** (see [`plaintext_len`](Self::plaintext_len)).
     pub fn unverified_plaintext_len(&self) -> u64 {
         self.payload.unverified_plaintext_len()
     }
 
-    /// See [`SeekablePayload::chunks_decrypted`].
+    /// How many chunks were decrypted so far (over all reads).
     pub fn chunks_decrypted(&self) -> u64 {
         self.payload.chunks_decrypted()
     }
 
-    /// See [`SeekablePayload::segments_verified`].
+    /// How many segment signatures were verified so far (0 for an anonymous file).
     pub fn segments_verified(&self) -> u64 {
         self.payload.segments_verified()
     }
 
-    /// See [`SeekablePayload::chunk_count`].
+    /// The number of chunks, the final one included.
     pub fn chunk_count(&self) -> u64 {
         self.payload.chunk_count()
     }

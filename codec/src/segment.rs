@@ -160,6 +160,7 @@ pub struct ExternalSigner(Arc<SignFn>);
 type SignFn = dyn Fn(&[u8]) -> [u8; SIGNATURE_LEN] + Send + Sync;
 
 impl ExternalSigner {
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Wraps `sign`.
     pub fn new(sign: impl Fn(&[u8]) -> [u8; SIGNATURE_LEN] + Send + Sync + 'static) -> Self {
         ExternalSigner(Arc::new(sign))
@@ -308,6 +309,7 @@ fn verify_with(
     key.verify_sig(message, signature).is_ok()
 }
 
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
 /// [`SegmentVerifier`]'s primitive on its own, for checking it against
 /// external ECDSA vectors: `point` is an uncompressed SEC1 point, `signature`
 /// IEEE P1363 `r || s`. Not for files: segment signatures go through

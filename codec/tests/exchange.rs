@@ -66,7 +66,7 @@ fn receive(
     let outcome = (|| {
         let decryptor = Decryptor::new(&mut input).map_err(|e| e.to_string())?;
         challenge
-            .check(decryptor.header())
+            .check(decryptor.unverified_header())
             .map_err(|e| e.to_string())?;
         let (mut plaintext, key) = decryptor
             .decrypt_live(std::slice::from_ref(identity), &challenge)
@@ -126,10 +126,10 @@ fn a_message_recorded_for_one_challenge_is_refused_under_another() {
     writer.finish().unwrap();
 
     let decryptor = Decryptor::new(&recorded[..]).unwrap();
-    assert_eq!(first.check(decryptor.header()), Ok(()));
+    assert_eq!(first.check(decryptor.unverified_header()), Ok(()));
     let second = Challenge::generate();
     assert_eq!(
-        second.check(decryptor.header()),
+        second.check(decryptor.unverified_header()),
         Err(ChallengeMismatch::Different)
     );
 
@@ -148,12 +148,12 @@ fn a_message_recorded_for_one_challenge_is_refused_under_another() {
         .is_none());
     let decryptor = Decryptor::new(&plain[..]).unwrap();
     assert_eq!(
-        second.check(decryptor.header()),
+        second.check(decryptor.unverified_header()),
         Err(ChallengeMismatch::Missing)
     );
 
     // Only a record of type 0x0020 holding exactly the 32 bytes matches.
-    let mut header = decryptor.header().clone();
+    let mut header = decryptor.unverified_header().clone();
     let record = |kind: u16, value: Vec<u8>| kapsel_format::Extension { kind, value };
     let mut longer = second.as_bytes().to_vec();
     longer.push(0);

@@ -5,14 +5,14 @@
 
 use std::io::{self, Read, Write};
 
-use kapsel_codec::error::payload_error_of;
-use kapsel_codec::parallel::{
+use kapsel_codec::hazmat::parallel::{
     decrypt_payload, encrypt_payload, CopyError, BATCH_CHUNKS, SEQUENTIAL_BELOW, WINDOW,
 };
-use kapsel_codec::payload::{
+use kapsel_codec::hazmat::payload::{
     ChunkCipher, PayloadError, PayloadReader, PayloadWriter, CHUNK_SIZE, COMMITMENT_LEN,
     ENCRYPTED_CHUNK_SIZE, PAYLOAD_HEADER_LEN, SALT_LEN,
 };
+use kapsel_codec::hazmat::payload_error_of;
 use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity, Outcome};
 
 const KEY: [u8; 32] = [0x42; 32];
@@ -99,9 +99,7 @@ fn parallel_open(chunks: impl Read, threads: usize) -> (Vec<u8>, End) {
             End::Ok
         }
         Err(CopyError::Input(e)) => classify(&e),
-        Err(CopyError::Output(e) | CopyError::Refused(e)) => {
-            panic!("writing to a Vec failed: {e}")
-        }
+        Err(e) => panic!("writing to a Vec failed: {e}"),
     };
     (out, end)
 }
@@ -655,7 +653,7 @@ fn cli_decrypt(id: &Identity, file: &[u8], threads: usize) -> (Vec<u8>, Result<(
     let result = match reader.decrypt_to(&mut out, threads, &mut || Ok(())) {
         Ok(_) => Ok(()),
         Err(CopyError::Input(e)) => Err(outcome_of_io_error(&e)),
-        Err(CopyError::Output(e) | CopyError::Refused(e)) => panic!("{e}"),
+        Err(e) => panic!("{e}"),
     };
     (out, result)
 }
@@ -680,7 +678,7 @@ fn sequential_decrypt(id: &Identity, file: &[u8]) -> (Vec<u8>, Result<(), Outcom
 fn file_round_trip_through_the_cli_path() {
     let id = Identity::generate();
     let sender = Identity::generate();
-    let segment = kapsel_codec::segment::SEGMENT_PLAINTEXT;
+    let segment = kapsel_codec::hazmat::segment::SEGMENT_PLAINTEXT;
     for len in [
         0,
         1000,

@@ -42,7 +42,13 @@ fn round_trips_at_chunk_edges() {
         let chunks = len / CHUNK_SIZE + 1;
         assert_eq!(
             file.len(),
-            Decryptor::new(&file[..]).unwrap().header_bytes().len() + 56 + len + 16 * chunks
+            Decryptor::new(&file[..])
+                .unwrap()
+                .unverified_header_bytes()
+                .len()
+                + 56
+                + len
+                + 16 * chunks
         );
         assert_eq!(
             decrypt_with(std::slice::from_ref(&id), &file).expect("decrypts"),
@@ -88,7 +94,7 @@ fn hidden_recipients_still_decrypt() {
     w.write_all(b"secret").unwrap();
     let file = w.finish().unwrap();
     let d = Decryptor::new(&file[..]).unwrap();
-    match &d.header().stanzas[0] {
+    match &d.unverified_header().stanzas[0] {
         kapsel_format::Stanza::P256Hpke { hint, .. } => assert_eq!(hint, &[0u8; 4]),
         other => panic!("unexpected stanza {other:?}"),
     }
@@ -122,7 +128,10 @@ fn authenticated_sender_round_trips_and_binds_the_sender_key() {
 fn any_flipped_header_bit_is_refused_before_plaintext() {
     let a = Identity::generate();
     let file = encrypt_to(&[&a], &pattern(20_000));
-    let header_len = Decryptor::new(&file[..]).unwrap().header_bytes().len();
+    let header_len = Decryptor::new(&file[..])
+        .unwrap()
+        .unverified_header_bytes()
+        .len();
     for byte in 0..header_len + 56 {
         for bit in [0x01u8, 0x80] {
             let mut bad = file.clone();
@@ -155,7 +164,7 @@ fn header_reader_stops_at_the_first_payload_byte() {
     let file = encrypt_to(&[&a], b"abc");
     let mut cursor = std::io::Cursor::new(&file[..]);
     let d = Decryptor::new(&mut cursor).unwrap();
-    let header_len = d.header_bytes().len();
+    let header_len = d.unverified_header_bytes().len();
     drop(d);
     assert_eq!(cursor.position() as usize, header_len);
 }

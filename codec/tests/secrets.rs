@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use kapsel_codec::hpke::{self, Mode};
-use kapsel_codec::payload::{ChunkCipher, PayloadReader, PayloadWriter};
+use kapsel_codec::hazmat::hpke::{self, Mode};
+use kapsel_codec::hazmat::payload::{ChunkCipher, PayloadReader, PayloadWriter};
 use kapsel_codec::{Decryptor, Encryptor, Identity};
 
 /// Hex and decimal-array renderings of `bytes`, as `Debug` would print them.

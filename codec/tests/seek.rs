@@ -1,4 +1,4 @@
-//! Random access (`kapsel_codec::seek`): positions at chunk edges, the
+//! Random access (`kapsel_codec::hazmat::seek`): positions at chunk edges, the
 //! length authenticated before any end is reported, concurrent `read_at`,
 //! corruption confined to the ranges that touch it, sender signatures, a
 //! real zip archive opened in place through the seekable decryptor, and the
@@ -13,10 +13,10 @@ use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::read::ZlibDecoder;
-use kapsel_codec::error::payload_error_of;
-use kapsel_codec::payload::{PayloadError, PayloadReader, StreamError, CHUNK_SIZE};
-use kapsel_codec::seek::{SeekablePayload, SeekableReader};
-use kapsel_codec::segment::SIGNATURE_LEN;
+use kapsel_codec::hazmat::payload::{PayloadError, PayloadReader, StreamError, CHUNK_SIZE};
+use kapsel_codec::hazmat::payload_error_of;
+use kapsel_codec::hazmat::seek::{SeekablePayload, SeekableReader};
+use kapsel_codec::hazmat::segment::SIGNATURE_LEN;
 use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity, Outcome};
 use serde::Deserialize;
 use sha2::{Digest, Sha512};
@@ -67,7 +67,10 @@ fn open<R: Read + Seek>(id: &Identity, source: R) -> Result<SeekableReader<R>, O
 }
 
 fn header_len(file: &[u8]) -> usize {
-    Decryptor::new(file).expect("header").header_bytes().len()
+    Decryptor::new(file)
+        .expect("header")
+        .unverified_header_bytes()
+        .len()
 }
 
 fn payload_error(e: &io::Error) -> PayloadError {

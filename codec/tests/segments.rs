@@ -14,14 +14,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use kapsel_codec::exchange::Challenge;
-use kapsel_codec::hpke::{self, Mode};
-use kapsel_codec::parallel::CopyError;
-use kapsel_codec::payload::{ChunkCipher, PayloadWriter, CHUNK_SIZE, PAYLOAD_HEADER_LEN};
-use kapsel_codec::segment::{
+use kapsel_codec::hazmat::hpke::{self, Mode};
+use kapsel_codec::hazmat::parallel::CopyError;
+use kapsel_codec::hazmat::payload::{ChunkCipher, PayloadWriter, CHUNK_SIZE, PAYLOAD_HEADER_LEN};
+use kapsel_codec::hazmat::segment::{
     SegmentSigner, FULL_SEGMENT_LEN, SEGMENT_CHUNK_BYTES, SEGMENT_PLAINTEXT, SIGNATURE_LEN,
 };
 use kapsel_codec::{
-    outcome_of_io_error, DecryptError, Decryptor, Encryptor, Identity, Outcome, HPKE_INFO,
+    hazmat::HPKE_INFO, outcome_of_io_error, DecryptError, Decryptor, Encryptor, Identity, Outcome,
 };
 use kapsel_format::{read, write, Header, P256Point, Sender, Stanza, Suite};
 
@@ -433,7 +433,7 @@ fn high_s_second_encoding_is_refused() {
 fn file_with_a_wrong_key_for(wrong: &Identity, right: &Identity, pt: &[u8]) -> Vec<u8> {
     let file_key = [7u8; 32];
     let stanza = |to: &Identity, key: &[u8; 32]| {
-        let eph = kapsel_codec::ec::SecretKey::generate();
+        let eph = kapsel_codec::hazmat::ec::SecretKey::generate();
         let e = hpke::encap(to.to_recipient().public_key(), None, &eph);
         let mut ctx = hpke::Context::new(Mode::Base, &e.shared_secret, HPKE_INFO);
         let sealed = ctx.seal(b"", key).unwrap();

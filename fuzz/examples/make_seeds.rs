@@ -7,10 +7,10 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use kapsel_codec::armor::ArmoredWriter;
 use kapsel_codec::exchange::{Challenge, FrameWriter};
-use kapsel_codec::payload::{ChunkCipher, PayloadWriter};
-use kapsel_codec::{hpke, Encryptor, Identity};
+use kapsel_codec::hazmat::payload::{ChunkCipher, PayloadWriter};
+use kapsel_codec::ArmoredWriter;
+use kapsel_codec::{hazmat::hpke, Encryptor, Identity};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 

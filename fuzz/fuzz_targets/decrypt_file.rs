@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use kapsel_codec::{hpke, Decryptor, Identity};
+use kapsel_codec::{hazmat::hpke, Decryptor, Identity};
 use libfuzzer_sys::fuzz_target;
 
 fn identity() -> Identity {

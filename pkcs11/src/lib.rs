@@ -26,7 +26,8 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Slot, TokenInfo};
 use cryptoki::types::AuthPin;
-use kapsel_codec::ec::PublicKey;
+use kapsel_codec::Recipient;
+use kapsel_format::P256Point;
 use zeroize::Zeroizing;
 
 pub use uri::{Pkcs11Uri, UriError};
@@ -144,7 +145,7 @@ pub struct TokenSummary {
 #[derive(Clone, Debug)]
 pub struct KeySummary {
     pub uri: Pkcs11Uri,
-    pub public: PublicKey,
+    pub public: Recipient,
 }
 
 /// Supplies the PIN of a token when it asks for one; called at most once
@@ -445,7 +446,7 @@ fn label_and_id(s: &Session, handle: ObjectHandle) -> (Option<String>, Option<Ve
 fn find_keys(
     s: &Session,
     uri: &Pkcs11Uri,
-) -> Result<Vec<(ObjectHandle, PublicKey, String)>, TokenError> {
+) -> Result<Vec<(ObjectHandle, Recipient, String)>, TokenError> {
     let mut template = vec![
         Attribute::Class(ObjectClass::PRIVATE_KEY),
         Attribute::KeyType(KeyType::EC),
@@ -488,7 +489,7 @@ fn find_keys(
 }
 
 /// The P-256 point of a public key object, or `None` for another curve.
-fn ec_point(s: &Session, handle: ObjectHandle) -> Result<Option<PublicKey>, TokenError> {
+fn ec_point(s: &Session, handle: ObjectHandle) -> Result<Option<Recipient>, TokenError> {
     let attrs = s
         .get_attributes(handle, &[AttributeType::EcParams, AttributeType::EcPoint])
         .map_err(module_error)?;
@@ -511,14 +512,17 @@ fn ec_point(s: &Session, handle: ObjectHandle) -> Result<Option<PublicKey>, Toke
         [0x04, 0x41, rest @ ..] if rest.len() == 65 => rest,
         raw => raw,
     };
-    Ok(PublicKey::from_sec1_bytes(raw).ok())
+    let Ok(point) = <[u8; 65]>::try_from(raw) else {
+        return Ok(None);
+    };
+    Ok(Recipient::from_wire(&P256Point(point)).ok())
 }
 
 /// A P-256 private key on a token.
 pub struct TokenKey {
     session: Arc<Mutex<Session>>,
     private: ObjectHandle,
-    public: PublicKey,
+    public: Recipient,
     name: String,
 }
 
@@ -532,8 +536,8 @@ impl std::fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
-    /// The key pair's public key.
-    pub fn public_key(&self) -> &PublicKey {
+    /// The key pair's public key, as a recipient.
+    pub fn recipient(&self) -> &Recipient {
         &self.public
     }
 
@@ -570,10 +574,11 @@ impl TokenKey {
 
     /// P-256 Diffie-Hellman on the token (`CKM_ECDH1_DERIVE`, no KDF): the
     /// x-coordinate of the shared point.
-    pub fn diffie_hellman(&self, peer: &PublicKey) -> Result<Zeroizing<[u8; 32]>, TokenError> {
+    /// `peer` is an uncompressed SEC1 point, already checked to be on the
+    /// curve (the token checks it too).
+    pub fn diffie_hellman(&self, peer: &[u8; 65]) -> Result<Zeroizing<[u8; 32]>, TokenError> {
         let s = lock(&self.session)?;
-        let peer = peer.to_uncompressed();
-        let params = Ecdh1DeriveParams::new(EcKdf::null(), &peer);
+        let params = Ecdh1DeriveParams::new(EcKdf::null(), &peer[..]);
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::GENERIC_SECRET),

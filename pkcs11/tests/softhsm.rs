@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use kapsel_codec::ec::SecretKey;
+use kapsel_codec::hazmat::ec::SecretKey;
 use kapsel_pkcs11::{Module, Pkcs11Uri, TokenError, TokenSummary};
 use zeroize::Zeroizing;
 
@@ -87,16 +87,19 @@ fn a_token_key_agrees_with_software_and_never_leaves() {
     for _ in 0..4 {
         let ephemeral = SecretKey::generate();
         let on_token = key
-            .diffie_hellman(ephemeral.public_key())
+            .diffie_hellman(ephemeral.public_key().as_uncompressed())
             .expect("derives on the token");
-        assert_eq!(on_token, ephemeral.diffie_hellman(key.public_key()));
+        assert_eq!(
+            on_token,
+            ephemeral.diffie_hellman(key.recipient().public_key())
+        );
     }
     // Opening it again by label finds the same key, and the public key on
     // the token is the one generation reported.
     let again = m
         .open_key(&uri("pkcs11:token=dh;object=kapsel"), &mut pin_once())
         .expect("opens");
-    assert_eq!(again.public_key(), key.public_key());
+    assert_eq!(again.recipient(), key.recipient());
     // A second key with the same label is refused.
     assert!(m
         .generate_key(&uri("pkcs11:token=dh;object=kapsel"), &mut pin_once())
@@ -113,7 +116,7 @@ fn a_token_signature_verifies_with_the_public_key() {
     let message = b"segment transcript";
     let digest = kapsel_codec::backend::sha256(message);
     let signature = key.sign_digest(&digest).expect("signs");
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.public_key().to_uncompressed())
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.recipient().to_wire().0)
         .verify(message, &signature)
         .expect("verifies");
 }
@@ -199,10 +202,10 @@ fn listing_shows_tokens_and_their_p256_keys() {
             .iter()
             .find(|k| k.uri.object.as_deref() == Some(name))
             .expect("listed");
-        assert_eq!(&listed.public, key.public_key());
+        assert_eq!(&listed.public, key.recipient());
         // The listed URI opens the same key.
         let opened = m.open_key(&listed.uri, &mut pin_once()).expect("opens");
-        assert_eq!(opened.public_key(), key.public_key());
+        assert_eq!(opened.recipient(), key.recipient());
     }
     // A URI that matches both is ambiguous, not a guess.
     assert!(matches!(

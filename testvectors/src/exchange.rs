@@ -69,7 +69,7 @@ impl ExchangeVector {
         }
         line("challenge", &self.challenge.to_string());
         if let Some(r) = &self.receipt {
-            line("receipt", &hex::encode(r.0));
+            line("receipt", &hex::encode(r.as_bytes()));
         }
         line("released_len", &self.released.len().to_string());
         line(
@@ -251,7 +251,7 @@ impl Gen {
         let file = tail_writer.into_inner();
         let header_len = u32::from_be_bytes(file[12..16].try_into().expect("4 bytes")) as usize;
         Message {
-            receipt: key.map_or(Receipt([0u8; 32]), |k| k.receipt(&tail)),
+            receipt: key.map_or(Receipt::from_bytes([0u8; 32]), |k| k.receipt(&tail)),
             file,
             plaintext,
             header_len,

@@ -7,7 +7,7 @@
 
 use std::io::{self, BufReader, Read};
 
-use kapsel_codec::armor::ArmoredReader;
+use kapsel_codec::ArmoredReader;
 use kapsel_codec::{outcome_of_io_error, Decryptor, Identity, Outcome};
 
 use crate::vector::Expect;
@@ -29,6 +29,7 @@ pub fn expect_of(outcome: Option<Outcome>) -> Expect {
         Some(Outcome::SenderAuthFailed) => Expect::SenderVerificationFailure,
         Some(Outcome::Io) => panic!("an I/O outcome from an in-memory input"),
         Some(Outcome::Refused) => panic!("a policy refusal from a decoder without a policy"),
+        Some(other) => panic!("an outcome class the vectors do not know: {other:?}"),
     }
 }
 
@@ -97,7 +98,7 @@ pub fn decode(
 }
 
 /// Like [`decode`], but the payload goes through the parallel decryptor the
-/// CLI uses (`kapsel_codec::parallel::decrypt_payload`) with `threads`
+/// CLI uses (`kapsel_codec::hazmat::parallel::decrypt_payload`) with `threads`
 /// threads; the released plaintext is what it wrote before it stopped.
 pub fn decode_parallel(
     data: &[u8],
@@ -117,14 +118,9 @@ pub fn decode_parallel(
     let mut released = Vec::new();
     match plaintext.decrypt_to(&mut released, threads, &mut || Ok(())) {
         Ok(_) => (None, released),
-        Err(kapsel_codec::parallel::CopyError::Input(e)) => {
+        Err(kapsel_codec::hazmat::parallel::CopyError::Input(e)) => {
             (Some(outcome_of_io_error(&e)), released)
         }
-        Err(
-            kapsel_codec::parallel::CopyError::Output(e)
-            | kapsel_codec::parallel::CopyError::Refused(e),
-        ) => {
-            panic!("writing to a Vec failed: {e}")
-        }
+        Err(e) => panic!("writing to a Vec failed: {e}"),
     }
 }

@@ -63,7 +63,7 @@ fn every_exchange_vector_gives_its_outcome_plaintext_and_receipt() {
                 "{name}"
             );
             assert_eq!(
-                got.receipt.map(|r| hex::encode(r.0)).as_deref(),
+                got.receipt.map(|r| hex::encode(r.as_bytes())).as_deref(),
                 v.get("receipt"),
                 "{name}"
             );

@@ -1,4 +1,4 @@
-//! kapsel's HPKE composition (`kapsel_codec::hpke`) against the RFC 9180
+//! kapsel's HPKE composition (`kapsel_codec::hazmat::hpke`) against the RFC 9180
 //! test vectors of DHKEM(P-256, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM:
 //! DeriveKeyPair, Encap/AuthEncap, Decap/AuthDecap, the key schedule, all 257
 //! sequential encryptions per mode, and every export.
@@ -6,8 +6,8 @@
 //! Vector file: `hpke/p256_sha256_aes256gcm.json` under the external vector
 //! directory (see `kapsel_testvectors::external_vectors_dir`).
 
-use kapsel_codec::ec::{PublicKey, SecretKey};
-use kapsel_codec::hpke::{self, Context, HpkeError, Mode};
+use kapsel_codec::hazmat::ec::{PublicKey, SecretKey};
+use kapsel_codec::hazmat::hpke::{self, Context, HpkeError, Mode};
 use kapsel_testvectors::{read_vector_file, unhex};
 use serde::Deserialize;
 

@@ -1,4 +1,4 @@
-//! `kapsel_codec::aead::Aes256Gcm` (ring) against Wycheproof's AES-GCM
+//! `kapsel_codec::hazmat::aead::Aes256Gcm` (ring) against Wycheproof's AES-GCM
 //! vectors. kapsel only uses AES-256 with 96-bit nonces and 128-bit tags; the
 //! groups with other key, IV or tag sizes are out of scope and counted as
 //! skipped.
@@ -6,7 +6,7 @@
 //! Vector file: `wycheproof/aes_gcm_test.json` under the external vector
 //! directory (see `kapsel_testvectors::external_vectors_dir`).
 
-use kapsel_codec::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
+use kapsel_codec::hazmat::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
 use kapsel_testvectors::{read_vector_file, unhex, unhex_array};
 use serde::Deserialize;
 

@@ -2,9 +2,9 @@
 //! Wycheproof's `ecdh_secp256r1_ecpoint_test.json` (public keys as raw SEC1
 //! points).
 //!
-//! Every public key goes through `kapsel_codec::hpke::deserialize_public_key`,
+//! Every public key goes through `kapsel_codec::hazmat::hpke::deserialize_public_key`,
 //! which accepts only 65-byte uncompressed points on the curve, and the shared
-//! secret comes from `kapsel_codec::hpke::diffie_hellman`, the DH (AWS-LC)
+//! secret comes from `kapsel_codec::hazmat::hpke::diffie_hellman`, the DH (AWS-LC)
 //! that HPKE runs. Compressed points
 //! are refused by kapsel by design, whatever Wycheproof's verdict, and are
 //! counted apart.
@@ -17,8 +17,8 @@
 //! Vector file: `wycheproof/ecdh_secp256r1_ecpoint_test.json` under the
 //! external vector directory (see `kapsel_testvectors::external_vectors_dir`).
 
-use kapsel_codec::ec::SecretKey;
-use kapsel_codec::hpke;
+use kapsel_codec::hazmat::ec::SecretKey;
+use kapsel_codec::hazmat::hpke;
 use kapsel_testvectors::{read_vector_file, unhex};
 use serde::Deserialize;
 
@@ -110,7 +110,7 @@ fn p256_ecdh_matches_wycheproof_and_deserialize_public_key_refuses_bad_points() 
                         panic!("tcId {}: valid point must deserialize: {e}", t.tc_id)
                     });
                     let sk = secret_key(t.tc_id, &t.private);
-                    let shared = kapsel_codec::hpke::diffie_hellman(&sk, &pk);
+                    let shared = kapsel_codec::hazmat::hpke::diffie_hellman(&sk, &pk);
                     assert_eq!(
                         hex::encode(&shared[..]),
                         t.shared,

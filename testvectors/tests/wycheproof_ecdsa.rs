@@ -1,5 +1,5 @@
 //! ECDSA P-256 / SHA-256 as kapsel's segment signatures use it
-//! (`kapsel_codec::segment`), against Wycheproof's
+//! (`kapsel_codec::hazmat::segment`), against Wycheproof's
 //! `ecdsa_secp256r1_sha256_p1363_test.json` (fixed-width IEEE P1363
 //! `r || s`, the form of kapsel's 64-byte segment signatures).
 //!
@@ -18,7 +18,7 @@
 //! Vector file: `wycheproof/ecdsa_secp256r1_sha256_p1363_test.json` under the
 //! external vector directory (see `kapsel_testvectors::external_vectors_dir`).
 
-use kapsel_codec::segment::{verify_p1363, SegmentSigner, SegmentVerifier, SEGMENT_LABEL};
+use kapsel_codec::hazmat::segment::{verify_p1363, SegmentSigner, SegmentVerifier, SEGMENT_LABEL};
 use kapsel_testvectors::{read_vector_file, unhex};
 use p256::ecdsa::signature::{DigestVerifier, Verifier};
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -226,7 +226,7 @@ fn segment_signatures_verify_under_an_independent_verifier() {
     messages.truncate(ROUND_TRIP_CASES);
     assert_eq!(messages.len(), ROUND_TRIP_CASES);
     for (tc_id, msg) in &messages {
-        let secret = kapsel_codec::ec::SecretKey::generate();
+        let secret = kapsel_codec::hazmat::ec::SecretKey::generate();
         let codec_public = *secret.public_key();
         let public = PublicKey::from_sec1_bytes(codec_public.as_uncompressed()).expect("point");
         let header = [b"header:".as_slice(), msg].concat();
@@ -259,7 +259,7 @@ fn segment_signatures_verify_under_an_independent_verifier() {
                 .expect("own signature");
             assert!(verifier.verify(index + 1, is_final, msg, &sig).is_err());
             assert!(verifier.verify(index, !is_final, msg, &sig).is_err());
-            let other = *kapsel_codec::ec::SecretKey::generate().public_key();
+            let other = *kapsel_codec::hazmat::ec::SecretKey::generate().public_key();
             let wrong = SegmentVerifier::new(&other, &header, &prefix).expect("valid key");
             assert!(wrong.verify(index, is_final, msg, &sig).is_err());
         }

@@ -1,11 +1,11 @@
-//! The HKDF-SHA256 that `kapsel_codec::hpke` composes (AWS-LC's HMAC-SHA256
+//! The HKDF-SHA256 that `kapsel_codec::hazmat::hpke` composes (AWS-LC's HMAC-SHA256
 //! for Extract, AWS-LC's HKDF-Expand) against Wycheproof's HKDF-SHA-256 vectors, including the
 //! output-length limit of 255 * 32 bytes.
 //!
 //! Vector file: `wycheproof/hkdf_sha256_test.json` under the external vector
 //! directory (see `kapsel_testvectors::external_vectors_dir`).
 
-use kapsel_codec::hpke;
+use kapsel_codec::hazmat::hpke;
 use kapsel_testvectors::{read_vector_file, unhex};
 use serde::Deserialize;
 

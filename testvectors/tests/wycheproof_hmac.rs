@@ -1,4 +1,4 @@
-//! HMAC-SHA256 as `kapsel_codec::hpke` computes it (HKDF-Extract is
+//! HMAC-SHA256 as `kapsel_codec::hazmat::hpke` computes it (HKDF-Extract is
 //! HMAC-SHA256 keyed with the salt, through AWS-LC) against Wycheproof's
 //! HMAC-SHA-256 vectors: every key size, full and truncated tags. A valid
 //! vector's tag must equal the (truncated) HMAC; an invalid one (a modified
@@ -7,7 +7,7 @@
 //! Vector file: `wycheproof/hmac_sha256_test.json` under the external vector
 //! directory (see `kapsel_testvectors::external_vectors_dir`).
 
-use kapsel_codec::hpke;
+use kapsel_codec::hazmat::hpke;
 use kapsel_testvectors::{read_vector_file, unhex};
 use serde::Deserialize;
 
