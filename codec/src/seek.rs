@@ -643,7 +643,7 @@ impl<R: Read + Seek> Seek for PayloadCursor<'_, R> {
     }
 }
 
-/// A kapsel file opened for random access by [`Decryptor::decrypt_seekable`]:
+/// A kapsel file opened for random access by [`Decryptor::decrypt_seekable`](crate::Decryptor::decrypt_seekable):
 /// `Read + Seek` over the plaintext, [`read_at`](Self::read_at) from several
 /// threads, and [`cursor`](Self::cursor) for independent views.
 ///
