@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use kapsel_cli::ledger::{replay_id, Ledger};
+use kapsel_cli::ledger::Ledger;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -29,7 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for serial in 0..count {
         let t = Instant::now();
         let r = ledger.reserve(
-            &replay_id(Some(&sender), serial, b""),
+            // A signed file's identifier (0x01, the key's hash, the serial).
+            &[&[1u8][..], &sender[..32], &serial.to_be_bytes()].concat(),
             1_800_000_000,
             None,
             1_800_000_000,

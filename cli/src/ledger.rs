@@ -38,7 +38,6 @@
 
 use std::path::Path;
 
-use kapsel_codec::backend::sha256;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
 /// Why the ledger refused a message, or failed.
@@ -90,22 +89,38 @@ impl std::fmt::Display for Accepted {
     }
 }
 
-/// The replay identifier of a message (see the module documentation).
-pub fn replay_id(sender_point: Option<&[u8]>, serial: u64, header_bytes: &[u8]) -> Vec<u8> {
-    match sender_point {
-        Some(point) => {
-            let mut id = Vec::with_capacity(41);
-            id.push(0x01);
-            id.extend_from_slice(&sha256(point));
-            id.extend_from_slice(&serial.to_be_bytes());
-            id
-        }
-        None => {
-            let mut id = Vec::with_capacity(33);
-            id.push(0x00);
-            id.extend_from_slice(&sha256(header_bytes));
-            id
-        }
+/// The SQLite ledger behind the receiver policy of `kapsel_codec`
+/// ([`kapsel_codec::ReplayLedger`]); the replay identifiers are
+/// [`kapsel_codec::replay_id`]'s.
+impl kapsel_codec::ReplayLedger for Ledger {
+    type Reservation = Reservation;
+    type Error = LedgerError;
+
+    fn reserve(
+        &mut self,
+        id: &[u8],
+        created_at: u64,
+        prune_before: Option<u64>,
+        now: u64,
+    ) -> Result<Reservation, LedgerError> {
+        // SQLite integers are signed; times past i64::MAX cannot occur in a
+        // header (SPEC.md section 3.4 caps them at year 9999).
+        let signed = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        Ledger::reserve(
+            self,
+            id,
+            signed(created_at),
+            prune_before.map(signed),
+            signed(now),
+        )
+    }
+
+    fn confirm(&mut self, reservation: Reservation) -> Result<(), LedgerError> {
+        Ledger::confirm(self, reservation)
+    }
+
+    fn withdraw(&mut self, reservation: Reservation) -> Result<(), LedgerError> {
+        Ledger::withdraw(self, reservation)
     }
 }
 
@@ -326,7 +341,7 @@ pub enum EntryState {
 /// One entry of the ledger, as [`Ledger::for_each_entry`] reports it.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    /// The replay identifier (see [`replay_id`]).
+    /// The replay identifier (see [`kapsel_codec::replay_id`]).
     pub id: Vec<u8>,
     /// For a signed message: SHA-256 of the sender's public point.
     pub sender_key_sha256: Option<[u8; 32]>,
@@ -640,7 +655,18 @@ fn start_time_of_stat(stat: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use kapsel_codec::backend::sha256;
+
     use super::*;
+
+    /// A replay identifier of the shape `kapsel_codec::replay_id` gives,
+    /// from made-up parts: the ledger only needs distinct byte strings.
+    fn replay_id(sender_point: Option<&[u8]>, serial: u64, header_bytes: &[u8]) -> Vec<u8> {
+        match sender_point {
+            Some(point) => [&[1u8][..], &sha256(point), &serial.to_be_bytes()].concat(),
+            None => [&[0u8][..], &sha256(header_bytes)].concat(),
+        }
+    }
 
     #[test]
     fn second_reservation_of_one_id_is_refused_and_withdrawal_frees_it() {

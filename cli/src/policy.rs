@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use kapsel_cli::ledger::{replay_id, Accepted, Ledger, LedgerError, Reservation};
+use kapsel_cli::ledger::{Accepted, Ledger, LedgerError, Reservation};
 use kapsel_codec::exchange::Challenge;
-use kapsel_codec::ClaimedSender;
-use kapsel_codec::Recipient;
-use kapsel_format::{Header, Sender, EXTENSION_CHALLENGE};
+use kapsel_codec::{
+    replay_id, ClaimedSender, PolicyError, ReceiverPolicy, Recipient, ReplayLedger,
+};
+use kapsel_format::Header;
 
 use crate::error::{CliError, Exit};
 
@@ -35,9 +36,23 @@ fn refuse(message: impl std::fmt::Display) -> CliError {
 }
 
 impl Policy {
-    /// Whether any check other than the challenge applies.
-    fn guards_replay_or_sender(&self) -> bool {
-        self.replay_db.is_some() || self.max_age.is_some() || !self.expect_senders.is_empty()
+    /// The library's receiver policy for these settings (SPEC.md section
+    /// 12.1): one implementation for the CLI and every other receiver.
+    fn receiver_policy(&self) -> ReceiverPolicy {
+        let mut p = ReceiverPolicy::new().max_skew(self.max_skew);
+        for sender in &self.expect_senders {
+            p = p.expect_sender(sender.clone());
+        }
+        if let Some(age) = self.max_age {
+            p = p.max_age(age);
+        }
+        if self.replay_db.is_some() {
+            p = p.with_ledger();
+        }
+        if let Some(challenge) = self.expect_challenge {
+            p = p.expect_challenge(challenge);
+        }
+        p
     }
 
     /// Checks the (authenticated) header against the policy, before any
@@ -50,58 +65,12 @@ impl Policy {
         now: u64,
         live: Option<&Challenge>,
     ) -> Result<(), CliError> {
-        if let Some(challenge) = &self.expect_challenge {
-            challenge.check(header).map_err(|e| {
-                refuse(e).with_hint(
-                    "the sender must encrypt with --challenge and the challenge you gave it",
-                )
-            })?;
-        } else if live.is_none()
-            && self.guards_replay_or_sender()
-            && header.extension(EXTENSION_CHALLENGE).is_some()
-        {
-            return Err(refuse(
-                "the file answers a live-exchange challenge; it is accepted only by the receiver that checks that challenge",
-            )
-            .with_hint(
-                "a captured live message must not replay into an offline decrypt; decrypt it with --expect-challenge, or without a replay or sender policy",
-            ));
-        }
-        if !self.expect_senders.is_empty() {
-            match sender {
-                None => return Err(refuse(
-                    "the file has no sender, but --expect-sender was given",
-                )
-                .with_hint(
-                    "anyone can make an anonymous file; ask the sender to use encrypt --sign-as",
-                )),
-                Some(s) if !self.expect_senders.iter().any(|e| s.is(e)) => {
-                    return Err(refuse(format!(
-                        "the file names sender {s}, which is not an expected sender"
-                    )))
-                }
-                Some(_) => {}
-            }
-        }
-        if self.replay_db.is_some() || self.max_age.is_some() {
-            if header.created_at > now.saturating_add(self.max_skew) {
-                return Err(refuse(format!(
-                    "the file was created in the future ({}), beyond the allowed clock skew of {} s",
-                    crate::time::iso8601_utc(header.created_at),
-                    self.max_skew
-                ))
-                .with_hint("check the sender's and this machine's clocks, or raise --max-skew"));
-            }
-            if let Some(max_age) = self.max_age {
-                if header.created_at < now.saturating_sub(max_age) {
-                    return Err(refuse(format!(
-                        "the file is too old: created {}, more than {max_age} s ago",
-                        crate::time::iso8601_utc(header.created_at)
-                    )));
-                }
-            }
-        }
-        Ok(())
+        let policy = self.receiver_policy();
+        let checked = match live {
+            Some(_) => policy.check_live_header(header, sender, now),
+            None => policy.check_header(header, sender, now),
+        };
+        checked.map_err(policy_error)
     }
 
     /// Opens the ledger and reserves this message's replay identifier.
@@ -117,20 +86,48 @@ impl Policy {
         let ledger_err = |e: LedgerError| ledger_error(e, path);
         crate::ledger_cmd::warn_exposed(path, "replay ledger");
         let mut ledger = Ledger::open(path).map_err(ledger_err)?;
-        let point = match &header.sender {
-            Sender::P256(p) => Some(&p.0[..]),
-            Sender::Anonymous => None,
-        };
-        let id = replay_id(point, header.serial, header_bytes);
-        let prune_before = self
-            .max_age
-            .map(|age| now.saturating_sub(age).saturating_sub(self.max_skew) as i64);
-        let now_i = i64::try_from(now).unwrap_or(i64::MAX);
-        let created = i64::try_from(header.created_at).unwrap_or(i64::MAX);
-        let reservation = ledger
-            .reserve(&id, created, prune_before, now_i)
-            .map_err(ledger_err)?;
+        let id = replay_id(header, header_bytes);
+        let prune_before = self.receiver_policy().prune_before(now);
+        let reservation =
+            ReplayLedger::reserve(&mut ledger, &id, header.created_at, prune_before, now)
+                .map_err(ledger_err)?;
         Ok(Some((ledger, reservation)))
+    }
+}
+
+/// The CLI error, with its hint, for a refusal by the receiver policy.
+fn policy_error(e: PolicyError) -> CliError {
+    match e {
+        PolicyError::Challenge(c) => refuse(c).with_hint(
+            "the sender must encrypt with --challenge and the challenge you gave it",
+        ),
+        PolicyError::LiveMessage => refuse(
+            "the file answers a live-exchange challenge; it is accepted only by the receiver that checks that challenge",
+        )
+        .with_hint(
+            "a captured live message must not replay into an offline decrypt; decrypt it with --expect-challenge, or without a replay or sender policy",
+        ),
+        PolicyError::NoSender => refuse("the file has no sender, but --expect-sender was given")
+            .with_hint("anyone can make an anonymous file; ask the sender to use encrypt --sign-as"),
+        PolicyError::UnexpectedSender { sender } => refuse(format!(
+            "the file names sender {sender}, which is not an expected sender"
+        )),
+        PolicyError::FromTheFuture {
+            created_at,
+            max_skew,
+        } => refuse(format!(
+            "the file was created in the future ({}), beyond the allowed clock skew of {max_skew} s",
+            crate::time::iso8601_utc(created_at),
+        ))
+        .with_hint("check the sender's and this machine's clocks, or raise --max-skew"),
+        PolicyError::TooOld {
+            created_at,
+            max_age,
+        } => refuse(format!(
+            "the file is too old: created {}, more than {max_age} s ago",
+            crate::time::iso8601_utc(created_at)
+        )),
+        other => refuse(other),
     }
 }
 

@@ -238,9 +238,7 @@ fn opening_a_ledger_again_keeps_the_locks_of_connections_already_open() {
     let db = env.path("replay.db");
     let db_s = db.to_str().unwrap();
     let mut held = Ledger::open(&db).unwrap();
-    let before = held
-        .reserve(&kapsel_cli::ledger::replay_id(None, 0, b"x"), 0, None, 0)
-        .unwrap();
+    let before = held.reserve(&[0u8; 33], 0, None, 0).unwrap();
     drop(Ledger::open(&db).unwrap());
     let f = env.write("m.kap", &file(&a_id, None, now(), 1, b"m"));
     assert_eq!(
@@ -252,7 +250,7 @@ fn opening_a_ledger_again_keeps_the_locks_of_connections_already_open() {
         "the WAL of an open connection was deleted"
     );
     held.confirm(before).unwrap();
-    let after = kapsel_cli::ledger::replay_id(None, 1, b"y");
+    let after = [&[0u8][..], &[1u8; 32]].concat();
     let r = held.reserve(&after, 0, None, 0).unwrap();
     held.confirm(r).unwrap();
     drop(held);

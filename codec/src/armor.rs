@@ -91,6 +91,27 @@ pub fn is_armored(prefix: &[u8]) -> bool {
 }
 
 /// Writes armor around everything written to it. Call [`ArmoredWriter::finish`].
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use kapsel_codec::{is_armored, ArmoredReader, ArmoredWriter, Decryptor, Encryptor, Identity};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let alice = Identity::generate();
+/// let armored = ArmoredWriter::new(Vec::new())?;
+/// let mut w = Encryptor::new([alice.to_recipient()])?.wrap_output(armored)?;
+/// w.write_all(b"for e-mail")?;
+/// let text = w.finish()?.finish()?;                 // the file, then the armor
+/// assert!(is_armored(&text));
+///
+/// let mut out = Vec::new();
+/// Decryptor::new(ArmoredReader::new(&text[..]))?
+///     .decrypt(std::slice::from_ref(&alice))?
+///     .read_to_end(&mut out)?;
+/// assert_eq!(out, b"for e-mail");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct ArmoredWriter<W: Write> {
     inner: W,

@@ -19,6 +19,7 @@ use crate::error::DecryptError;
 #[cfg(feature = "exchange")]
 use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
+use crate::identity::IdentityKey;
 use crate::keys::{Identity, Recipient};
 use crate::payload::{
     read_full, read_payload_prefix, ChunkCipher, PayloadError, PayloadReader, PAYLOAD_HEADER_LEN,
@@ -107,6 +108,16 @@ impl<R: Read> Decryptor<R> {
     /// reader. For a signed file the reader releases each segment only after
     /// its signature verified.
     pub fn decrypt(self, identities: &[Identity]) -> Result<PlaintextReader<R>, DecryptError> {
+        self.decrypt_with_keys(&as_keys(identities))
+    }
+
+    /// [`Decryptor::decrypt`] with identities whose private keys may live
+    /// elsewhere (a hardware token): see [`IdentityKey`]. A failure of a key
+    /// is [`DecryptError::Identity`].
+    pub fn decrypt_with_keys(
+        self,
+        identities: &[&dyn IdentityKey],
+    ) -> Result<PlaintextReader<R>, DecryptError> {
         self.decrypt_with_key(identities).map(|(reader, _)| reader)
     }
 
@@ -121,7 +132,7 @@ impl<R: Read> Decryptor<R> {
         challenge: &Challenge,
     ) -> Result<(PlaintextReader<R>, ReceiptKey), DecryptError> {
         let header_bytes = self.header_bytes.clone();
-        let (reader, file_key) = self.decrypt_with_key(identities)?;
+        let (reader, file_key) = self.decrypt_with_key(&as_keys(identities))?;
         challenge.check(reader.header())?;
         let key = ReceiptKey::derive(&file_key[..], &header_bytes, challenge);
         Ok((reader, key))
@@ -129,7 +140,7 @@ impl<R: Read> Decryptor<R> {
 
     fn decrypt_with_key(
         self,
-        identities: &[Identity],
+        identities: &[&dyn IdentityKey],
     ) -> Result<(PlaintextReader<R>, Zeroizing<[u8; FILE_KEY_LEN]>), DecryptError> {
         let mut inner = self.inner;
         let found = find_file_key(&self.header, &self.header_bytes, identities, || {
@@ -168,7 +179,7 @@ impl<R: Read + Seek> Decryptor<R> {
         let payload_len = end
             .checked_sub(payload_start)
             .ok_or(PayloadError::Truncated)?;
-        let found = find_file_key(&header, &header_bytes, identities, || {
+        let found = find_file_key(&header, &header_bytes, &as_keys(identities), || {
             if payload_len < PAYLOAD_HEADER_LEN as u64 {
                 return Err(PayloadError::Truncated.into());
             }
@@ -347,6 +358,11 @@ impl FoundKey {
     }
 }
 
+/// The in-memory identities as [`IdentityKey`]s.
+fn as_keys(identities: &[Identity]) -> Vec<&dyn IdentityKey> {
+    identities.iter().map(|i| i as &dyn IdentityKey).collect()
+}
+
 /// Validates every public key in the header, then searches for the file
 /// key (SPEC.md section 5.3): for each identity, the stanzas whose hint
 /// matches it first and all others after; each key a stanza opens to is
@@ -357,7 +373,7 @@ impl FoundKey {
 pub(crate) fn find_file_key(
     header: &Header,
     header_bytes: &[u8],
-    identities: &[Identity],
+    identities: &[&dyn IdentityKey],
     mut read_prefix: impl FnMut() -> Result<[u8; PAYLOAD_HEADER_LEN], DecryptError>,
 ) -> Result<FoundKey, DecryptError> {
     let sender: Option<PublicKey> = match &header.sender {
@@ -382,7 +398,7 @@ pub(crate) fn find_file_key(
     let mut addressed_to_us = false;
     let mut opened_any = false;
     for identity in identities {
-        let recipient = identity.to_recipient();
+        let recipient = identity.recipient();
         // A zero hint means "hidden" and never matches, even where the
         // computed hint is zero.
         let is_ours = |hint: &[u8; 4], enc: &kapsel_format::P256Point| {
@@ -394,8 +410,10 @@ pub(crate) fn find_file_key(
         addressed_to_us |= !ordered.is_empty();
         ordered.extend(others);
         for (_, enc, wrapped_key) in ordered {
-            let Ok(shared) = hpke::decap(&enc.0, identity.secret_key(), None) else {
-                continue;
+            let shared = match hpke::decap_with_key(&enc.0, *identity) {
+                Ok(Ok(shared)) => shared,
+                Ok(Err(e)) => return Err(DecryptError::Identity(e)),
+                Err(_) => continue,
             };
             let mut ctx = hpke::Context::new(Mode::Base, &shared, HPKE_INFO);
             let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);

@@ -272,7 +272,27 @@ impl<W: Write> FileWriter<W> {
 
     /// Encrypts everything `reader` yields with the parallel encryptor
     /// (`threads`: 0 all cores, 1 sequential), then finishes the file and
-    /// returns the output. Valid only before anything was written.
+    /// returns the output: the whole job in one call, signatures of a
+    /// signed file included. Valid only before anything was written.
+    ///
+    /// ```
+    /// use kapsel_codec::{Decryptor, Encryptor, Identity};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (alice, bob) = (Identity::generate(), Identity::generate());
+    /// let plaintext = vec![1u8; 3_000_000];
+    /// let file = Encryptor::new([bob.to_recipient()])?
+    ///     .sender(alice.clone())                       // signed segments
+    ///     .wrap_output(Vec::new())?
+    ///     .encrypt_from(&mut &plaintext[..], 0)?;      // all cores, then finish
+    ///
+    /// let mut out = Vec::new();
+    /// let reader = Decryptor::new(&file[..])?.decrypt(std::slice::from_ref(&bob))?;
+    /// let n = reader.decrypt_to(&mut out, 0, &mut || Ok(()))?;
+    /// assert_eq!((n, out), (3_000_000, plaintext));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn encrypt_from<R: Read>(
         self,
         reader: R,

@@ -61,6 +61,10 @@ pub enum DecryptError {
     /// of the live exchange, SPEC.md section 13.4).
     #[error(transparent)]
     Challenge(#[from] crate::exchange::ChallengeMismatch),
+    /// An identity's private-key operation failed (a token removed, a PIN
+    /// refused); the file itself may be fine.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     /// The ASCII armor around the file is malformed.
     #[error(transparent)]
     Armor(crate::armor::ArmorError),
@@ -111,6 +115,7 @@ impl DecryptError {
             DecryptError::Signature(_) => Outcome::SenderAuthFailed,
             DecryptError::Challenge(_) => Outcome::Refused,
             DecryptError::Armor(_) => Outcome::ArmorFailed,
+            DecryptError::Identity(_) => Outcome::Io,
             DecryptError::Io(e) => outcome_of_io_error(e),
         }
     }

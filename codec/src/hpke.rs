@@ -224,6 +224,7 @@ pub fn encap(pk_r: &PublicKey, sender: Option<&SecretKey>, sk_e: &SecretKey) -> 
 }
 
 /// `Decap(enc, skR)` (sender `None`) or `AuthDecap(enc, skR, pkS)`.
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
 pub fn decap(
     enc: &[u8],
     sk_r: &SecretKey,
@@ -240,6 +241,25 @@ pub fn decap(
         kem_context.extend_from_slice(pk_s.as_uncompressed());
     }
     Ok(extract_and_expand(&dh_bytes, &kem_context))
+}
+
+/// `Decap(enc, skR)` in base mode with the Diffie-Hellman done by `key`,
+/// which may live outside this process. The outer error is a malformed
+/// `enc`, the inner one a failure of the key.
+pub(crate) fn decap_with_key(
+    enc: &[u8],
+    key: &dyn crate::identity::IdentityKey,
+) -> Result<Result<Zeroizing<[u8; N_SECRET]>, crate::identity::IdentityError>, HpkeError> {
+    let pk_e = deserialize_public_key(enc)?;
+    let pk_r = key.recipient();
+    let dh = match key.diffie_hellman(&crate::keys::Recipient::from_public_key(pk_e)) {
+        Ok(dh) => dh,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut kem_context = Vec::with_capacity(2 * N_ENC);
+    kem_context.extend_from_slice(enc);
+    kem_context.extend_from_slice(pk_r.public_key().as_uncompressed());
+    Ok(Ok(extract_and_expand(&dh.as_bytes()[..], &kem_context)))
 }
 
 /// An HPKE encryption context after `KeySchedule` (RFC 9180, section 5.1),

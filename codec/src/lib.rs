@@ -10,6 +10,9 @@
 //!
 //! - Keys: [`Identity`] (a private key) and [`Recipient`] (its public key),
 //!   with their text forms (`KAPSEL-SECRET-KEY-1...`, `kapsel1...`) and PEM.
+//! - Keys on hardware: [`IdentityKey`] is the Diffie-Hellman and signing
+//!   of a private key wherever it lives; [`Decryptor::decrypt_with_keys`]
+//!   takes such keys.
 //! - Encrypting: [`Encryptor`] builds the header for some recipients (and
 //!   optionally a sender who signs); [`Encryptor::wrap_output`] gives a
 //!   [`FileWriter`] (`Write`), whose [`FileWriter::finish`] ends the file, or
@@ -22,6 +25,10 @@
 //!   [`Decryptor::decrypt_seekable`] gives a [`SeekableReader`] for random
 //!   access.
 //! - ASCII armor: [`ArmoredWriter`], [`ArmoredReader`], [`is_armored`].
+//! - Receiving (SPEC section 12): [`ReceiverPolicy`] checks the expected
+//!   sender, freshness and the challenge on the authenticated header before
+//!   any plaintext leaves; [`ReplayLedger`] is the interface of the ledger of
+//!   accepted files, keyed by [`replay_id`].
 //! - Inspecting without a key: [`Decryptor::unverified_header`] and
 //!   [`payload_shape`].
 //! - Errors: [`EncryptError`], [`DecryptError`] with its SPEC outcome class
@@ -82,9 +89,11 @@ pub mod exchange;
 #[allow(dead_code)]
 mod exchange;
 mod hpke;
+mod identity;
 mod keys;
 mod parallel;
 mod payload;
+mod policy;
 mod seek;
 mod segment;
 pub mod ssh;
@@ -96,9 +105,11 @@ pub use armor::{
 pub use decrypt::{ClaimedSender, Decryptor, PlaintextReader};
 pub use encrypt::{Encryptor, FileWriter};
 pub use error::{outcome_of_io_error, DecryptError, EncryptError, Outcome};
+pub use identity::{IdentityError, IdentityKey, SharedSecret};
 pub use keys::{Identity, KeyKind, KeyParseError, Recipient, IDENTITY_HRP, RECIPIENT_HRP};
 pub use parallel::{CopyError, InputReady, ReleaseGate};
 pub use payload::{PayloadError, CHUNK_SIZE};
+pub use policy::{replay_id, PolicyError, ReceiverPolicy, ReplayLedger, DEFAULT_MAX_SKEW};
 pub use seek::{payload_shape, PayloadCursor, PayloadShape, SeekableReader};
 pub use segment::SignatureError;
 

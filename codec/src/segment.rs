@@ -231,18 +231,9 @@ impl SegmentSigner {
         header: &[u8],
         payload_prefix: &[u8; SALT_LEN + COMMITMENT_LEN],
     ) -> Self {
-        // A validated scalar and its own public point always form a key
-        // pair; AWS-LC fails here only if it cannot allocate.
-        #[allow(clippy::expect_used)]
-        let pair = EcdsaKeyPair::from_private_key_and_public_key(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            &secret.to_bytes()[..],
-            secret.public_key().as_uncompressed(),
-        )
-        .expect("ECDSA key pair of a valid P-256 key");
         SegmentSigner {
             binding: FileBinding::new(header, payload_prefix),
-            with: SignWith::Key(pair),
+            with: SignWith::Key(key_pair(secret)),
         }
     }
 
@@ -269,18 +260,7 @@ impl SegmentSigner {
         let message = self.binding.message(index, is_final, digest);
         let sig = match &self.with {
             SignWith::External(f) => (f.0)(&message),
-            SignWith::Key(pair) => {
-                // ECDSA signing fails only if AWS-LC cannot allocate or its
-                // generator fails, both of which abort the process.
-                #[allow(clippy::expect_used)]
-                let sig = pair
-                    .sign(&aws_lc_rs::rand::SystemRandom::new(), &message)
-                    .expect("ECDSA P-256 signature");
-                let mut out = [0u8; SIGNATURE_LEN];
-                // ECDSA_P256_SHA256_FIXED_SIGNING returns exactly r || s.
-                out.copy_from_slice(sig.as_ref());
-                out
-            }
+            SignWith::Key(pair) => sign_with(pair, &message),
         };
         low_s(&sig)
     }
@@ -289,6 +269,39 @@ impl SegmentSigner {
     pub fn sign(&self, index: u64, is_final: bool, chunk_bytes: &[u8]) -> [u8; SIGNATURE_LEN] {
         self.sign_digest(index, is_final, &SegmentHasher::digest(chunk_bytes))
     }
+}
+
+/// The ECDSA key pair of `secret`.
+fn key_pair(secret: &SecretKey) -> EcdsaKeyPair {
+    // A validated scalar and its own public point always form a key pair;
+    // AWS-LC fails here only if it cannot allocate.
+    #[allow(clippy::expect_used)]
+    EcdsaKeyPair::from_private_key_and_public_key(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &secret.to_bytes()[..],
+        secret.public_key().as_uncompressed(),
+    )
+    .expect("ECDSA key pair of a valid P-256 key")
+}
+
+/// ECDSA P-256 / SHA-256 over `message`, `r || s`, randomized nonce.
+fn sign_with(pair: &EcdsaKeyPair, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+    // ECDSA signing fails only if AWS-LC cannot allocate or its generator
+    // fails, both of which abort the process.
+    #[allow(clippy::expect_used)]
+    let sig = pair
+        .sign(&aws_lc_rs::rand::SystemRandom::new(), message)
+        .expect("ECDSA P-256 signature");
+    let mut out = [0u8; SIGNATURE_LEN];
+    // ECDSA_P256_SHA256_FIXED_SIGNING returns exactly r || s.
+    out.copy_from_slice(sig.as_ref());
+    out
+}
+
+/// ECDSA P-256 / SHA-256 over `message` with `secret`, low `s`: what
+/// [`IdentityKey::sign`](crate::IdentityKey::sign) does for an in-memory key.
+pub(crate) fn sign_p1363(secret: &SecretKey, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+    low_s(&sign_with(&key_pair(secret), message))
 }
 
 /// The check every segment signature goes through: 64 bytes, `s` low if

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 
-use kapsel_codec::armor::{ArmoredReader, ArmoredWriter};
+use kapsel_codec::{ArmoredReader, ArmoredWriter};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,7 +7,7 @@ use std::io::Read;
 
 use kapsel_codec::hazmat::parallel;
 use kapsel_codec::hazmat::payload::{ChunkCipher, PayloadReader};
-use kapsel_codec::payload_error_of;
+use kapsel_codec::hazmat::payload_error_of;
 use libfuzzer_sys::fuzz_target;
 
 const KEY: [u8; 32] = [0x42; 32];
