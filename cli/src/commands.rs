@@ -207,8 +207,10 @@ pub struct DecryptArgs<'a> {
     pub threads: usize,
     pub identity_files: &'a [PathBuf],
     /// Identities already read from `identity_files` (several inputs in
-    /// one run read them, and ask for any passphrase, once).
-    pub identities: Option<&'a [Identity]>,
+    /// one run read them, and ask for any passphrase or PIN, once).
+    pub identities: Option<&'a keyfiles::Identities>,
+    /// The PKCS#11 module and PIN, for `-i pkcs11:...`.
+    pub token_args: &'a crate::tokens::TokenArgs,
     pub progress: bool,
     pub output: Option<&'a Path>,
     pub input: Option<&'a Path>,
@@ -273,7 +275,7 @@ pub fn decrypt_many(args: DecryptArgs<'_>, inputs: &[PathBuf]) -> Result<(), Cli
         }
         plan.push((input, out));
     }
-    let identities = keyfiles::read_identity_files(args.identity_files)?;
+    let identities = keyfiles::read_identity_sources(args.identity_files, args.token_args)?;
     let mut first_failure = None;
     let mut failed = 0usize;
     for (input, out) in &plan {
@@ -306,9 +308,13 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     if args.offset.is_some() || args.length.is_some() {
         return decrypt_range(args);
     }
+    let read;
     let identities = match args.identities {
-        Some(ids) => ids.to_vec(),
-        None => keyfiles::read_identity_files(args.identity_files)?,
+        Some(ids) => ids,
+        None => {
+            read = keyfiles::read_identity_sources(args.identity_files, args.token_args)?;
+            &read
+        }
     };
     // Where -o writes is checked before any input is read; nothing is
     // created until the header authenticated.
@@ -325,7 +331,7 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     // Find the file key and check the commitment: from here on the header
     // is authentic against anyone without the file key; for a signed file
     // each segment is verified as the sender's before it is released.
-    let plaintext = decryptor.decrypt(&identities)?;
+    let plaintext = decryptor.decrypt_with_keys(&identities.keys())?;
     let now = now();
     args.policy
         .check_header(plaintext.header(), claimed.as_ref(), now, None)?;
@@ -634,9 +640,13 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
             ))
         }
     };
+    let read;
     let identities = match args.identities {
-        Some(ids) => ids.to_vec(),
-        None => keyfiles::read_identity_files(args.identity_files)?,
+        Some(ids) => ids,
+        None => {
+            read = keyfiles::read_identity_sources(args.identity_files, args.token_args)?;
+            &read
+        }
     };
     let target = check_output(&args)?;
     let name = path.display().to_string();
@@ -669,7 +679,7 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
     let claimed = decryptor.claimed_sender();
     // Finds the file key and checks the commitment and the payload length;
     // reads no chunk.
-    let reader = decryptor.decrypt_seekable(&identities)?;
+    let reader = decryptor.decrypt_seekable_with_keys(&identities.keys())?;
     let now = now();
     args.policy
         .check_header(reader.header(), claimed.as_ref(), now, None)?;

@@ -135,6 +135,14 @@ impl From<DecryptError> for CliError {
                 DecryptError::Io(io) => CliError::io("read failed", io),
                 other => from_outcome(other.outcome(), other.to_string()),
             },
+            // A key on a token failed mid-run (removed, logged out): say
+            // what the token said, with the token's exit code.
+            DecryptError::Identity(id) => {
+                let reason = std::error::Error::source(&id)
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| id.to_string());
+                CliError::new(Exit::Token, format!("a token key failed: {reason}"))
+            }
             other => from_outcome(other.outcome(), other.to_string()),
         }
     }

@@ -343,6 +343,27 @@ impl Block<'_> {
 /// blank, a key string, or part of a PEM block, and the file holds at least
 /// one key. Keys come with their line numbers, in order.
 pub fn parse_key_text(text: &str, source: &str, want: Want) -> Result<Vec<(usize, Key)>, CliError> {
+    parse_entries(text, source, want)?
+        .into_iter()
+        .map(|(n, entry)| match entry {
+            Entry::Key(key) => Ok((n, key)),
+            Entry::Token(_) => Err(CliError::usage(format!(
+                "{source}:{n}: a PKCS#11 URI names a key on a token, which only decrypt and verify use"
+            ))
+            .with_hint("kapsel pubkey URI prints its recipient")),
+        })
+        .collect()
+}
+
+/// A key file's entry: a key, or (in an identity file) the `pkcs11:` URI
+/// of a key on a token.
+pub enum Entry {
+    Key(Key),
+    Token(kapsel_pkcs11::Pkcs11Uri),
+}
+
+/// [`parse_key_text`], keeping `pkcs11:` lines of identity files as URIs.
+fn parse_entries(text: &str, source: &str, want: Want) -> Result<Vec<(usize, Entry)>, CliError> {
     let mut keys = Vec::new();
     let mut block: Option<Block<'_>> = None;
     if text.starts_with('\u{feff}') {
@@ -359,7 +380,7 @@ pub fn parse_key_text(text: &str, source: &str, want: Want) -> Result<Vec<(usize
                 == Some(b.label)
             {
                 if let Some(key) = b.parse(source, n, want)? {
-                    keys.push((b.begin, key));
+                    keys.push((b.begin, Entry::Key(key)));
                 }
                 block = None;
             } else if line.starts_with("-----") {
@@ -409,8 +430,12 @@ pub fn parse_key_text(text: &str, source: &str, want: Want) -> Result<Vec<(usize
                 "{source}:{n}: not a PEM BEGIN line (expected -----BEGIN LABEL----- alone on its line)"
             ))
             .with_hint(want.rules()));
+        } else if kapsel_pkcs11::Pkcs11Uri::is_uri(line) && want != Want::Recipients {
+            let uri = kapsel_pkcs11::Pkcs11Uri::parse(line)
+                .map_err(|e| CliError::usage(format!("{source}:{n}: invalid PKCS#11 URI: {e}")))?;
+            keys.push((n, Entry::Token(uri)));
         } else {
-            keys.push((n, parse_key_line(line, n, source, want)?));
+            keys.push((n, Entry::Key(parse_key_line(line, n, source, want)?)));
         }
     }
     if let Some(b) = block {
@@ -518,6 +543,72 @@ pub fn read_identity_files(paths: &[PathBuf]) -> Result<Vec<Identity>, CliError>
         identities.extend(read_identity_file(f)?);
     }
     Ok(identities)
+}
+
+/// The identities of `decrypt` and `verify`: software keys from identity
+/// files, and keys on PKCS#11 tokens, named by a `-i pkcs11:...` argument
+/// or by a `pkcs11:` line in an identity file. Token keys are opened (and
+/// their PIN asked for) here, once per token.
+pub struct Identities {
+    pub software: Vec<Identity>,
+    pub tokens: Vec<kapsel_pkcs11::TokenKey>,
+}
+
+impl Identities {
+    /// Every identity, for the codec.
+    pub fn keys(&self) -> Vec<&dyn kapsel_codec::IdentityKey> {
+        let software = self
+            .software
+            .iter()
+            .map(|i| i as &dyn kapsel_codec::IdentityKey);
+        let tokens = self
+            .tokens
+            .iter()
+            .map(|t| t as &dyn kapsel_codec::IdentityKey);
+        software.chain(tokens).collect()
+    }
+}
+
+/// Reads every `-i` source (see [`Identities`]).
+pub fn read_identity_sources(
+    paths: &[PathBuf],
+    token_args: &crate::tokens::TokenArgs,
+) -> Result<Identities, CliError> {
+    if paths.is_empty() {
+        return Err(CliError::usage("no identity given").with_hint(
+            "pass -i IDENTITY_FILE (made by kapsel keygen), -i pkcs11:URI, or -i - for standard input",
+        ));
+    }
+    if paths.iter().filter(|p| is_stdin(p)).count() > 1 {
+        return Err(CliError::usage(
+            "-i - is given twice: standard input can be read only once",
+        ));
+    }
+    let mut software = Vec::new();
+    let mut uris = Vec::new();
+    for path in paths {
+        if let Some(text) = path
+            .to_str()
+            .filter(|t| kapsel_pkcs11::Pkcs11Uri::is_uri(t))
+        {
+            uris.push(crate::tokens::parse_uri(text)?);
+            continue;
+        }
+        let (text, name) = read_key_source(path, Want::Identities)?;
+        let entries = parse_entries(&text, &name, Want::Identities)?;
+        if !is_stdin(path) && entries.iter().any(|(_, e)| matches!(e, Entry::Key(_))) {
+            warn_if_readable_by_others(path);
+        }
+        for (_, entry) in entries {
+            match entry {
+                Entry::Key(Key::Identity(i)) => software.push(i),
+                Entry::Key(Key::Recipient(_)) => {}
+                Entry::Token(uri) => uris.push(uri),
+            }
+        }
+    }
+    let tokens = crate::tokens::open_keys(&uris, token_args)?;
+    Ok(Identities { software, tokens })
 }
 
 /// Reads an identity file (or standard input, for `-`): identity strings

@@ -133,7 +133,7 @@ enum Command {
         "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
         "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error (a closed standard output ends quietly with 1)\n  2 usage error\n  3 not a kapsel file, malformed header, unsupported version, or damaged armor\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data,\n    or an invalid sender signature\n  6 refused by policy: already accepted (a replay), too old, from the future,\n    not from the expected sender, or not answering the expected challenge\n  8 the message is being received by another process right now; retry later"))]
     Decrypt {
-        /// Identity file (- for standard input); repeatable, each is tried
+        /// Identity file (- for standard input) or pkcs11: URI of a token key; repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
         /// Output file (standard output if absent); replaced only on success
@@ -156,6 +156,8 @@ enum Command {
         /// Input file (standard input if absent or -); several files: each NAME.kap to NAME, in -o DIR or beside it
         #[arg(value_name = "IN")]
         inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        token: tokens::TokenArgs,
     },
     /// Check a file completely (header, sender signature, every chunk) without writing plaintext
     #[command(after_help = concat!("Examples:\n  kapsel verify -i me.key backup.kap\n  kapsel verify -i me.key --expect-sender kapsel1... --max-age 1d report.kap\n\n",
@@ -163,13 +165,15 @@ enum Command {
         "time, serial); -q prints nothing. Nothing is recorded in a replay ledger.\n",
         "Exit codes are those of decrypt."))]
     Verify {
-        /// Identity file (- for standard input); repeatable, each is tried
+        /// Identity file (- for standard input) or pkcs11: URI of a token key; repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
         #[command(flatten)]
         policy: PolicyArgs,
         /// Input file (standard input if absent or -)
         input: Option<PathBuf>,
+        #[command(flatten)]
+        token: tokens::TokenArgs,
     },
     /// Show a file's header without decrypting it
     #[command(
@@ -206,7 +210,7 @@ enum Command {
         /// Run one exchange over standard input and output (for ssh, socat, inetd)
         #[arg(long)]
         stdio: bool,
-        /// Identity file (- for standard input); repeatable, each is tried
+        /// Identity file (- for standard input) or pkcs11: URI of a token key; repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
         /// Output file (standard output if absent); with --keep-going, a directory
@@ -505,6 +509,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             offset,
             length,
             inputs,
+            token,
         } => {
             let input = inputs.first().filter(|_| inputs.len() == 1).cloned();
             one_stdin_reader(&[
@@ -524,6 +529,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 threads,
                 identity_files: &identities,
                 identities: None,
+                token_args: &token,
                 progress,
                 output: output.as_deref(),
                 input: input.as_deref(),
@@ -540,6 +546,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             identities,
             policy,
             input,
+            token,
         } => {
             one_stdin_reader(&[
                 ("the identities (-i -)", stdin_count(&identities)),
@@ -551,6 +558,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 threads: 0,
                 identity_files: &identities,
                 identities: None,
+                token_args: &token,
                 progress,
                 output: None,
                 input: input.as_deref(),

@@ -178,3 +178,22 @@ pub fn list(uri: Option<&str>, keys: bool, args: &TokenArgs) -> Result<(), CliEr
     }
     Ok(())
 }
+
+/// Opens the token keys `uris` name, with one module for all of them
+/// (loaded only if there is any) and one PIN prompt per token.
+pub fn open_keys(
+    uris: &[Pkcs11Uri],
+    args: &TokenArgs,
+) -> Result<Vec<kapsel_pkcs11::TokenKey>, CliError> {
+    let Some(first) = uris.first() else {
+        return Ok(Vec::new());
+    };
+    let module = load_module(args, Some(first))?;
+    uris.iter()
+        .map(|uri| {
+            module
+                .open_key(uri, &mut pin_source(args, uri))
+                .map_err(token_error)
+        })
+        .collect()
+}

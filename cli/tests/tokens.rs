@@ -206,3 +206,73 @@ fn the_pin_is_asked_on_the_terminal_without_echo() {
     assert!(!tty.contains("1234"), "the PIN was echoed: {tty}");
     assert!(tty.contains("kapsel1"), "{tty}");
 }
+
+#[test]
+fn a_token_key_decrypts_whole_files_ranges_and_many_files_with_one_pin() {
+    let Some(h) = Hsm::new() else { return };
+    let uri = "pkcs11:token=backup;object=kapsel";
+    let made = h.run(&["keygen", "--pkcs11", uri], Some("1234"));
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let recipient = text(&made.stdout).trim().to_string();
+    let plain: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    for n in ["a", "b"] {
+        let src = h.env.write(n, &plain);
+        let out = format!("{src}.kap");
+        let enc = h.run(&["encrypt", "-r", &recipient, "-o", &out, &src], None);
+        assert_eq!(enc.status.code(), Some(0), "{}", text(&enc.stderr));
+        std::fs::remove_file(&src).unwrap();
+    }
+    let (a, b) = (h.env.p("a.kap"), h.env.p("b.kap"));
+    // -i with the URI.
+    let out = h.run(&["decrypt", "-i", uri, &a], Some("1234"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout == plain);
+    // An identity file holding the URI, beside a software identity.
+    let (other, _) = h.env.identity("other.key");
+    let mut ids = std::fs::read_to_string(&other).unwrap();
+    ids.push_str(&format!("# the token key\n{uri}\n"));
+    let ids_file = h.env.write("ids", ids.as_bytes());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ids_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = h.run(
+        &[
+            "decrypt", "-i", &ids_file, "--offset", "5000", "--length", "20", &a,
+        ],
+        Some("1234"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, &plain[5000..5020]);
+    let out = h.run(&["verify", "-i", uri, &b], Some("1234"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Two files, one PIN prompt on the terminal.
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let line = format!(
+        "KAPSEL_STATE_DIR={} SOFTHSM2_CONF={} KAPSEL_PKCS11_MODULE={LIBRARY} {} decrypt -i '{uri}' {a} {b}",
+        h.env.p("state"),
+        h.env.p("softhsm2.conf"),
+        env!("CARGO_BIN_EXE_kapsel")
+    );
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("(sleep 1; echo 1234; sleep 2) | script -qec \"{line}\" /dev/null"),
+        ])
+        .output()
+        .unwrap();
+    let tty = text(&out.stdout);
+    assert_eq!(tty.matches("PIN for token backup").count(), 1, "{tty}");
+    assert_eq!(std::fs::read(h.env.path("a")).unwrap(), plain);
+    assert_eq!(std::fs::read(h.env.path("b")).unwrap(), plain);
+    // A wrong PIN ends decrypt with the PIN's exit code, before any output.
+    let out = h.run(
+        &["decrypt", "-i", uri, "-o", &h.env.p("never"), &a],
+        Some("9999"),
+    );
+    assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
+    assert!(!h.env.path("never").exists());
+}

@@ -173,13 +173,22 @@ impl<R: Read + Seek> Decryptor<R> {
         self,
         identities: &[Identity],
     ) -> Result<SeekableReader<R>, DecryptError> {
+        self.decrypt_seekable_with_keys(&as_keys(identities))
+    }
+
+    /// [`Decryptor::decrypt_seekable`] with identities whose private keys
+    /// may live elsewhere (see [`IdentityKey`]).
+    pub fn decrypt_seekable_with_keys(
+        self,
+        identities: &[&dyn IdentityKey],
+    ) -> Result<SeekableReader<R>, DecryptError> {
         let (mut source, header, header_bytes) = self.into_parts();
         let payload_start = source.stream_position()?;
         let end = source.seek(SeekFrom::End(0))?;
         let payload_len = end
             .checked_sub(payload_start)
             .ok_or(PayloadError::Truncated)?;
-        let found = find_file_key(&header, &header_bytes, &as_keys(identities), || {
+        let found = find_file_key(&header, &header_bytes, identities, || {
             if payload_len < PAYLOAD_HEADER_LEN as u64 {
                 return Err(PayloadError::Truncated.into());
             }

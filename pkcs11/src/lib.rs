@@ -639,3 +639,26 @@ impl TokenKey {
             .map_err(|_| TokenError::Module("CKM_ECDSA gave no 64-byte signature".into()))
     }
 }
+
+/// A token key is a kapsel identity: the codec asks it for the
+/// Diffie-Hellman of each stanza it tries and for segment signatures.
+impl kapsel_codec::IdentityKey for TokenKey {
+    fn recipient(&self) -> Recipient {
+        self.public.clone()
+    }
+
+    fn diffie_hellman(
+        &self,
+        peer: &Recipient,
+    ) -> Result<kapsel_codec::SharedSecret, kapsel_codec::IdentityError> {
+        let x = TokenKey::diffie_hellman(self, &peer.to_wire().0)
+            .map_err(|e| kapsel_codec::IdentityError::Unavailable(Box::new(e)))?;
+        Ok(kapsel_codec::SharedSecret::new(*x))
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], kapsel_codec::IdentityError> {
+        let digest = kapsel_codec::backend::sha256(message);
+        self.sign_digest(&digest)
+            .map_err(|e| kapsel_codec::IdentityError::Unavailable(Box::new(e)))
+    }
+}
