@@ -37,16 +37,21 @@ pub mod encrypt;
 pub mod error;
 pub mod exchange;
 pub mod hpke;
+pub mod hybrid;
 pub mod keys;
 pub mod parallel;
+pub mod passphrase;
 pub mod payload;
+pub mod pq;
 pub mod seek;
 pub mod segment;
 
-pub use decrypt::{Decryptor, PlaintextReader};
+pub use decrypt::{Decryptor, Keyring, PlaintextReader};
 pub use encrypt::{Encryptor, FileWriter};
 pub use error::{outcome_of_io_error, DecryptError, EncryptError, Outcome};
+pub use hybrid::{HybridIdentity, HybridRecipient};
 pub use keys::{Identity, KeyParseError, Recipient};
+pub use passphrase::Passphrase;
 pub use payload::{PayloadReader, PayloadWriter};
 pub use seek::{SeekablePayload, SeekableReader};
 

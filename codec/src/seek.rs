@@ -680,13 +680,22 @@ impl<R: Read + Seek> Decryptor<R> {
         self,
         identities: &[Identity],
     ) -> Result<SeekableReader<R>, DecryptError> {
+        self.decrypt_seekable_with(&crate::decrypt::Keyring::from(identities))
+    }
+
+    /// [`Decryptor::decrypt_seekable`] with every kind of key (see
+    /// [`Keyring`](crate::decrypt::Keyring)).
+    pub fn decrypt_seekable_with(
+        self,
+        keys: &crate::decrypt::Keyring,
+    ) -> Result<SeekableReader<R>, DecryptError> {
         let (mut source, header, header_bytes) = self.into_parts();
         let payload_start = source.stream_position()?;
         let end = source.seek(SeekFrom::End(0))?;
         let payload_len = end
             .checked_sub(payload_start)
             .ok_or(PayloadError::Truncated)?;
-        let found = find_file_key(&header, &header_bytes, identities, || {
+        let found = find_file_key(&header, &header_bytes, keys, || {
             if payload_len < PAYLOAD_HEADER_LEN as u64 {
                 return Err(PayloadError::Truncated.into());
             }
