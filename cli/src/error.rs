@@ -129,6 +129,14 @@ impl From<DecryptError> for CliError {
         let outcome = e.outcome();
         match e {
             DecryptError::Io(io) => from_decrypt_io(io),
+            DecryptError::WrongPassphrase => CliError::new(Exit::NoMatch, "wrong passphrase")
+                .with_hint("the passphrase did not open the file; if it is right, the passphrase stanza was damaged"),
+            DecryptError::PassphraseRequired => {
+                CliError::new(Exit::NoMatch, "this file is encrypted with a passphrase")
+                    .with_hint("run decrypt without -i to be asked for it, or pass --passphrase-file FILE")
+            }
+            e @ DecryptError::PassphraseWorkTooHigh { .. } => CliError::new(Exit::BadHeader, e.to_string())
+                .with_hint("a file made by kapsel encrypt -p never asks for this much; it may be hostile"),
             other => from_outcome(outcome, other.to_string()),
         }
     }

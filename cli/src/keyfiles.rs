@@ -10,8 +10,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use kapsel_codec::hybrid::{HYBRID_IDENTITY_HRP, HYBRID_RECIPIENT_HRP};
 use kapsel_codec::keys::KeyKind;
-use kapsel_codec::{Identity, KeyParseError, Recipient};
+use kapsel_codec::{HybridIdentity, HybridRecipient, Identity, KeyParseError, Recipient};
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
@@ -42,8 +43,8 @@ impl Want {
     /// What each line of such a file may be, for hints.
     fn rules(self) -> &'static str {
         match self {
-            Want::Identities => "each line of an identity file is an identity string (KAPSEL-SECRET-KEY-1...), part of a PEM PRIVATE KEY or EC PRIVATE KEY block, a # comment, or blank",
-            Want::Recipients => "each line of a recipients file is a recipient string (kapsel1...), part of a PEM PUBLIC KEY block, a # comment, or blank",
+            Want::Identities => "each line of an identity file is an identity string (KAPSEL-SECRET-KEY-1... or KAPSEL-PQ-SECRET-KEY-1...), part of a PEM PRIVATE KEY or EC PRIVATE KEY block, a # comment, or blank",
+            Want::Recipients => "each line of a recipients file is a recipient string (kapsel1... or kapselpq1...), part of a PEM PUBLIC KEY block, a # comment, or blank",
             Want::Any => "each line is a recipient string (kapsel1...), an identity string (KAPSEL-SECRET-KEY-1...), part of a PEM key block, a # comment, or blank",
         }
     }
@@ -53,14 +54,41 @@ impl Want {
 pub enum Key {
     Identity(Identity),
     Recipient(Recipient),
+    /// A hybrid post-quantum identity (`KAPSEL-PQ-SECRET-KEY-1...`).
+    HybridIdentity(HybridIdentity),
+    /// A hybrid post-quantum recipient (`kapselpq1...`).
+    HybridRecipient(HybridRecipient),
+}
+
+/// A recipient of either kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnyRecipient {
+    P256(Recipient),
+    Hybrid(HybridRecipient),
+}
+
+impl std::fmt::Display for AnyRecipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnyRecipient::P256(r) => r.fmt(f),
+            AnyRecipient::Hybrid(r) => r.fmt(f),
+        }
+    }
 }
 
 impl Key {
-    pub fn recipient(&self) -> Recipient {
+    /// The recipient of the key, of its own kind.
+    pub fn recipient(&self) -> AnyRecipient {
         match self {
-            Key::Identity(i) => i.to_recipient(),
-            Key::Recipient(r) => r.clone(),
+            Key::Identity(i) => AnyRecipient::P256(i.to_recipient()),
+            Key::Recipient(r) => AnyRecipient::P256(r.clone()),
+            Key::HybridIdentity(i) => AnyRecipient::Hybrid(i.to_recipient()),
+            Key::HybridRecipient(r) => AnyRecipient::Hybrid(r.clone()),
         }
+    }
+
+    fn is_private(&self) -> bool {
+        matches!(self, Key::Identity(_) | Key::HybridIdentity(_))
     }
 }
 
@@ -137,6 +165,7 @@ fn key_error_hint(e: &KeyParseError) -> Option<String> {
 fn looks_secret(s: &str) -> bool {
     let s = s.to_ascii_lowercase();
     s.starts_with("kapsel-secret-key-")
+        || s.starts_with("kapsel-pq-secret-key-")
         || s.starts_with("age-secret-key-")
         || s.starts_with("age-plugin-")
 }
@@ -144,6 +173,30 @@ fn looks_secret(s: &str) -> bool {
 /// One key string on line `n` of a key file, as `want` allows.
 fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key, CliError> {
     // The line may be secret: errors say what is wrong, never its text.
+    let hrp = line.rfind('1').map(|i| &line[..i]);
+    let hybrid_identity = hrp.is_some_and(|h| h.eq_ignore_ascii_case(HYBRID_IDENTITY_HRP));
+    let hybrid_recipient = hrp.is_some_and(|h| h.eq_ignore_ascii_case(HYBRID_RECIPIENT_HRP));
+    if (hybrid_identity && want != Want::Recipients)
+        || (hybrid_recipient && want != Want::Identities)
+    {
+        let parsed = if hybrid_identity {
+            HybridIdentity::from_secret_string(line).map(Key::HybridIdentity)
+        } else {
+            line.parse::<HybridRecipient>().map(Key::HybridRecipient)
+        };
+        let noun = if hybrid_identity {
+            "post-quantum identity"
+        } else {
+            "post-quantum recipient"
+        };
+        return parsed.map_err(|e| {
+            let err = CliError::usage(format!("{source}:{n}: invalid {noun}: {e}"));
+            match key_error_hint(&e) {
+                Some(hint) => err.with_hint(hint),
+                None => err.with_hint(want.rules()),
+            }
+        });
+    }
     let as_identity = match want {
         Want::Identities => true,
         Want::Recipients => false,
@@ -369,7 +422,7 @@ fn parse_identities(text: &str, source: &str) -> Result<Vec<Identity>, CliError>
         .into_iter()
         .filter_map(|(_, k)| match k {
             Key::Identity(i) => Some(i),
-            Key::Recipient(_) => None,
+            _ => None,
         })
         .collect())
 }
@@ -425,7 +478,7 @@ pub fn read_key_source(path: &Path, want: Want) -> Result<(Zeroizing<String>, St
 pub fn read_keys(path: &Path, want: Want) -> Result<Vec<(usize, Key)>, CliError> {
     let (text, name) = read_key_source(path, want)?;
     let keys = parse_key_text(&text, &name, want)?;
-    if !is_stdin(path) && keys.iter().any(|(_, k)| matches!(k, Key::Identity(_))) {
+    if !is_stdin(path) && keys.iter().any(|(_, k)| k.is_private()) {
         warn_if_readable_by_others(path);
     }
     Ok(keys)
@@ -434,6 +487,20 @@ pub fn read_keys(path: &Path, want: Want) -> Result<Vec<(usize, Key)>, CliError>
 /// Every identity of every `-i` file, in order; a usage error if none was
 /// given, or if standard input (`-`) is named twice.
 pub fn read_identity_files(paths: &[PathBuf]) -> Result<Vec<Identity>, CliError> {
+    let (p256, _) = read_all_identity_files(paths, false)?;
+    Ok(p256)
+}
+
+/// Every identity of every `-i` file, P-256 and post-quantum, in order; a
+/// usage error if none was given (unless `optional`, for decrypting with a
+/// passphrase), or if standard input (`-`) is named twice.
+pub fn read_all_identity_files(
+    paths: &[PathBuf],
+    optional: bool,
+) -> Result<(Vec<Identity>, Vec<HybridIdentity>), CliError> {
+    if paths.is_empty() && optional {
+        return Ok((Vec::new(), Vec::new()));
+    }
     if paths.is_empty() {
         return Err(CliError::usage("no identity given").with_hint(
             "pass -i IDENTITY_FILE (made by kapsel keygen), or -i - for standard input",
@@ -444,11 +511,17 @@ pub fn read_identity_files(paths: &[PathBuf]) -> Result<Vec<Identity>, CliError>
             "-i - is given twice: standard input can be read only once",
         ));
     }
-    let mut identities = Vec::new();
+    let (mut p256, mut hybrid) = (Vec::new(), Vec::new());
     for f in paths {
-        identities.extend(read_identity_file(f)?);
+        for (_, key) in read_keys(f, Want::Identities)? {
+            match key {
+                Key::Identity(i) => p256.push(i),
+                Key::HybridIdentity(i) => hybrid.push(i),
+                _ => {}
+            }
+        }
     }
-    Ok(identities)
+    Ok((p256, hybrid))
 }
 
 /// Reads an identity file (or standard input, for `-`): identity strings
@@ -458,7 +531,7 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<Identity>, CliError> {
         .into_iter()
         .filter_map(|(_, k)| match k {
             Key::Identity(i) => Some(i),
-            Key::Recipient(_) => None,
+            _ => None,
         })
         .collect())
 }
@@ -474,8 +547,28 @@ fn shown(s: &str) -> String {
 
 /// Parses one recipient string given with `-r`: exactly the string, with no
 /// white space around it (SPEC.md 4.1).
-pub fn parse_recipient(s: &str) -> Result<Recipient, CliError> {
-    parse_recipient_arg(s, "recipient")
+pub fn parse_recipient(s: &str) -> Result<AnyRecipient, CliError> {
+    let pq = s
+        .rfind('1')
+        .is_some_and(|i| s[..i].eq_ignore_ascii_case(HYBRID_RECIPIENT_HRP));
+    if !pq {
+        return parse_recipient_arg(s, "recipient").map(AnyRecipient::P256);
+    }
+    if let Some((place, c)) = stray_white_space(s) {
+        return Err(CliError::usage(format!(
+            "invalid post-quantum recipient: white space ({c}) {place} the recipient string"
+        ))
+        .with_hint("give exactly the kapselpq1... string"));
+    }
+    s.parse::<HybridRecipient>()
+        .map(AnyRecipient::Hybrid)
+        .map_err(|e| {
+            let err = CliError::usage(format!("invalid post-quantum recipient: {e}"));
+            match key_error_hint(&e) {
+                Some(hint) => err.with_hint(hint),
+                None => err,
+            }
+        })
 }
 
 fn parse_recipient_arg(s: &str, what: &str) -> Result<Recipient, CliError> {
@@ -504,10 +597,7 @@ fn parse_recipient_arg(s: &str, what: &str) -> Result<Recipient, CliError> {
 /// `kapsel1`, or that names no file, is taken as a recipient string.
 pub fn parse_sender(arg: &str) -> Result<Vec<Recipient>, CliError> {
     if arg.trim_start().starts_with("-----BEGIN") {
-        return Ok(parse_key_text(arg, "--expect-sender", Want::Recipients)?
-            .into_iter()
-            .map(|(_, k)| k.recipient())
-            .collect());
+        return p256_senders(parse_key_text(arg, "--expect-sender", Want::Recipients)?);
     }
     let path = Path::new(arg);
     let looks_recipient = arg.to_ascii_lowercase().starts_with("kapsel1");
@@ -525,12 +615,27 @@ pub fn parse_sender(arg: &str) -> Result<Vec<Recipient>, CliError> {
                 }
             });
     }
-    read_recipients_file(path)
+    p256_senders(read_keys(path, Want::Recipients)?)
+}
+
+/// The P-256 keys of `keys`; a post-quantum key is refused: senders sign
+/// with ECDSA P-256.
+fn p256_senders(keys: Vec<(usize, Key)>) -> Result<Vec<Recipient>, CliError> {
+    keys.into_iter()
+        .map(|(line, k)| match k.recipient() {
+            AnyRecipient::P256(r) => Ok(r),
+            AnyRecipient::Hybrid(_) => Err(CliError::usage(format!(
+                "--expect-sender: line {line}: a post-quantum recipient cannot be a sender"
+            ))
+            .with_hint("senders sign with P-256 keys (kapsel1...)")),
+        })
+        .collect()
 }
 
 /// Reads a recipients file (or standard input, for `-`): recipient strings
-/// and P-256 public keys in SPKI PEM (`openssl pkey -pubout`), in any mix.
-pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, CliError> {
+/// (P-256 and post-quantum) and P-256 public keys in SPKI PEM (`openssl
+/// pkey -pubout`), in any mix.
+pub fn read_recipients_file(path: &Path) -> Result<Vec<AnyRecipient>, CliError> {
     Ok(read_keys(path, Want::Recipients)?
         .into_iter()
         .map(|(_, k)| k.recipient())
@@ -639,7 +744,10 @@ mod tests {
             Identity::generate().to_recipient(),
         );
         std::fs::write(&path, format!("# team\r\n \t{a}\t \r\n\n{b}")).expect("write");
-        assert_eq!(read_recipients_file(&path).ok(), Some(vec![a.clone(), b]));
+        assert_eq!(
+            read_recipients_file(&path).ok(),
+            Some(vec![AnyRecipient::P256(a.clone()), AnyRecipient::P256(b)])
+        );
         for line in [format!("{a}\u{a0}"), format!("{a}\r"), format!("\x0c{a}")] {
             std::fs::write(&path, format!("# team\n{line}")).expect("write");
             let err = read_recipients_file(&path).expect_err("refused");
@@ -667,7 +775,7 @@ mod key_file_tests {
         let lines: Vec<usize> = keys.iter().map(|(n, _)| *n).collect();
         assert_eq!(lines, [2, 3, 8]);
         assert!(matches!(keys[2].1, Key::Identity(_)));
-        assert_eq!(keys[1].1.recipient(), b.to_recipient());
+        assert_eq!(keys[1].1.recipient(), AnyRecipient::P256(b.to_recipient()));
     }
 
     #[test]

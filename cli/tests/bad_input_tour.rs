@@ -72,6 +72,17 @@ fn every_vector_gets_its_exit_code_one_line_and_no_output_file() {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(&id_file, fs::Permissions::from_mode(0o600)).unwrap();
         }
+        // A passphrase vector gives its passphrase as hex; a passphrase file
+        // without one gets a wrong passphrase, which is the same class
+        // (no matching recipient) and needs no terminal.
+        let pw_file = work.path().join("passphrase.txt");
+        let passphrase = field("passphrase_hex")
+            .next()
+            .map(|h| hex::decode(h).unwrap())
+            .unwrap_or_else(|| b"not the passphrase".to_vec());
+        let mut pw = passphrase;
+        pw.push(b'\n');
+        fs::write(&pw_file, pw).unwrap();
         let in_file = work.path().join("input");
         fs::write(&in_file, input).unwrap();
         let out_file = work.path().join("plain.out");
@@ -82,6 +93,8 @@ fn every_vector_gets_its_exit_code_one_line_and_no_output_file() {
                 "-q",
                 "-i",
                 id_file.to_str().unwrap(),
+                "--passphrase-file",
+                pw_file.to_str().unwrap(),
                 "-o",
                 out_file.to_str().unwrap(),
                 in_file.to_str().unwrap(),

@@ -817,6 +817,7 @@ impl Gen {
                 .iter()
                 .map(|id| id.to_secret_string().to_string())
                 .collect(),
+            passphrase: None,
             file_key: v.file_key,
             released: v.released,
             sender: v.sender.map(|s| s.to_recipient().to_string()),
@@ -846,6 +847,7 @@ pub fn vectors() -> Vec<Vector> {
     g.signed();
     g.segments();
     g.armor();
+    crate::pq::vectors(&mut g.out);
     g.out
 }
 

@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kapsel_codec::Identity;
-use kapsel_testvectors::run::{decode, decode_parallel, expect_of};
+use kapsel_codec::Keyring;
+use kapsel_testvectors::run::{
+    decode_parallel_with as decode_parallel, decode_with as decode, expect_of, keys_of,
+};
 use kapsel_testvectors::vector::{Expect, VectorFile};
 use sha2::{Digest, Sha256};
 
@@ -47,7 +49,7 @@ struct Check {
     name: String,
     expect: Expect,
     armored: bool,
-    identities: Vec<Identity>,
+    identities: Keyring,
     released_len: usize,
     released_sha256: String,
     data: Vec<u8>,
@@ -67,14 +69,7 @@ fn check_of(name: &str, v: &VectorFile) -> Check {
             "no" => false,
             other => panic!("{name}: armor must be yes or no, not {other}"),
         },
-        identities: v
-            .all("identity")
-            .into_iter()
-            .map(|s| {
-                Identity::from_secret_string(s)
-                    .unwrap_or_else(|e| panic!("{name}: bad identity: {e}"))
-            })
-            .collect(),
+        identities: keys_of(v).unwrap_or_else(|e| panic!("{name}: bad key: {e}")),
         released_len: field("released_len").parse().expect("released_len"),
         released_sha256: field("released_sha256").to_string(),
         data: v.data.clone(),
