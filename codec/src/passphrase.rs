@@ -193,10 +193,11 @@ pub(crate) fn unwrap(
     Ok(opened.then_some(file_key))
 }
 
-/// Raw Argon2id (no label), for the RFC 9106 test: `out.len()` bytes from
-/// `password`, `salt`, `secret` and `ad`. Not for files.
+/// Raw Argon2id (no label), for the RFC 9106 test and the conformance
+/// vector generator: `out.len()` bytes from `password`, `salt`, `secret` and
+/// `ad`. Present in every build (the `fips` build refuses passphrase
+/// stanzas, but its vector tests still check the primitive). Not for files.
 #[doc(hidden)]
-#[cfg(not(feature = "fips"))]
 pub fn argon2id_for_conformance(
     password: &[u8],
     salt: &[u8],

@@ -4,7 +4,6 @@
 //! salt 16 bytes of 0x02, secret 8 bytes of 0x03, associated data 12 bytes
 //! of 0x04, 32 KiB, 3 passes, 4 lanes, a 32-byte tag. Then the parameters
 //! that differ from it one at a time, which must change the tag.
-#![cfg(not(feature = "fips"))]
 
 use kapsel_codec::passphrase::{argon2id_for_conformance, Cost};
 
