@@ -165,6 +165,12 @@ enum Command {
         /// Identity file (- for standard input); repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
+        /// For a passphrase file: read the passphrase from the first line of FILE instead of the terminal
+        #[arg(long, value_name = "FILE", conflicts_with = "passphrase_fd")]
+        passphrase_file: Option<PathBuf>,
+        /// For a passphrase file: read the passphrase from the first line of file descriptor N
+        #[arg(long, value_name = "N")]
+        passphrase_fd: Option<u32>,
         #[command(flatten)]
         policy: PolicyArgs,
         /// Input file (standard input if absent or -)
@@ -474,7 +480,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             ])?;
             commands::encrypt(commands::EncryptArgs {
                 addressing: addressing.as_addressing(),
-                passphrase: passphrase.then(|| passphrase::Source {
+                passphrase: passphrase.then_some(passphrase::Source {
                     file: passphrase_file,
                     fd: passphrase_fd,
                 }),
@@ -521,6 +527,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         }
         Command::Verify {
             identities,
+            passphrase_file,
+            passphrase_fd,
             policy,
             input,
         } => {
@@ -533,7 +541,10 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 discard_output: true,
                 threads: 0,
                 identity_files: &identities,
-                passphrase: passphrase::Source::default(),
+                passphrase: passphrase::Source {
+                    file: passphrase_file,
+                    fd: passphrase_fd,
+                },
                 progress,
                 output: None,
                 input: input.as_deref(),

@@ -252,6 +252,15 @@ fn passphrase_from_file_and_descriptor_and_wrong_and_empty() {
         &d.p("m.kap"),
     ]);
     assert_eq!((code, out.as_slice()), (Some(0), &b"backup"[..]), "{err}");
+    // verify takes the same flags.
+    let (code, out, err) = d.run(&[
+        "verify",
+        "--passphrase-file",
+        &d.p("pw2.txt"),
+        &d.p("m.kap"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out).starts_with("verified: "));
     // From a file descriptor.
     let bin = env!("CARGO_BIN_EXE_kapsel");
     let out = Command::new("sh")
