@@ -4,7 +4,10 @@
 //!
 //! A file is `header || salt || commitment || chunks`. The header (see
 //! `format-spec/SPEC.md`) carries one HPKE stanza per recipient, each sealing
-//! the same random 32-byte file key. The payload is Cobblestone-256 with the
+//! the same random 32-byte file key: to a P-256 [`Recipient`], to a hybrid
+//! post-quantum [`HybridRecipient`] (ML-KEM-768 + P-256, [`pq`]; format
+//! version 2), or, alone, under a [`Passphrase`] ([`passphrase`], Argon2id).
+//! [`Keyring`] holds every kind of key a decoder may try. The payload is Cobblestone-256 with the
 //! file key as input key and the header bytes as context, so the key
 //! commitment authenticates the whole header before any chunk is decrypted.
 //!

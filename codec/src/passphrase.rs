@@ -22,7 +22,8 @@ use crate::aead::{Aes256Gcm, NONCE_LEN, TAG_LEN};
 use crate::FILE_KEY_LEN;
 use kapsel_format::{PASSPHRASE_SALT_LEN, WRAPPED_KEY_LEN};
 
-/// Prefix of the Argon2id salt.
+/// Prefix of the Argon2id salt (unused in the `fips` build, which derives nothing).
+#[cfg_attr(feature = "fips", allow(dead_code))]
 const SALT_LABEL: &[u8] = b"kapsel/v1 passphrase\x00";
 
 /// A passphrase. Its bytes are wiped on drop and never shown.
