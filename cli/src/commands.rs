@@ -3,8 +3,9 @@
 use std::io::{BufReader, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
+use kapsel_codec::WorkLimit;
 use kapsel_codec::{is_armored, ArmoredReader, ArmoredWriter, ARMOR_DETECTION_WINDOW};
-use kapsel_codec::{Decryptor, Encryptor, Identity, Recipient};
+use kapsel_codec::{Decryptor, Encryptor, HybridIdentity, Identity, Keyring, Recipient};
 
 use crate::error::{foreign_format_hint, CliError};
 use crate::files::{
@@ -30,13 +31,34 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn keygen(output: Option<&Path>) -> Result<(), CliError> {
-    let identity = Identity::generate();
-    let text = zeroize::Zeroizing::new(identity_file_text(&identity, now()));
+/// The text of a new hybrid post-quantum identity file.
+pub fn hybrid_identity_file_text(identity: &HybridIdentity, now: u64) -> String {
+    format!(
+        "# created: {}\n# post-quantum (ML-KEM-768 + P-256)\n# recipient: {}\n{}\n",
+        crate::time::iso8601_utc(now),
+        identity.to_recipient(),
+        &*identity.to_secret_string()
+    )
+}
+
+pub fn keygen(output: Option<&Path>, pq: bool) -> Result<(), CliError> {
+    let (text, recipient) = if pq {
+        let identity = HybridIdentity::generate();
+        (
+            zeroize::Zeroizing::new(hybrid_identity_file_text(&identity, now())),
+            identity.to_recipient().to_string(),
+        )
+    } else {
+        let identity = Identity::generate();
+        (
+            zeroize::Zeroizing::new(identity_file_text(&identity, now())),
+            identity.to_recipient().to_string(),
+        )
+    };
     match output {
         Some(path) if !keyfiles::is_stdin(path) => {
             write_private_file_atomically(path, text.as_bytes())?;
-            write_stdout(format!("{}\n", identity.to_recipient()).as_bytes())
+            write_stdout(format!("{recipient}\n").as_bytes())
         }
         _ => {
             protect_stdout_for_key()?;
@@ -90,7 +112,16 @@ pub fn export(input: Option<&Path>, private: bool) -> Result<(), CliError> {
                 ))
                 .with_hint("export --private needs an identity; without --private, export prints public keys"));
             }
-            key => text.push_str(&key.recipient().to_spki_pem()),
+            keyfiles::Key::HybridIdentity(_) | keyfiles::Key::HybridRecipient(_) => {
+                return Err(CliError::usage(format!(
+                    "line {line}: a post-quantum key has no PEM form"
+                ))
+                .with_hint("no standard names the ML-KEM-768 + P-256 hybrid key; use its kapselpq1... string (kapsel pubkey)"));
+            }
+            key => match key.recipient() {
+                keyfiles::AnyRecipient::P256(r) => text.push_str(&r.to_spki_pem()),
+                keyfiles::AnyRecipient::Hybrid(_) => {}
+            },
         }
     }
     if private {
@@ -101,6 +132,8 @@ pub fn export(input: Option<&Path>, private: bool) -> Result<(), CliError> {
 
 pub struct EncryptArgs<'a> {
     pub addressing: Addressing<'a>,
+    /// `-p`: encrypt to a passphrase, read from this source or the terminal.
+    pub passphrase: Option<crate::passphrase::Source>,
     pub armor: bool,
     /// `--challenge`: answer a receiver's challenge (offline exchange).
     pub challenge: Option<kapsel_codec::exchange::Challenge>,
@@ -114,6 +147,8 @@ pub struct EncryptArgs<'a> {
 /// Who a message goes to and who signs it: the flags `encrypt` and `send`
 /// share.
 pub struct Addressing<'a> {
+    /// `--allow-classical`: P-256 recipients beside post-quantum ones.
+    pub allow_classical: bool,
     pub recipients: &'a [String],
     pub recipient_files: &'a [PathBuf],
     pub hide_recipients: bool,
@@ -124,21 +159,49 @@ pub struct Addressing<'a> {
 /// An encryptor for the recipients of `-r` and `-R`, signing with
 /// `--sign-as` (which issues a serial from the serial store).
 pub fn build_encryptor(args: &Addressing<'_>) -> Result<Encryptor, CliError> {
-    let mut recipients: Vec<Recipient> = Vec::new();
+    let mut all = Vec::new();
     for r in args.recipients {
-        recipients.push(keyfiles::parse_recipient(r)?);
+        all.push(keyfiles::parse_recipient(r)?);
     }
     for f in args.recipient_files {
-        recipients.extend(keyfiles::read_recipients_file(f)?);
+        all.extend(keyfiles::read_recipients_file(f)?);
     }
-    if recipients.is_empty() {
+    if all.is_empty() {
         return Err(CliError::usage("no recipients given")
-            .with_hint("pass -r RECIPIENT or -R FILE (kapsel keygen prints a recipient)"));
+            .with_hint("pass -r RECIPIENT or -R FILE (kapsel keygen prints a recipient), or -p for a passphrase"));
     }
-    let mut encryptor = Encryptor::new(recipients)
+    let (mut recipients, mut hybrid): (Vec<Recipient>, Vec<_>) = (Vec::new(), Vec::new());
+    for r in all {
+        match r {
+            keyfiles::AnyRecipient::P256(r) => recipients.push(r),
+            keyfiles::AnyRecipient::Hybrid(r) => hybrid.push(r),
+        }
+    }
+    if !hybrid.is_empty() && !recipients.is_empty() && !args.allow_classical {
+        return Err(CliError::usage(format!(
+            "{} post-quantum and {} classical (P-256) recipients: a file with a P-256 recipient can be opened by a future quantum computer, whatever its other recipients",
+            hybrid.len(),
+            recipients.len()
+        ))
+        .with_hint("the weakest wrap decides: give every recipient a post-quantum key (kapsel keygen --pq), or pass --allow-classical to accept a file that is not post-quantum"));
+    }
+    if !hybrid.is_empty() && !recipients.is_empty() {
+        errln!("kapsel: warning: --allow-classical: this file is not post-quantum (it has P-256 recipients)");
+    }
+    let mut encryptor = Encryptor::with_recipients(recipients, hybrid)
         .map_err(|e| CliError::usage(e.to_string()))?
+        .allow_classical_with_post_quantum(args.allow_classical)
         .hide_recipients(args.hide_recipients);
     if let Some(path) = args.sign_as {
+        let (identity, serial) = signer(path, args.serial_db)?;
+        encryptor = encryptor.sender(identity).serial(serial);
+    }
+    Ok(encryptor)
+}
+
+/// The identity of `--sign-as` and a fresh serial for it from the serial store.
+fn signer(path: &Path, serial_db: Option<&Path>) -> Result<(Identity, u64), CliError> {
+    {
         let mut identities = keyfiles::read_identity_file(path)?;
         if identities.len() != 1 {
             return Err(CliError::usage(format!(
@@ -149,14 +212,13 @@ pub fn build_encryptor(args: &Addressing<'_>) -> Result<Encryptor, CliError> {
             .with_hint("put the identity to sign with in a file of its own"));
         }
         let identity = identities.remove(0);
-        let store_path = crate::policy::serial_db_path(args.serial_db.map(Path::to_path_buf))?;
+        let store_path = crate::policy::serial_db_path(serial_db.map(Path::to_path_buf))?;
         crate::ledger_cmd::warn_exposed(&store_path, "serial store");
         let serial = kapsel_cli::serials::SerialStore::open(&store_path)
             .and_then(|mut store| store.issue(&identity.to_recipient().to_wire().0))
             .map_err(|e| CliError::other(format!("serial store {}: {e}", store_path.display())))?;
-        encryptor = encryptor.sender(identity).serial(serial);
+        Ok((identity, serial))
     }
-    Ok(encryptor)
 }
 
 /// Opens the input (a file, or standard input) behind a progress line.
@@ -178,7 +240,32 @@ pub fn open_with_progress(
 }
 
 pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
-    let mut encryptor = build_encryptor(&args.addressing)?;
+    let mut encryptor = match &args.passphrase {
+        Some(source) => {
+            let a = &args.addressing;
+            if !a.recipients.is_empty() || !a.recipient_files.is_empty() {
+                return Err(CliError::usage(
+                    "a passphrase file has no other recipients: -p cannot be used with -r or -R",
+                )
+                .with_hint("a passphrase stanza must be the only stanza of its file (SPEC 14.5): encrypt twice, or use only recipients"));
+            }
+            if !kapsel_codec::PASSPHRASE_AVAILABLE {
+                return Err(CliError::usage(
+                    "passphrase encryption is not available in the FIPS build (Argon2id is not FIPS-approved)",
+                )
+                .with_hint("encrypt to a recipient (kapsel keygen) instead"));
+            }
+            let passphrase = crate::passphrase::for_encrypt(source)?;
+            let mut e = Encryptor::with_passphrase(passphrase)
+                .map_err(|e| CliError::usage(e.to_string()))?;
+            if let Some(path) = a.sign_as {
+                let (identity, serial) = signer(path, a.serial_db)?;
+                e = e.sender(identity).serial(serial);
+            }
+            e
+        }
+        None => build_encryptor(&args.addressing)?,
+    };
     if let Some(challenge) = args.challenge {
         encryptor = encryptor.challenge(challenge);
     }
@@ -211,6 +298,8 @@ pub struct DecryptArgs<'a> {
     pub identities: Option<&'a keyfiles::Identities>,
     /// The PKCS#11 module and PIN, for `-i pkcs11:...`.
     pub token_args: &'a crate::tokens::TokenArgs,
+    /// Where a passphrase comes from, if the file asks for one.
+    pub passphrase: crate::passphrase::Source,
     pub progress: bool,
     pub output: Option<&'a Path>,
     pub input: Option<&'a Path>,
@@ -275,13 +364,14 @@ pub fn decrypt_many(args: DecryptArgs<'_>, inputs: &[PathBuf]) -> Result<(), Cli
         }
         plan.push((input, out));
     }
-    let identities = keyfiles::read_identity_sources(args.identity_files, args.token_args)?;
+    let identities = keyfiles::read_identity_sources(args.identity_files, args.token_args, true)?;
     let mut first_failure = None;
     let mut failed = 0usize;
     for (input, out) in &plan {
         let one = DecryptArgs {
             policy: args.policy.clone(),
             identities: Some(&identities),
+            passphrase: args.passphrase.clone(),
             input: Some(input),
             output: Some(out),
             ..args
@@ -304,6 +394,43 @@ pub fn decrypt_many(args: DecryptArgs<'_>, inputs: &[PathBuf]) -> Result<(), Cli
     }
 }
 
+/// The keys to try on `header`: the identities of `-i`, and for a
+/// passphrase file a passphrase (from the flags, else the terminal), asked
+/// only after the stanza's cost passed the work limit. Without `-i`, a file
+/// that is not a passphrase file is refused as before.
+fn keyring<'k>(
+    header: &kapsel_format::Header,
+    identities: &'k keyfiles::Identities,
+    args: &DecryptArgs<'_>,
+) -> Result<Keyring<'k>, CliError> {
+    let mut keys = identities.keyring();
+    match kapsel_codec::passphrase_cost(header) {
+        Some(cost) => {
+            if !WorkLimit::DEFAULT.allows(&cost) {
+                return Err(CliError::from(
+                    kapsel_codec::DecryptError::PassphraseWorkTooHigh {
+                        cost,
+                        limit: WorkLimit::DEFAULT,
+                    },
+                ));
+            }
+            if !kapsel_codec::PASSPHRASE_AVAILABLE {
+                return Err(CliError::from(
+                    kapsel_codec::DecryptError::PassphraseUnavailable,
+                ));
+            }
+            keys = keys.with_passphrase(crate::passphrase::for_decrypt(&args.passphrase)?);
+        }
+        None if identities.is_empty() => {
+            return Err(CliError::usage("no identity given").with_hint(
+                "pass -i IDENTITY_FILE (made by kapsel keygen), or -i - for standard input",
+            ));
+        }
+        None => {}
+    }
+    Ok(keys)
+}
+
 pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     if args.offset.is_some() || args.length.is_some() {
         return decrypt_range(args);
@@ -312,7 +439,7 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     let identities = match args.identities {
         Some(ids) => ids,
         None => {
-            read = keyfiles::read_identity_sources(args.identity_files, args.token_args)?;
+            read = keyfiles::read_identity_sources(args.identity_files, args.token_args, true)?;
             &read
         }
     };
@@ -328,10 +455,11 @@ pub fn decrypt(args: DecryptArgs<'_>) -> Result<(), CliError> {
     let decryptor =
         Decryptor::new(reader).map_err(|e| foreign_format_error(e, &prefix, armored))?;
     let claimed = decryptor.claimed_sender();
+    let keys = keyring(decryptor.unverified_header(), identities, &args)?;
     // Find the file key and check the commitment: from here on the header
     // is authentic against anyone without the file key; for a signed file
     // each segment is verified as the sender's before it is released.
-    let plaintext = decryptor.decrypt_with_keys(&identities.keys())?;
+    let plaintext = decryptor.decrypt_with(&keys)?;
     let now = now();
     args.policy
         .check_header(plaintext.header(), claimed.as_ref(), now, None)?;
@@ -644,7 +772,7 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
     let identities = match args.identities {
         Some(ids) => ids,
         None => {
-            read = keyfiles::read_identity_sources(args.identity_files, args.token_args)?;
+            read = keyfiles::read_identity_sources(args.identity_files, args.token_args, true)?;
             &read
         }
     };
@@ -679,7 +807,8 @@ fn decrypt_range(args: DecryptArgs<'_>) -> Result<(), CliError> {
     let claimed = decryptor.claimed_sender();
     // Finds the file key and checks the commitment and the payload length;
     // reads no chunk.
-    let reader = decryptor.decrypt_seekable_with_keys(&identities.keys())?;
+    let keys = keyring(decryptor.unverified_header(), identities, &args)?;
+    let reader = decryptor.decrypt_seekable_with(&keys)?;
     let now = now();
     args.policy
         .check_header(reader.header(), claimed.as_ref(), now, None)?;

@@ -133,7 +133,7 @@ impl From<DecryptError> for CliError {
         match e {
             DecryptError::Io(io) => match DecryptError::from_io(io) {
                 DecryptError::Io(io) => CliError::io("read failed", io),
-                other => from_outcome(other.outcome(), other.to_string()),
+                other => CliError::from(other),
             },
             // A key on a token failed mid-run (removed, logged out): say
             // what the token said, with the token's exit code.
@@ -143,6 +143,14 @@ impl From<DecryptError> for CliError {
                     .unwrap_or_else(|| id.to_string());
                 CliError::new(Exit::Token, format!("a token key failed: {reason}"))
             }
+            DecryptError::WrongPassphrase => CliError::new(Exit::NoMatch, "wrong passphrase")
+                .with_hint("the passphrase did not open the file; if it is right, the passphrase stanza was damaged"),
+            DecryptError::PassphraseRequired => {
+                CliError::new(Exit::NoMatch, "this file is encrypted with a passphrase")
+                    .with_hint("run decrypt without -i to be asked for it, or pass --passphrase-file FILE")
+            }
+            e @ DecryptError::PassphraseWorkTooHigh { .. } => CliError::new(Exit::BadHeader, e.to_string())
+                .with_hint("a file made by kapsel encrypt -p never asks for this much; it may be hostile"),
             other => from_outcome(other.outcome(), other.to_string()),
         }
     }

@@ -43,8 +43,33 @@ fn sender_string(header: &Header) -> Option<String> {
 
 fn stanza_hint(stanza: &Stanza) -> Option<String> {
     match stanza {
-        Stanza::P256Hpke { hint, .. } if *hint != [0; 4] => Some(hex::encode(hint)),
+        Stanza::P256Hpke { hint, .. } | Stanza::HybridPq { hint, .. } if *hint != [0; 4] => {
+            Some(hex::encode(hint))
+        }
         _ => None,
+    }
+}
+
+/// A stanza type's name, for `inspect`.
+fn stanza_type_name(stanza: &Stanza) -> &'static str {
+    match stanza {
+        Stanza::P256Hpke { .. } => "p256-hpke",
+        Stanza::HybridPq { .. } => "mlkem768-p256-hpke",
+        Stanza::Passphrase { .. } => "passphrase-argon2id",
+        Stanza::Unknown { .. } => "unknown",
+    }
+}
+
+/// The Argon2id cost of a passphrase stanza, as JSON.
+fn passphrase_json(stanza: &Stanza) -> serde_json::Value {
+    match stanza {
+        Stanza::Passphrase {
+            memory_kib,
+            passes,
+            lanes,
+            ..
+        } => json!({ "memory_kib": memory_kib, "passes": passes, "lanes": lanes }),
+        _ => json!(null),
     }
 }
 
@@ -90,6 +115,24 @@ pub fn run(input: crate::files::Input, as_json: bool) -> Result<(), CliError> {
     out!("{report}")
 }
 
+/// Whether the file resists a quantum computer: `Some(true)` when every
+/// public-key stanza is hybrid, `Some(false)` when some is P-256 only,
+/// `None` for a passphrase file (as strong as its passphrase).
+fn post_quantum(header: &Header) -> Option<bool> {
+    let p256 = header
+        .stanzas
+        .iter()
+        .any(|s| matches!(s, Stanza::P256Hpke { .. }));
+    let hybrid = header
+        .stanzas
+        .iter()
+        .any(|s| matches!(s, Stanza::HybridPq { .. }));
+    match (p256, hybrid) {
+        (false, false) => None,
+        (p, _) => Some(!p),
+    }
+}
+
 fn json_report(
     header: &Header,
     header_len: u64,
@@ -103,7 +146,8 @@ fn json_report(
     };
     let value = json!({
         "format": "kapsel",
-        "version": kapsel_format::VERSION_1,
+        "version": header.version(),
+        "post_quantum": post_quantum(header),
         "armored": armored,
         "suite": { "id": header.suite.id(), "name": header.suite.name() },
         "created_at": header.created_at.to_string(),
@@ -111,7 +155,7 @@ fn json_report(
         "serial": header.serial.to_string(),
         "sender": sender_string(header),
         "challenge": challenge_string(header),
-        "recipients": header.stanzas.iter().map(|s| json!({ "type": s.kind(), "hint": stanza_hint(s) })).collect::<Vec<_>>(),
+        "recipients": header.stanzas.iter().map(|s| json!({ "type": s.kind(), "type_name": stanza_type_name(s), "hint": stanza_hint(s), "argon2id": passphrase_json(s) })).collect::<Vec<_>>(),
         "chunk_size": CHUNK_SIZE,
         "header_len": header_len,
         "payload_len": payload_len,
@@ -135,7 +179,7 @@ fn text_report(
         writeln!(
             s,
             "format:      kapsel v{}{}",
-            kapsel_format::VERSION_1,
+            header.version(),
             if armored { ", ASCII armor" } else { "" }
         )?;
         writeln!(
@@ -164,7 +208,23 @@ fn text_report(
                 "challenge:   {c} (live exchange; checked by decrypt --expect-challenge)"
             )?;
         }
-        writeln!(s, "recipients:  {}", header.stanzas.len())?;
+        writeln!(
+            s,
+            "recipients:  {}{}",
+            header.stanzas.len(),
+            match post_quantum(header) {
+                Some(true) => " (post-quantum: every recipient is ML-KEM-768 + P-256)",
+                Some(false)
+                    if header
+                        .stanzas
+                        .iter()
+                        .any(|s| matches!(s, Stanza::HybridPq { .. })) =>
+                {
+                    " (NOT post-quantum: some recipients are P-256 only)"
+                }
+                _ => "",
+            }
+        )?;
         for (i, stanza) in header.stanzas.iter().enumerate() {
             match (stanza, stanza_hint(stanza)) {
                 (Stanza::P256Hpke { .. }, Some(hint)) => {
@@ -173,6 +233,30 @@ fn text_report(
                 (Stanza::P256Hpke { .. }, None) => {
                     writeln!(s, "  {:>3}: P-256 HPKE, hidden", i + 1)?
                 }
+                (Stanza::HybridPq { .. }, Some(hint)) => writeln!(
+                    s,
+                    "  {:>3}: post-quantum HPKE (ML-KEM-768 + P-256), key hint {hint}",
+                    i + 1
+                )?,
+                (Stanza::HybridPq { .. }, None) => writeln!(
+                    s,
+                    "  {:>3}: post-quantum HPKE (ML-KEM-768 + P-256), hidden",
+                    i + 1
+                )?,
+                (
+                    Stanza::Passphrase {
+                        memory_kib,
+                        passes,
+                        lanes,
+                        ..
+                    },
+                    _,
+                ) => writeln!(
+                    s,
+                    "  {:>3}: passphrase (Argon2id, {} MiB, {passes} passes, {lanes} lanes)",
+                    i + 1,
+                    memory_kib / 1024
+                )?,
                 (other, _) => writeln!(
                     s,
                     "  {:>3}: unknown stanza type 0x{:04x}",

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use kapsel_codec::ssh::{self, PrivateKeyFile, SshKeyError};
 use kapsel_codec::KeyKind;
-use kapsel_codec::{Identity, KeyParseError, Recipient};
+use kapsel_codec::{HybridIdentity, HybridRecipient, Identity, KeyParseError, Recipient};
+use kapsel_codec::{HYBRID_IDENTITY_HRP, HYBRID_RECIPIENT_HRP};
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
@@ -43,8 +44,8 @@ impl Want {
     /// What each line of such a file may be, for hints.
     fn rules(self) -> &'static str {
         match self {
-            Want::Identities => "each line of an identity file is an identity string (KAPSEL-SECRET-KEY-1...), part of a PEM PRIVATE KEY, EC PRIVATE KEY or OPENSSH PRIVATE KEY block, a # comment, or blank",
-            Want::Recipients => "each line of a recipients file is a recipient string (kapsel1...), an SSH public key (ecdsa-sha2-nistp256 AAAA...), part of a PEM PUBLIC KEY block, a # comment, or blank",
+            Want::Identities => "each line of an identity file is an identity string (KAPSEL-SECRET-KEY-1... or KAPSEL-PQ-SECRET-KEY-1...), a pkcs11: URI, part of a PEM PRIVATE KEY, EC PRIVATE KEY or OPENSSH PRIVATE KEY block, a # comment, or blank",
+            Want::Recipients => "each line of a recipients file is a recipient string (kapsel1... or kapselpq1...), an SSH public key (ecdsa-sha2-nistp256 AAAA...), part of a PEM PUBLIC KEY block, a # comment, or blank",
             Want::Any => "each line is a recipient string (kapsel1...), an identity string (KAPSEL-SECRET-KEY-1...), part of a PEM key block, a # comment, or blank",
         }
     }
@@ -54,14 +55,41 @@ impl Want {
 pub enum Key {
     Identity(Identity),
     Recipient(Recipient),
+    /// A hybrid post-quantum identity (`KAPSEL-PQ-SECRET-KEY-1...`).
+    HybridIdentity(HybridIdentity),
+    /// A hybrid post-quantum recipient (`kapselpq1...`).
+    HybridRecipient(HybridRecipient),
+}
+
+/// A recipient of either kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnyRecipient {
+    P256(Recipient),
+    Hybrid(HybridRecipient),
+}
+
+impl std::fmt::Display for AnyRecipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnyRecipient::P256(r) => r.fmt(f),
+            AnyRecipient::Hybrid(r) => r.fmt(f),
+        }
+    }
 }
 
 impl Key {
-    pub fn recipient(&self) -> Recipient {
+    /// The recipient of the key, of its own kind.
+    pub fn recipient(&self) -> AnyRecipient {
         match self {
-            Key::Identity(i) => i.to_recipient(),
-            Key::Recipient(r) => r.clone(),
+            Key::Identity(i) => AnyRecipient::P256(i.to_recipient()),
+            Key::Recipient(r) => AnyRecipient::P256(r.clone()),
+            Key::HybridIdentity(i) => AnyRecipient::Hybrid(i.to_recipient()),
+            Key::HybridRecipient(r) => AnyRecipient::Hybrid(r.clone()),
         }
+    }
+
+    fn is_private(&self) -> bool {
+        matches!(self, Key::Identity(_) | Key::HybridIdentity(_))
     }
 }
 
@@ -138,6 +166,7 @@ fn key_error_hint(e: &KeyParseError) -> Option<String> {
 fn looks_secret(s: &str) -> bool {
     let s = s.to_ascii_lowercase();
     s.starts_with("kapsel-secret-key-")
+        || s.starts_with("kapsel-pq-secret-key-")
         || s.starts_with("age-secret-key-")
         || s.starts_with("age-plugin-")
 }
@@ -145,9 +174,33 @@ fn looks_secret(s: &str) -> bool {
 /// One key string on line `n` of a key file, as `want` allows.
 fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key, CliError> {
     if ssh::looks_like_public_key(line) {
-        return parse_ssh_line(line, n, source, want);
+        return parse_ssh_line(line, n, source, want).map(Key::Recipient);
     }
     // The line may be secret: errors say what is wrong, never its text.
+    let hrp = line.rfind('1').map(|i| &line[..i]);
+    let hybrid_identity = hrp.is_some_and(|h| h.eq_ignore_ascii_case(HYBRID_IDENTITY_HRP));
+    let hybrid_recipient = hrp.is_some_and(|h| h.eq_ignore_ascii_case(HYBRID_RECIPIENT_HRP));
+    if (hybrid_identity && want != Want::Recipients)
+        || (hybrid_recipient && want != Want::Identities)
+    {
+        let parsed = if hybrid_identity {
+            HybridIdentity::from_secret_string(line).map(Key::HybridIdentity)
+        } else {
+            line.parse::<HybridRecipient>().map(Key::HybridRecipient)
+        };
+        let noun = if hybrid_identity {
+            "post-quantum identity"
+        } else {
+            "post-quantum recipient"
+        };
+        return parsed.map_err(|e| {
+            let err = CliError::usage(format!("{source}:{n}: invalid {noun}: {e}"));
+            match key_error_hint(&e) {
+                Some(hint) => err.with_hint(hint),
+                None => err.with_hint(want.rules()),
+            }
+        });
+    }
     let as_identity = match want {
         Want::Identities => true,
         Want::Recipients => false,
@@ -198,14 +251,14 @@ fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key,
 
 /// An SSH public key line (`ecdsa-sha2-nistp256 AAAA... comment`, the
 /// `.pub` and `authorized_keys` form) on line `n`.
-fn parse_ssh_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key, CliError> {
+fn parse_ssh_line(line: &str, n: usize, source: &str, want: Want) -> Result<Recipient, CliError> {
     if want == Want::Identities {
         return Err(CliError::usage(format!(
             "{source}:{n}: an SSH public key, not an identity"
         ))
         .with_hint("decrypting needs the private key: pass the OpenSSH private key file (for example -i ~/.ssh/id_ecdsa, not id_ecdsa.pub)"));
     }
-    ssh::parse_public_key(line).map(Key::Recipient).map_err(|e| {
+    ssh::parse_public_key(line).map_err(|e| {
         let err = CliError::usage(format!("{source}:{n}: invalid SSH public key: {e}"));
         match e {
             SshKeyError::UnsupportedKeyType(_) => err.with_hint(
@@ -463,7 +516,7 @@ fn parse_identities(text: &str, source: &str) -> Result<Vec<Identity>, CliError>
         .into_iter()
         .filter_map(|(_, k)| match k {
             Key::Identity(i) => Some(i),
-            Key::Recipient(_) => None,
+            _ => None,
         })
         .collect())
 }
@@ -519,7 +572,7 @@ pub fn read_key_source(path: &Path, want: Want) -> Result<(Zeroizing<String>, St
 pub fn read_keys(path: &Path, want: Want) -> Result<Vec<(usize, Key)>, CliError> {
     let (text, name) = read_key_source(path, want)?;
     let keys = parse_key_text(&text, &name, want)?;
-    if !is_stdin(path) && keys.iter().any(|(_, k)| matches!(k, Key::Identity(_))) {
+    if !is_stdin(path) && keys.iter().any(|(_, k)| k.is_private()) {
         warn_if_readable_by_others(path);
     }
     Ok(keys)
@@ -528,6 +581,20 @@ pub fn read_keys(path: &Path, want: Want) -> Result<Vec<(usize, Key)>, CliError>
 /// Every identity of every `-i` file, in order; a usage error if none was
 /// given, or if standard input (`-`) is named twice.
 pub fn read_identity_files(paths: &[PathBuf]) -> Result<Vec<Identity>, CliError> {
+    let (p256, _) = read_all_identity_files(paths, false)?;
+    Ok(p256)
+}
+
+/// Every identity of every `-i` file, P-256 and post-quantum, in order; a
+/// usage error if none was given (unless `optional`, for decrypting with a
+/// passphrase), or if standard input (`-`) is named twice.
+pub fn read_all_identity_files(
+    paths: &[PathBuf],
+    optional: bool,
+) -> Result<(Vec<Identity>, Vec<HybridIdentity>), CliError> {
+    if paths.is_empty() && optional {
+        return Ok((Vec::new(), Vec::new()));
+    }
     if paths.is_empty() {
         return Err(CliError::usage("no identity given").with_hint(
             "pass -i IDENTITY_FILE (made by kapsel keygen), or -i - for standard input",
@@ -538,43 +605,56 @@ pub fn read_identity_files(paths: &[PathBuf]) -> Result<Vec<Identity>, CliError>
             "-i - is given twice: standard input can be read only once",
         ));
     }
-    let mut identities = Vec::new();
+    let (mut p256, mut hybrid) = (Vec::new(), Vec::new());
     for f in paths {
-        identities.extend(read_identity_file(f)?);
+        for (_, key) in read_keys(f, Want::Identities)? {
+            match key {
+                Key::Identity(i) => p256.push(i),
+                Key::HybridIdentity(i) => hybrid.push(i),
+                _ => {}
+            }
+        }
     }
-    Ok(identities)
+    Ok((p256, hybrid))
 }
 
-/// The identities of `decrypt` and `verify`: software keys from identity
-/// files, and keys on PKCS#11 tokens, named by a `-i pkcs11:...` argument
-/// or by a `pkcs11:` line in an identity file. Token keys are opened (and
-/// their PIN asked for) here, once per token.
+/// The identities of `decrypt` and `verify`: P-256 and post-quantum keys
+/// from identity files, and keys on PKCS#11 tokens, named by a `-i
+/// pkcs11:...` argument or by a `pkcs11:` line in an identity file. Token
+/// keys are opened (and their PIN asked for) here, once per token.
 pub struct Identities {
     pub software: Vec<Identity>,
+    pub hybrid: Vec<HybridIdentity>,
     pub tokens: Vec<kapsel_pkcs11::TokenKey>,
 }
 
 impl Identities {
     /// Every identity, for the codec.
-    pub fn keys(&self) -> Vec<&dyn kapsel_codec::IdentityKey> {
-        let software = self
-            .software
-            .iter()
-            .map(|i| i as &dyn kapsel_codec::IdentityKey);
-        let tokens = self
-            .tokens
-            .iter()
-            .map(|t| t as &dyn kapsel_codec::IdentityKey);
-        software.chain(tokens).collect()
+    pub fn keyring(&self) -> kapsel_codec::Keyring<'_> {
+        kapsel_codec::Keyring::new()
+            .with_identities(self.software.iter().cloned())
+            .with_hybrid_identities(self.hybrid.iter().cloned())
+            .with_keys(
+                self.tokens
+                    .iter()
+                    .map(|t| t as &dyn kapsel_codec::IdentityKey),
+            )
+    }
+
+    /// Whether no identity was given at all.
+    pub fn is_empty(&self) -> bool {
+        self.software.is_empty() && self.hybrid.is_empty() && self.tokens.is_empty()
     }
 }
 
-/// Reads every `-i` source (see [`Identities`]).
+/// Reads every `-i` source (see [`Identities`]); none at all is a usage
+/// error unless `optional` (a passphrase file needs no identity).
 pub fn read_identity_sources(
     paths: &[PathBuf],
     token_args: &crate::tokens::TokenArgs,
+    optional: bool,
 ) -> Result<Identities, CliError> {
-    if paths.is_empty() {
+    if paths.is_empty() && !optional {
         return Err(CliError::usage("no identity given").with_hint(
             "pass -i IDENTITY_FILE (made by kapsel keygen), -i pkcs11:URI, or -i - for standard input",
         ));
@@ -584,7 +664,11 @@ pub fn read_identity_sources(
             "-i - is given twice: standard input can be read only once",
         ));
     }
-    let mut software = Vec::new();
+    let mut ids = Identities {
+        software: Vec::new(),
+        hybrid: Vec::new(),
+        tokens: Vec::new(),
+    };
     let mut uris = Vec::new();
     for path in paths {
         if let Some(text) = path
@@ -601,14 +685,15 @@ pub fn read_identity_sources(
         }
         for (_, entry) in entries {
             match entry {
-                Entry::Key(Key::Identity(i)) => software.push(i),
-                Entry::Key(Key::Recipient(_)) => {}
+                Entry::Key(Key::Identity(i)) => ids.software.push(i),
+                Entry::Key(Key::HybridIdentity(i)) => ids.hybrid.push(i),
+                Entry::Key(_) => {}
                 Entry::Token(uri) => uris.push(uri),
             }
         }
     }
-    let tokens = crate::tokens::open_keys(&uris, token_args)?;
-    Ok(Identities { software, tokens })
+    ids.tokens = crate::tokens::open_keys(&uris, token_args)?;
+    Ok(ids)
 }
 
 /// Reads an identity file (or standard input, for `-`): identity strings
@@ -618,7 +703,7 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<Identity>, CliError> {
         .into_iter()
         .filter_map(|(_, k)| match k {
             Key::Identity(i) => Some(i),
-            Key::Recipient(_) => None,
+            _ => None,
         })
         .collect())
 }
@@ -634,20 +719,38 @@ fn shown(s: &str) -> String {
 
 /// Parses one recipient string given with `-r`: exactly the string, with no
 /// white space around it (SPEC.md 4.1).
-pub fn parse_recipient(s: &str) -> Result<Recipient, CliError> {
-    parse_recipient_arg(s, "recipient")
+pub fn parse_recipient(s: &str) -> Result<AnyRecipient, CliError> {
+    let pq = s
+        .rfind('1')
+        .is_some_and(|i| s[..i].eq_ignore_ascii_case(HYBRID_RECIPIENT_HRP));
+    if !pq {
+        return parse_recipient_arg(s, "recipient").map(AnyRecipient::P256);
+    }
+    if let Some((place, c)) = stray_white_space(s) {
+        return Err(CliError::usage(format!(
+            "invalid post-quantum recipient: white space ({c}) {place} the recipient string"
+        ))
+        .with_hint("give exactly the kapselpq1... string"));
+    }
+    s.parse::<HybridRecipient>()
+        .map(AnyRecipient::Hybrid)
+        .map_err(|e| {
+            let err = CliError::usage(format!("invalid post-quantum recipient: {e}"));
+            match key_error_hint(&e) {
+                Some(hint) => err.with_hint(hint),
+                None => err,
+            }
+        })
 }
 
 fn parse_recipient_arg(s: &str, what: &str) -> Result<Recipient, CliError> {
     if ssh::looks_like_public_key(s) {
-        return parse_ssh_line(s, 1, what, Want::Recipients)
-            .map(|k| k.recipient())
-            .map_err(|e| CliError {
-                message: e
-                    .message
-                    .replacen(&format!("{what}:1: "), &format!("{what}: "), 1),
-                ..e
-            });
+        return parse_ssh_line(s, 1, what, Want::Recipients).map_err(|e| CliError {
+            message: e
+                .message
+                .replacen(&format!("{what}:1: "), &format!("{what}: "), 1),
+            ..e
+        });
     }
     if let Some((place, c)) = stray_white_space(s) {
         return Err(CliError::usage(format!(
@@ -674,10 +777,7 @@ fn parse_recipient_arg(s: &str, what: &str) -> Result<Recipient, CliError> {
 /// `kapsel1`, or that names no file, is taken as a recipient string.
 pub fn parse_sender(arg: &str) -> Result<Vec<Recipient>, CliError> {
     if arg.trim_start().starts_with("-----BEGIN") {
-        return Ok(parse_key_text(arg, "--expect-sender", Want::Recipients)?
-            .into_iter()
-            .map(|(_, k)| k.recipient())
-            .collect());
+        return p256_senders(parse_key_text(arg, "--expect-sender", Want::Recipients)?);
     }
     let path = Path::new(arg);
     let looks_recipient = arg.to_ascii_lowercase().starts_with("kapsel1");
@@ -695,12 +795,27 @@ pub fn parse_sender(arg: &str) -> Result<Vec<Recipient>, CliError> {
                 }
             });
     }
-    read_recipients_file(path)
+    p256_senders(read_keys(path, Want::Recipients)?)
+}
+
+/// The P-256 keys of `keys`; a post-quantum key is refused: senders sign
+/// with ECDSA P-256.
+fn p256_senders(keys: Vec<(usize, Key)>) -> Result<Vec<Recipient>, CliError> {
+    keys.into_iter()
+        .map(|(line, k)| match k.recipient() {
+            AnyRecipient::P256(r) => Ok(r),
+            AnyRecipient::Hybrid(_) => Err(CliError::usage(format!(
+                "--expect-sender: line {line}: a post-quantum recipient cannot be a sender"
+            ))
+            .with_hint("senders sign with P-256 keys (kapsel1...)")),
+        })
+        .collect()
 }
 
 /// Reads a recipients file (or standard input, for `-`): recipient strings
-/// and P-256 public keys in SPKI PEM (`openssl pkey -pubout`), in any mix.
-pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, CliError> {
+/// (P-256 and post-quantum) and P-256 public keys in SPKI PEM (`openssl
+/// pkey -pubout`), in any mix.
+pub fn read_recipients_file(path: &Path) -> Result<Vec<AnyRecipient>, CliError> {
     Ok(read_keys(path, Want::Recipients)?
         .into_iter()
         .map(|(_, k)| k.recipient())
@@ -809,7 +924,10 @@ mod tests {
             Identity::generate().to_recipient(),
         );
         std::fs::write(&path, format!("# team\r\n \t{a}\t \r\n\n{b}")).expect("write");
-        assert_eq!(read_recipients_file(&path).ok(), Some(vec![a.clone(), b]));
+        assert_eq!(
+            read_recipients_file(&path).ok(),
+            Some(vec![AnyRecipient::P256(a.clone()), AnyRecipient::P256(b)])
+        );
         for line in [format!("{a}\u{a0}"), format!("{a}\r"), format!("\x0c{a}")] {
             std::fs::write(&path, format!("# team\n{line}")).expect("write");
             let err = read_recipients_file(&path).expect_err("refused");
@@ -837,7 +955,7 @@ mod key_file_tests {
         let lines: Vec<usize> = keys.iter().map(|(n, _)| *n).collect();
         assert_eq!(lines, [2, 3, 8]);
         assert!(matches!(keys[2].1, Key::Identity(_)));
-        assert_eq!(keys[1].1.recipient(), b.to_recipient());
+        assert_eq!(keys[1].1.recipient(), AnyRecipient::P256(b.to_recipient()));
     }
 
     #[test]

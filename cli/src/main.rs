@@ -21,6 +21,7 @@ mod inspect;
 mod keyfiles;
 mod ledger_cmd;
 mod outfile;
+mod passphrase;
 mod policy;
 mod progress;
 mod service;
@@ -38,8 +39,9 @@ Exit codes:
   0  success
   1  I/O or other error
   2  usage error
-  3  not a kapsel file, malformed header, unsupported version, or damaged armor
-  4  no identity matches any recipient
+  3  not a kapsel file, malformed header, unsupported version, or damaged armor;
+     a passphrase file that asks for more work than allowed
+  4  no identity matches any recipient, or a wrong passphrase
   5  authentication failed: header, payload tag, truncated or trailing data,
      or an invalid sender signature
   6  refused by policy: replay, too old, from the future, not from the expected sender,
@@ -48,7 +50,7 @@ Exit codes:
   8  the message is being received by another process right now; retry later";
 
 #[derive(Parser, Debug)]
-#[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 HPKE + Cobblestone-256)",
+#[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 or ML-KEM-768 + P-256 HPKE, or a passphrase; Cobblestone-256)",
     after_help = EXIT_CODES)]
 struct Cli {
     /// No progress line on stderr (shown only on a terminal anyway), no verify summary, no listen address unless its port was chosen (port 0)
@@ -60,12 +62,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Make a new P-256 identity (private key)
-    #[command(after_help = concat!("Examples:\n  kapsel keygen -o me.key     # writes me.key (mode 0600), prints the recipient\n  kapsel keygen > me.key\n\n", "Exit codes: 0 success, 1 error (for example FILE exists), 2 usage error"))]
+    /// Make a new identity (private key): P-256, or with --pq post-quantum (ML-KEM-768 + P-256)
+    #[command(after_help = concat!("Examples:\n  kapsel keygen -o me.key        # writes me.key (mode 0600), prints the recipient (kapsel1...)\n  kapsel keygen --pq -o me.pq.key # a post-quantum identity; its recipient is kapselpq1... (2014 characters)\n  kapsel keygen > me.key\n\n", "Exit codes: 0 success, 1 error (for example FILE exists), 2 usage error"))]
     Keygen {
         /// Write the identity to FILE (refuses to overwrite) and print its recipient
         #[arg(short, long, value_name = "FILE", conflicts_with = "pkcs11")]
         output: Option<PathBuf>,
+        /// A hybrid post-quantum identity (ML-KEM-768 + P-256): files to it stay confidential against a future quantum computer
+        #[arg(long, conflicts_with = "pkcs11")]
+        pq: bool,
         /// Generate a non-extractable P-256 key pair on a PKCS#11 token (pkcs11:token=...;object=LABEL) and print its recipient
         #[arg(long, value_name = "URI")]
         pkcs11: Option<String>,
@@ -106,12 +111,28 @@ enum Command {
         /// Key file: identities, recipients, PEM keys (standard input if absent or -)
         file: Option<PathBuf>,
     },
-    /// Encrypt IN (or standard input) to one or more recipients
-    #[command(after_help = concat!("Examples:\n  kapsel encrypt -r kapsel1... -o secret.kap notes.txt\n  tar c dir | kapsel encrypt -R team.txt | ssh host 'cat > dir.tar.kap'\n\n",
-        "Exit codes:\n  0 success, 1 I/O error, 2 usage error (bad recipient, binary output to a terminal)"))]
+    /// Encrypt IN (or standard input) to one or more recipients, or to a passphrase
+    #[command(after_help = concat!("Examples:\n  kapsel encrypt -r kapsel1... -o secret.kap notes.txt\n  kapsel encrypt -r kapselpq1... -o secret.kap notes.txt   # post-quantum recipient\n  kapsel encrypt -p -o backup.kap backup.tar               # asks for a passphrase twice\n  kapsel encrypt -p --passphrase-file pw.txt -o backup.kap backup.tar\n  tar c dir | kapsel encrypt -R team.txt | ssh host 'cat > dir.tar.kap'\n\n",
+        "A file with a post-quantum recipient takes only post-quantum recipients (the weakest wrap\n",
+        "decides) unless --allow-classical is given. A passphrase file has no other recipient.\n\n",
+        "Exit codes:\n  0 success, 1 I/O error, 2 usage error (bad recipient, mixed recipients, binary output to a terminal)"))]
     Encrypt {
         #[command(flatten)]
         addressing: AddressingArgs,
+        /// Encrypt to a passphrase (Argon2id), asked on the terminal without echo (twice; empty: a generated one)
+        #[arg(short = 'p', long = "passphrase")]
+        passphrase: bool,
+        /// With -p: read the passphrase from the first line of FILE instead of the terminal
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "passphrase",
+            conflicts_with = "passphrase_fd"
+        )]
+        passphrase_file: Option<PathBuf>,
+        /// With -p: read the passphrase from the first line of file descriptor N
+        #[arg(long, value_name = "N", requires = "passphrase")]
+        passphrase_fd: Option<u32>,
         /// Write PEM-style ASCII armor (Base64) instead of binary
         #[arg(short, long)]
         armor: bool,
@@ -131,11 +152,17 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel decrypt -i me.key -o notes.txt secret.kap\n  ssh host 'cat dir.tar.kap' | kapsel decrypt -i me.key | tar x\n  kapsel decrypt -i me.key --offset 1048576 --length 4096 big.kap > part.bin\n\n",
         "With -o, output goes to a temporary file that replaces OUT only after the whole input\n",
         "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
-        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error (a closed standard output ends quietly with 1)\n  2 usage error\n  3 not a kapsel file, malformed header, unsupported version, or damaged armor\n  4 no identity matches any recipient\n  5 authentication failed: header, payload tag, truncated or trailing data,\n    or an invalid sender signature\n  6 refused by policy: already accepted (a replay), too old, from the future,\n    not from the expected sender, or not answering the expected challenge\n  8 the message is being received by another process right now; retry later"))]
+        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error (a closed standard output ends quietly with 1)\n  2 usage error\n  3 not a kapsel file, malformed header, unsupported version, or damaged armor;\n    a passphrase file asking for more than 1 GiB or 16 passes of Argon2id\n  4 no identity matches any recipient, or a wrong passphrase\n  5 authentication failed: header, payload tag, truncated or trailing data,\n    or an invalid sender signature\n  6 refused by policy: already accepted (a replay), too old, from the future,\n    not from the expected sender, or not answering the expected challenge\n  8 the message is being received by another process right now; retry later"))]
     Decrypt {
-        /// Identity file (- for standard input) or pkcs11: URI of a token key; repeatable, each is tried
+        /// Identity file (- for standard input) or pkcs11: URI of a token key: P-256 and post-quantum identities; repeatable, each is tried. Not needed for a passphrase file
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
+        /// For a passphrase file: read the passphrase from the first line of FILE instead of the terminal
+        #[arg(long, value_name = "FILE", conflicts_with = "passphrase_fd")]
+        passphrase_file: Option<PathBuf>,
+        /// For a passphrase file: read the passphrase from the first line of file descriptor N
+        #[arg(long, value_name = "N")]
+        passphrase_fd: Option<u32>,
         /// Output file (standard output if absent); replaced only on success
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
@@ -168,6 +195,12 @@ enum Command {
         /// Identity file (- for standard input) or pkcs11: URI of a token key; repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
+        /// For a passphrase file: read the passphrase from the first line of FILE instead of the terminal
+        #[arg(long, value_name = "FILE", conflicts_with = "passphrase_fd")]
+        passphrase_file: Option<PathBuf>,
+        /// For a passphrase file: read the passphrase from the first line of file descriptor N
+        #[arg(long, value_name = "N")]
+        passphrase_fd: Option<u32>,
         #[command(flatten)]
         policy: PolicyArgs,
         /// Input file (standard input if absent or -)
@@ -336,11 +369,15 @@ struct AddressingArgs {
     /// Write zero key hints, so the message does not show who can read it
     #[arg(long)]
     hide_recipients: bool,
+    /// Accept P-256 recipients beside post-quantum ones (the file is then not post-quantum)
+    #[arg(long)]
+    allow_classical: bool,
 }
 
 impl AddressingArgs {
     fn as_addressing(&self) -> commands::Addressing<'_> {
         commands::Addressing {
+            allow_classical: self.allow_classical,
             recipients: &self.recipients,
             recipient_files: &self.recipient_files,
             hide_recipients: self.hide_recipients,
@@ -466,7 +503,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             token,
             ..
         } => tokens::keygen(&uri, &token),
-        Command::Keygen { output, .. } => commands::keygen(output.as_deref()),
+        Command::Keygen { output, pq, .. } => commands::keygen(output.as_deref(), pq),
         Command::Pubkey {
             file: Some(f),
             token,
@@ -478,6 +515,9 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         Command::Export { private, file } => commands::export(file.as_deref(), private),
         Command::Encrypt {
             addressing,
+            passphrase,
+            passphrase_file,
+            passphrase_fd,
             armor,
             challenge,
             threads,
@@ -492,6 +532,10 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             ])?;
             commands::encrypt(commands::EncryptArgs {
                 addressing: addressing.as_addressing(),
+                passphrase: passphrase.then_some(passphrase::Source {
+                    file: passphrase_file,
+                    fd: passphrase_fd,
+                }),
                 armor,
                 challenge: challenge.as_deref().map(parse_challenge).transpose()?,
                 threads,
@@ -502,6 +546,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         }
         Command::Decrypt {
             identities,
+            passphrase_file,
+            passphrase_fd,
             output,
             policy,
             replay_db,
@@ -530,6 +576,10 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 identity_files: &identities,
                 identities: None,
                 token_args: &token,
+                passphrase: passphrase::Source {
+                    file: passphrase_file,
+                    fd: passphrase_fd,
+                },
                 progress,
                 output: output.as_deref(),
                 input: input.as_deref(),
@@ -544,6 +594,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
         }
         Command::Verify {
             identities,
+            passphrase_file,
+            passphrase_fd,
             policy,
             input,
             token,
@@ -559,6 +611,10 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 identity_files: &identities,
                 identities: None,
                 token_args: &token,
+                passphrase: passphrase::Source {
+                    file: passphrase_file,
+                    fd: passphrase_fd,
+                },
                 progress,
                 output: None,
                 input: input.as_deref(),

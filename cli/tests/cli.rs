@@ -218,10 +218,10 @@ fn exit_codes_name_each_failure_class() {
     assert!(stderr(&out).contains("kapsel: hint: this looks like an age file"));
 
     let mut v2 = file.clone();
-    v2[8] = 2;
+    v2[8] = 3;
     let out = run(&["decrypt", "-i", &a], &v2);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("unsupported format version 2"));
+    assert!(stderr(&out).contains("unsupported format version 3"));
 
     let out = run(&["decrypt", "-i", &a], &file[..100]);
     assert_eq!(out.status.code(), Some(3), "truncated header");

@@ -11,7 +11,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::ec::PublicKey;
-use kapsel_format::{read, Header, HeaderError, Sender, Stanza};
+use kapsel_format::{read, Header, HeaderError, HybridEnc, Sender, Stanza};
 use nom::{Err, Needed};
 use zeroize::Zeroizing;
 
@@ -19,14 +19,128 @@ use crate::error::DecryptError;
 #[cfg(feature = "exchange")]
 use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
+use crate::hybrid::HybridIdentity;
 use crate::identity::IdentityKey;
 use crate::keys::{Identity, Recipient};
+use crate::passphrase::{Cost, Passphrase, WorkLimit};
 use crate::payload::{
     read_full, read_payload_prefix, ChunkCipher, PayloadError, PayloadReader, PAYLOAD_HEADER_LEN,
 };
+use crate::pq;
 use crate::seek::{SeekablePayload, SeekableReader};
 use crate::segment::SegmentVerifier;
 use crate::{FILE_KEY_LEN, HPKE_INFO};
+
+/// Everything a decoder may try against a header: P-256 identities, hybrid
+/// post-quantum identities, and a passphrase, with the most work it accepts
+/// from a passphrase stanza. The decoder picks what fits each stanza: the
+/// caller never says which key is for which file.
+#[derive(Clone, Default)]
+pub struct Keyring<'k> {
+    p256: Vec<Identity>,
+    /// P-256 keys that live elsewhere (a token), tried after `p256`.
+    external: Vec<&'k dyn IdentityKey>,
+    hybrid: Vec<HybridIdentity>,
+    passphrase: Option<Passphrase>,
+    work_limit: WorkLimit,
+}
+
+impl std::fmt::Debug for Keyring<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("p256", &self.p256)
+            .field("external", &self.external.len())
+            .field("hybrid", &self.hybrid)
+            .field("passphrase", &self.passphrase.is_some())
+            .field("work_limit", &self.work_limit)
+            .finish()
+    }
+}
+
+impl<'k> Keyring<'k> {
+    /// Adds P-256 identities whose private keys may live elsewhere (a
+    /// hardware token, see [`IdentityKey`]), tried after the in-memory ones.
+    pub fn with_keys(mut self, keys: impl IntoIterator<Item = &'k dyn IdentityKey>) -> Self {
+        self.external.extend(keys);
+        self
+    }
+
+    /// An empty keyring with the default [`WorkLimit`].
+    pub fn new() -> Self {
+        Keyring {
+            p256: Vec::new(),
+            external: Vec::new(),
+            hybrid: Vec::new(),
+            passphrase: None,
+            work_limit: WorkLimit::default(),
+        }
+    }
+
+    /// Adds P-256 identities, tried in this order.
+    pub fn with_identities(mut self, identities: impl IntoIterator<Item = Identity>) -> Self {
+        self.p256.extend(identities);
+        self
+    }
+
+    /// Adds hybrid post-quantum identities, tried in this order.
+    pub fn with_hybrid_identities(
+        mut self,
+        identities: impl IntoIterator<Item = HybridIdentity>,
+    ) -> Self {
+        self.hybrid.extend(identities);
+        self
+    }
+
+    /// Sets the passphrase tried against a passphrase stanza.
+    pub fn with_passphrase(mut self, passphrase: Passphrase) -> Self {
+        self.passphrase = Some(passphrase);
+        self
+    }
+
+    /// Sets the most Argon2id work accepted from a passphrase stanza.
+    pub fn with_work_limit(mut self, limit: WorkLimit) -> Self {
+        self.work_limit = limit;
+        self
+    }
+
+    /// The P-256 identities.
+    pub fn identities(&self) -> &[Identity] {
+        &self.p256
+    }
+
+    /// Whether it holds no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.p256.is_empty()
+            && self.external.is_empty()
+            && self.hybrid.is_empty()
+            && self.passphrase.is_none()
+    }
+}
+
+impl From<&[Identity]> for Keyring<'_> {
+    fn from(identities: &[Identity]) -> Self {
+        Keyring::new().with_identities(identities.iter().cloned())
+    }
+}
+
+/// The Argon2id cost a header's passphrase stanza asks for, if it has one
+/// (unauthenticated: check it against a [`WorkLimit`] before asking the user
+/// for a passphrase).
+pub fn passphrase_cost(header: &Header) -> Option<Cost> {
+    header.stanzas.iter().find_map(|s| match s {
+        Stanza::Passphrase {
+            memory_kib,
+            passes,
+            lanes,
+            ..
+        } => Some(Cost {
+            memory_kib: *memory_kib,
+            passes: *passes,
+            lanes: *lanes,
+        }),
+        _ => None,
+    })
+}
 
 /// A file whose header has been read and parsed, not yet decrypted.
 #[derive(Debug)]
@@ -108,7 +222,14 @@ impl<R: Read> Decryptor<R> {
     /// reader. For a signed file the reader releases each segment only after
     /// its signature verified.
     pub fn decrypt(self, identities: &[Identity]) -> Result<PlaintextReader<R>, DecryptError> {
-        self.decrypt_with_keys(&as_keys(identities))
+        self.decrypt_with_key(&Keyring::from(identities))
+            .map(|(reader, _)| reader)
+    }
+
+    /// [`Decryptor::decrypt`] with every kind of key: P-256 and hybrid
+    /// identities, and a passphrase for a passphrase stanza.
+    pub fn decrypt_with(self, keys: &Keyring) -> Result<PlaintextReader<R>, DecryptError> {
+        self.decrypt_with_key(keys).map(|(reader, _)| reader)
     }
 
     /// [`Decryptor::decrypt`] with identities whose private keys may live
@@ -118,7 +239,7 @@ impl<R: Read> Decryptor<R> {
         self,
         identities: &[&dyn IdentityKey],
     ) -> Result<PlaintextReader<R>, DecryptError> {
-        self.decrypt_with_key(identities).map(|(reader, _)| reader)
+        self.decrypt_with(&Keyring::new().with_keys(identities.iter().copied()))
     }
 
     #[cfg(feature = "exchange")]
@@ -132,7 +253,7 @@ impl<R: Read> Decryptor<R> {
         challenge: &Challenge,
     ) -> Result<(PlaintextReader<R>, ReceiptKey), DecryptError> {
         let header_bytes = self.header_bytes.clone();
-        let (reader, file_key) = self.decrypt_with_key(&as_keys(identities))?;
+        let (reader, file_key) = self.decrypt_with_key(&Keyring::from(identities))?;
         challenge.check(reader.header())?;
         let key = ReceiptKey::derive(&file_key[..], &header_bytes, challenge);
         Ok((reader, key))
@@ -140,10 +261,10 @@ impl<R: Read> Decryptor<R> {
 
     fn decrypt_with_key(
         self,
-        identities: &[&dyn IdentityKey],
+        keys: &Keyring<'_>,
     ) -> Result<(PlaintextReader<R>, Zeroizing<[u8; FILE_KEY_LEN]>), DecryptError> {
         let mut inner = self.inner;
-        let found = find_file_key(&self.header, &self.header_bytes, identities, || {
+        let found = find_file_key(&self.header, &self.header_bytes, keys, || {
             read_payload_prefix(&mut inner).map_err(DecryptError::from)
         })?;
         let verifier = found.verifier(&self.header_bytes)?;
@@ -173,7 +294,7 @@ impl<R: Read + Seek> Decryptor<R> {
         self,
         identities: &[Identity],
     ) -> Result<SeekableReader<R>, DecryptError> {
-        self.decrypt_seekable_with_keys(&as_keys(identities))
+        self.decrypt_seekable_with(&Keyring::from(identities))
     }
 
     /// [`Decryptor::decrypt_seekable`] with identities whose private keys
@@ -182,13 +303,22 @@ impl<R: Read + Seek> Decryptor<R> {
         self,
         identities: &[&dyn IdentityKey],
     ) -> Result<SeekableReader<R>, DecryptError> {
+        self.decrypt_seekable_with(&Keyring::new().with_keys(identities.iter().copied()))
+    }
+
+    /// [`Decryptor::decrypt_seekable`] with every kind of key (see
+    /// [`Keyring`]).
+    pub fn decrypt_seekable_with(
+        self,
+        keys: &Keyring<'_>,
+    ) -> Result<SeekableReader<R>, DecryptError> {
         let (mut source, header, header_bytes) = self.into_parts();
         let payload_start = source.stream_position()?;
         let end = source.seek(SeekFrom::End(0))?;
         let payload_len = end
             .checked_sub(payload_start)
             .ok_or(PayloadError::Truncated)?;
-        let found = find_file_key(&header, &header_bytes, identities, || {
+        let found = find_file_key(&header, &header_bytes, keys, || {
             if payload_len < PAYLOAD_HEADER_LEN as u64 {
                 return Err(PayloadError::Truncated.into());
             }
@@ -367,22 +497,18 @@ impl FoundKey {
     }
 }
 
-/// The in-memory identities as [`IdentityKey`]s.
-fn as_keys(identities: &[Identity]) -> Vec<&dyn IdentityKey> {
-    identities.iter().map(|i| i as &dyn IdentityKey).collect()
-}
-
 /// Validates every public key in the header, then searches for the file
-/// key (SPEC.md section 5.3): for each identity, the stanzas whose hint
-/// matches it first and all others after; each key a stanza opens to is
-/// checked against the commitment, and the search goes on after a
-/// mismatch, so the order of identities does not change the outcome.
-/// `read_prefix` reads the salt and commitment; it is called at most once,
-/// when the first stanza opens.
+/// key (SPEC.md sections 5.3 and 14.6): for each identity, the stanzas of
+/// its kind whose hint matches it first and all others after; a passphrase
+/// against the passphrase stanza, after checking its cost against the
+/// limit. Each key a stanza opens to is checked against the commitment, and
+/// the search goes on after a mismatch, so the order of identities does not
+/// change the outcome. `read_prefix` reads the salt and commitment; it is
+/// called at most once, when the first stanza opens.
 pub(crate) fn find_file_key(
     header: &Header,
     header_bytes: &[u8],
-    identities: &[&dyn IdentityKey],
+    keys: &Keyring<'_>,
     mut read_prefix: impl FnMut() -> Result<[u8; PAYLOAD_HEADER_LEN], DecryptError>,
 ) -> Result<FoundKey, DecryptError> {
     let sender: Option<PublicKey> = match &header.sender {
@@ -392,21 +518,78 @@ pub(crate) fn find_file_key(
         }
     };
     let mut candidates = Vec::with_capacity(header.stanzas.len());
+    let mut hybrid_candidates = Vec::new();
+    let mut passphrase_stanza = None;
     for stanza in &header.stanzas {
-        if let Stanza::P256Hpke {
-            hint,
-            enc,
-            wrapped_key,
-        } = stanza
-        {
-            hpke::deserialize_public_key(&enc.0).map_err(|_| DecryptError::InvalidPublicKey)?;
-            candidates.push((hint, enc, wrapped_key));
+        match stanza {
+            Stanza::P256Hpke {
+                hint,
+                enc,
+                wrapped_key,
+            } => {
+                hpke::deserialize_public_key(&enc.0).map_err(|_| DecryptError::InvalidPublicKey)?;
+                candidates.push((hint, enc, wrapped_key));
+            }
+            Stanza::HybridPq {
+                hint,
+                enc,
+                wrapped_key,
+            } => {
+                pq::check_enc(enc).map_err(|_| DecryptError::InvalidPublicKey)?;
+                hybrid_candidates.push((hint, enc, wrapped_key));
+            }
+            Stanza::Passphrase {
+                salt, wrapped_key, ..
+            } => passphrase_stanza = Some((salt, wrapped_key)),
+            Stanza::Unknown { .. } => {}
         }
     }
     let mut prefix: Option<[u8; PAYLOAD_HEADER_LEN]> = None;
     let mut addressed_to_us = false;
     let mut opened_any = false;
-    for identity in identities {
+    // Checks one candidate file key against the commitment.
+    let mut try_key = |file_key: Zeroizing<[u8; FILE_KEY_LEN]>,
+                       prefix: &mut Option<[u8; PAYLOAD_HEADER_LEN]>|
+     -> Result<Option<FoundKey>, DecryptError> {
+        let p = match *prefix {
+            Some(p) => p,
+            None => *prefix.insert(read_prefix()?),
+        };
+        match ChunkCipher::for_decryption_with_prefix(&file_key[..], header_bytes, &p) {
+            Ok(cipher) => Ok(Some(FoundKey {
+                file_key,
+                cipher,
+                prefix: p,
+                sender,
+            })),
+            Err(PayloadError::CommitmentMismatch) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
+    if let Some((salt, wrapped_key)) = passphrase_stanza {
+        // The parser guarantees a passphrase stanza is the only stanza.
+        let cost = passphrase_cost(header).ok_or(DecryptError::NoMatchingRecipient)?;
+        if !keys.work_limit.allows(&cost) {
+            return Err(DecryptError::PassphraseWorkTooHigh {
+                cost,
+                limit: keys.work_limit,
+            });
+        }
+        let Some(passphrase) = &keys.passphrase else {
+            return Err(DecryptError::PassphraseRequired);
+        };
+        let opened = crate::passphrase::unwrap(passphrase, salt, &cost, wrapped_key)
+            .map_err(|_| DecryptError::PassphraseUnavailable)?;
+        let Some(file_key) = opened else {
+            return Err(DecryptError::WrongPassphrase);
+        };
+        return match try_key(file_key, &mut prefix)? {
+            Some(found) => Ok(found),
+            None => Err(DecryptError::HeaderAuthFailed),
+        };
+    }
+    let p256 = keys.p256.iter().map(|i| i as &dyn IdentityKey);
+    for identity in p256.chain(keys.external.iter().copied()) {
         let recipient = identity.recipient();
         // A zero hint means "hidden" and never matches, even where the
         // computed hint is zero.
@@ -419,7 +602,7 @@ pub(crate) fn find_file_key(
         addressed_to_us |= !ordered.is_empty();
         ordered.extend(others);
         for (_, enc, wrapped_key) in ordered {
-            let shared = match hpke::decap_with_key(&enc.0, *identity) {
+            let shared = match hpke::decap_with_key(&enc.0, identity) {
                 Ok(Ok(shared)) => shared,
                 Ok(Err(e)) => return Err(DecryptError::Identity(e)),
                 Err(_) => continue,
@@ -433,21 +616,36 @@ pub(crate) fn find_file_key(
                 continue;
             }
             opened_any = true;
-            let prefix = match prefix {
-                Some(p) => p,
-                None => *prefix.insert(read_prefix()?),
+            if let Some(found) = try_key(file_key, &mut prefix)? {
+                return Ok(found);
+            }
+        }
+    }
+    for identity in &keys.hybrid {
+        let recipient = identity.to_recipient();
+        let is_ours = |hint: &[u8; 4], enc: &HybridEnc| {
+            *hint != [0u8; 4] && *hint == recipient.stanza_hint(&enc.0[..])
+        };
+        let (mut ordered, others): (Vec<_>, Vec<_>) = hybrid_candidates
+            .iter()
+            .partition(|(hint, enc, _)| is_ours(hint, enc));
+        addressed_to_us |= !ordered.is_empty();
+        ordered.extend(others);
+        for (_, enc, wrapped_key) in ordered {
+            let Ok(shared) = pq::decap(enc, identity.secret_key()) else {
+                continue;
             };
-            match ChunkCipher::for_decryption_with_prefix(&file_key[..], header_bytes, &prefix) {
-                Ok(cipher) => {
-                    return Ok(FoundKey {
-                        file_key,
-                        cipher,
-                        prefix,
-                        sender,
-                    })
-                }
-                Err(PayloadError::CommitmentMismatch) => continue,
-                Err(e) => return Err(e.into()),
+            let mut ctx = hpke::Context::for_kem(pq::KEM_ID, Mode::Base, &shared, HPKE_INFO);
+            let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
+            if ctx
+                .open_into(b"", &wrapped_key[..], &mut file_key[..])
+                .is_err()
+            {
+                continue;
+            }
+            opened_any = true;
+            if let Some(found) = try_key(file_key, &mut prefix)? {
+                return Ok(found);
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use kapsel_format::{
     write, Extension, Header, Sender, Stanza, Suite, EXTENSION_CHALLENGE, MAX_RECIPIENTS,
-    WRAPPED_KEY_LEN,
+    PASSPHRASE_SALT_LEN, WRAPPED_KEY_LEN,
 };
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
@@ -17,8 +17,11 @@ use crate::ec::SecretKey;
 use crate::error::EncryptError;
 use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
+use crate::hybrid::HybridRecipient;
 use crate::keys::{Identity, Recipient};
+use crate::passphrase::{Cost, Passphrase};
 use crate::payload::{ChunkCipher, PayloadWriter, SALT_LEN};
+use crate::pq;
 use crate::segment::{ExternalSigner, SegmentSigner};
 use crate::{FILE_KEY_LEN, HPKE_INFO};
 
@@ -26,6 +29,9 @@ use crate::{FILE_KEY_LEN, HPKE_INFO};
 #[derive(Debug)]
 pub struct Encryptor {
     recipients: Vec<Recipient>,
+    hybrid: Vec<HybridRecipient>,
+    passphrase: Option<(Passphrase, Cost)>,
+    allow_classical_with_pq: bool,
     sender: Option<Identity>,
     created_at: Option<u64>,
     serial: Option<u64>,
@@ -53,12 +59,97 @@ impl Encryptor {
         }
         Ok(Encryptor {
             recipients: unique,
+            hybrid: Vec::new(),
+            passphrase: None,
+            allow_classical_with_pq: false,
             sender: None,
             created_at: None,
             serial: None,
             hide_recipients: false,
             challenge: None,
         })
+    }
+
+    /// An encryptor to P-256 and hybrid post-quantum recipients (duplicates
+    /// dropped). A file with a post-quantum recipient is post-quantum only
+    /// if every recipient is: mixing both kinds is refused
+    /// ([`EncryptError::MixedPostQuantum`]) unless
+    /// [`Encryptor::allow_classical_with_post_quantum`] says otherwise.
+    pub fn with_recipients(
+        p256: impl IntoIterator<Item = Recipient>,
+        hybrid: impl IntoIterator<Item = HybridRecipient>,
+    ) -> Result<Self, EncryptError> {
+        let mut unique_pq: Vec<HybridRecipient> = Vec::new();
+        for r in hybrid {
+            if !unique_pq.contains(&r) {
+                unique_pq.push(r);
+            }
+        }
+        let p256: Vec<Recipient> = p256.into_iter().collect();
+        let mut e = match Encryptor::new(p256) {
+            Ok(e) => e,
+            Err(EncryptError::NoRecipients) if !unique_pq.is_empty() => Encryptor {
+                recipients: Vec::new(),
+                hybrid: Vec::new(),
+                passphrase: None,
+                allow_classical_with_pq: false,
+                sender: None,
+                created_at: None,
+                serial: None,
+                hide_recipients: false,
+                challenge: None,
+            },
+            Err(e) => return Err(e),
+        };
+        let count = e.recipients.len() + unique_pq.len();
+        if count > usize::from(MAX_RECIPIENTS) {
+            return Err(EncryptError::TooManyRecipients {
+                count,
+                max: MAX_RECIPIENTS,
+            });
+        }
+        e.hybrid = unique_pq;
+        Ok(e)
+    }
+
+    /// An encryptor to a passphrase alone (the only stanza of its file),
+    /// with Argon2id at [`Cost::DEFAULT`]. An empty passphrase is refused.
+    pub fn with_passphrase(passphrase: Passphrase) -> Result<Self, EncryptError> {
+        if passphrase.is_empty() {
+            return Err(EncryptError::EmptyPassphrase);
+        }
+        if !crate::passphrase::AVAILABLE {
+            return Err(EncryptError::PassphraseUnavailable);
+        }
+        Ok(Encryptor {
+            recipients: Vec::new(),
+            hybrid: Vec::new(),
+            passphrase: Some((passphrase, Cost::DEFAULT)),
+            allow_classical_with_pq: false,
+            sender: None,
+            created_at: None,
+            serial: None,
+            hide_recipients: false,
+            challenge: None,
+        })
+    }
+
+    /// Sets the Argon2id cost of a passphrase file. Hazardous: below the
+    /// default a stolen file is cheaper to attack; for tests and benches.
+    #[doc(hidden)]
+    pub fn passphrase_cost(mut self, cost: Cost) -> Self {
+        if let Some((_, c)) = &mut self.passphrase {
+            *c = cost;
+        }
+        self
+    }
+
+    /// Allows P-256 recipients beside post-quantum ones. The file is then
+    /// only as safe against a quantum computer as its P-256 stanzas: the
+    /// weakest wrap decides.
+    pub fn allow_classical_with_post_quantum(mut self, allow: bool) -> Self {
+        self.allow_classical_with_pq = allow;
+        self
     }
 
     /// Names the sender: its public key goes into the header, and every
@@ -108,7 +199,10 @@ impl Encryptor {
     ) -> Result<(Vec<u8>, Zeroizing<[u8; FILE_KEY_LEN]>), EncryptError> {
         let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
         rng.fill_bytes(&mut file_key[..]);
-        let mut stanzas = Vec::with_capacity(self.recipients.len());
+        if !self.hybrid.is_empty() && !self.recipients.is_empty() && !self.allow_classical_with_pq {
+            return Err(EncryptError::MixedPostQuantum);
+        }
+        let mut stanzas = Vec::with_capacity(self.recipients.len() + self.hybrid.len() + 1);
         for recipient in &self.recipients {
             let ephemeral = if seeded {
                 SecretKey::from_rng(&mut *rng)
@@ -130,6 +224,51 @@ impl Encryptor {
             stanzas.push(Stanza::P256Hpke {
                 hint,
                 enc: kapsel_format::P256Point(encapsulation.enc),
+                wrapped_key,
+            });
+        }
+        for recipient in &self.hybrid {
+            let encapsulation = if seeded {
+                let ephemeral = SecretKey::from_rng(&mut *rng);
+                let mut m = Zeroizing::new([0u8; 32]);
+                rng.fill_bytes(&mut m[..]);
+                pq::encap_derand(recipient.public_key(), &m, &ephemeral)
+            } else {
+                pq::encap(recipient.public_key(), &SecretKey::generate())
+            }
+            .map_err(|_| EncryptError::InvalidRecipient)?;
+            let mut ctx = hpke::Context::for_kem(
+                pq::KEM_ID,
+                Mode::Base,
+                &encapsulation.shared_secret,
+                HPKE_INFO,
+            );
+            // A fresh context has sequence number 0: sealing cannot hit the limit.
+            #[allow(clippy::expect_used)]
+            let sealed = ctx.seal(b"", &file_key[..]).expect("first HPKE seal");
+            let mut wrapped_key = [0u8; WRAPPED_KEY_LEN];
+            wrapped_key.copy_from_slice(&sealed);
+            let hint = if self.hide_recipients {
+                [0u8; 4]
+            } else {
+                recipient.stanza_hint(&encapsulation.enc.0[..])
+            };
+            stanzas.push(Stanza::HybridPq {
+                hint,
+                enc: encapsulation.enc,
+                wrapped_key,
+            });
+        }
+        if let Some((passphrase, cost)) = &self.passphrase {
+            let mut salt = [0u8; PASSPHRASE_SALT_LEN];
+            rng.fill_bytes(&mut salt);
+            let wrapped_key = crate::passphrase::wrap(passphrase, &salt, cost, &file_key)
+                .map_err(|_| EncryptError::PassphraseUnavailable)?;
+            stanzas.push(Stanza::Passphrase {
+                salt,
+                memory_kib: cost.memory_kib,
+                passes: cost.passes,
+                lanes: cost.lanes,
                 wrapped_key,
             });
         }

@@ -47,6 +47,29 @@ pub enum DecryptError {
     /// None of the given identities opened any stanza.
     #[error("no identity matches any recipient")]
     NoMatchingRecipient,
+    /// The file is for a passphrase, and none was given.
+    #[error("the file is encrypted with a passphrase, and none was given")]
+    PassphraseRequired,
+    /// The passphrase did not open the passphrase stanza: it is wrong, or
+    /// the stanza was damaged (the two cannot be told apart).
+    #[error("wrong passphrase (or a damaged passphrase stanza)")]
+    WrongPassphrase,
+    /// The passphrase stanza asks for more work than the decoder accepts.
+    #[error(
+        "the passphrase stanza asks for {} MiB and {} passes of Argon2id, more than the {} MiB and {} passes this decoder accepts",
+        cost.memory_kib / 1024, cost.passes, limit.max_memory_kib / 1024, limit.max_passes
+    )]
+    PassphraseWorkTooHigh {
+        /// What the stanza asks for.
+        cost: crate::passphrase::Cost,
+        /// What the decoder accepts.
+        limit: crate::passphrase::WorkLimit,
+    },
+    /// This build (`fips`) cannot open passphrase stanzas.
+    #[error(
+        "passphrase stanzas are not available in the FIPS build (Argon2id is not FIPS-approved)"
+    )]
+    PassphraseUnavailable,
     /// A stanza addressed to one of the identities did not open, or the key
     /// commitment did not match: the header was modified.
     #[error("header authentication failed")]
@@ -108,7 +131,12 @@ impl DecryptError {
                 HeaderClass::Malformed => Outcome::MalformedHeader,
             },
             DecryptError::InvalidPublicKey => Outcome::MalformedHeader,
-            DecryptError::NoMatchingRecipient => Outcome::NoMatchingRecipient,
+            DecryptError::NoMatchingRecipient
+            | DecryptError::PassphraseRequired
+            | DecryptError::WrongPassphrase => Outcome::NoMatchingRecipient,
+            DecryptError::PassphraseWorkTooHigh { .. } | DecryptError::PassphraseUnavailable => {
+                Outcome::Unsupported
+            }
             DecryptError::HeaderAuthFailed => Outcome::HeaderAuthFailed,
             DecryptError::Payload(PayloadError::CommitmentMismatch) => Outcome::HeaderAuthFailed,
             DecryptError::Payload(_) => Outcome::PayloadFailed,
@@ -178,6 +206,22 @@ pub enum EncryptError {
         /// The limit.
         max: u16,
     },
+    /// Post-quantum and P-256 recipients together, without
+    /// [`Encryptor::allow_classical_with_post_quantum`](crate::Encryptor::allow_classical_with_post_quantum):
+    /// the P-256 stanzas would leave the file open to a quantum computer.
+    #[error("post-quantum and classical recipients mixed: the file would be only as strong as its P-256 stanzas")]
+    MixedPostQuantum,
+    /// An empty passphrase.
+    #[error("empty passphrase")]
+    EmptyPassphrase,
+    /// This build (`fips`) cannot write passphrase stanzas.
+    #[error(
+        "passphrase stanzas are not available in the FIPS build (Argon2id is not FIPS-approved)"
+    )]
+    PassphraseUnavailable,
+    /// A recipient key the backend refused.
+    #[error("invalid recipient key")]
+    InvalidRecipient,
     /// The header would be invalid (for example a creation time out of range).
     #[error(transparent)]
     Header(#[from] HeaderError),

@@ -28,18 +28,73 @@ pub const N_ENC: usize = 65;
 pub const N_SECRET: usize = 32;
 
 const KEM_SUITE_ID: [u8; 5] = [b'K', b'E', b'M', (KEM_ID >> 8) as u8, KEM_ID as u8];
-const HPKE_SUITE_ID: [u8; 10] = [
-    b'H',
-    b'P',
-    b'K',
-    b'E',
-    (KEM_ID >> 8) as u8,
-    KEM_ID as u8,
-    (KDF_ID >> 8) as u8,
-    KDF_ID as u8,
-    (AEAD_ID >> 8) as u8,
-    AEAD_ID as u8,
-];
+/// `suite_id` of the key schedule for KEM `kem_id` with HKDF-SHA256 and AES-256-GCM.
+fn hpke_suite_id(kem_id: u16) -> [u8; 10] {
+    let [k0, k1] = kem_id.to_be_bytes();
+    let [f0, f1] = KDF_ID.to_be_bytes();
+    let [a0, a1] = AEAD_ID.to_be_bytes();
+    [b'H', b'P', b'K', b'E', k0, k1, f0, f1, a0, a1]
+}
+
+/// RFC 9180's `KeySchedule` (no PSK) with HKDF-SHA256 for any `suite_id`
+/// and AEAD key length: the AEAD key, base nonce and exporter secret.
+#[allow(clippy::too_many_arguments)]
+fn key_schedule(
+    suite: &[u8],
+    mode: Mode,
+    shared_secret: &[u8; N_SECRET],
+    info: &[u8],
+    key: &mut [u8],
+    base_nonce: &mut [u8; NONCE_LEN],
+    exporter_secret: &mut [u8; N_SECRET],
+) {
+    let psk_id_hash = labeled_extract(suite, b"", b"psk_id_hash", b"");
+    let info_hash = labeled_extract(suite, b"", b"info_hash", info);
+    let mut ksc = Vec::with_capacity(1 + 2 * N_SECRET);
+    ksc.push(mode as u8);
+    ksc.extend_from_slice(&psk_id_hash[..]);
+    ksc.extend_from_slice(&info_hash[..]);
+    let secret = labeled_extract(suite, shared_secret, b"secret", b"");
+    labeled_expand(suite, &secret, b"key", &ksc, key);
+    labeled_expand(suite, &secret, b"base_nonce", &ksc, base_nonce);
+    labeled_expand(suite, &secret, b"exp", &ksc, exporter_secret);
+}
+
+/// The key schedule of any HPKE suite with KDF HKDF-SHA256 (`kdf_id`
+/// `0x0001`), for conformance tests against vectors whose AEAD is not
+/// AES-256-GCM (`key_len` 16 for AES-128-GCM): returns the key, the base
+/// nonce and the exporter secret. Not for files.
+#[doc(hidden)]
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+pub fn key_schedule_for_conformance(
+    kem_id: u16,
+    aead_id: u16,
+    key_len: usize,
+    shared_secret: &[u8; N_SECRET],
+    info: &[u8],
+) -> (
+    Zeroizing<Vec<u8>>,
+    [u8; NONCE_LEN],
+    Zeroizing<[u8; N_SECRET]>,
+) {
+    let [k0, k1] = kem_id.to_be_bytes();
+    let [f0, f1] = KDF_ID.to_be_bytes();
+    let [a0, a1] = aead_id.to_be_bytes();
+    let suite = [b'H', b'P', b'K', b'E', k0, k1, f0, f1, a0, a1];
+    let mut key = Zeroizing::new(vec![0u8; key_len]);
+    let mut base_nonce = [0u8; NONCE_LEN];
+    let mut exporter = Zeroizing::new([0u8; N_SECRET]);
+    key_schedule(
+        &suite,
+        Mode::Base,
+        shared_secret,
+        info,
+        &mut key,
+        &mut base_nonce,
+        &mut exporter,
+    );
+    (key, base_nonce, exporter)
+}
 
 /// HPKE mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,6 +320,7 @@ pub(crate) fn decap_with_key(
 /// An HPKE encryption context after `KeySchedule` (RFC 9180, section 5.1),
 /// usable by either side: `seal` and `open` advance the same sequence number.
 pub struct Context {
+    suite: [u8; 10],
     aead: Aes256Gcm,
     #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     key: Zeroizing<[u8; KEY_LEN]>,
@@ -282,34 +338,30 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// `KeySchedule(mode, shared_secret, info, "", "")`.
+    /// `KeySchedule(mode, shared_secret, info, "", "")` for DHKEM(P-256).
     pub fn new(mode: Mode, shared_secret: &[u8; N_SECRET], info: &[u8]) -> Self {
-        let psk_id_hash = labeled_extract(&HPKE_SUITE_ID, b"", b"psk_id_hash", b"");
-        let info_hash = labeled_extract(&HPKE_SUITE_ID, b"", b"info_hash", info);
-        let mut ksc = Vec::with_capacity(1 + 2 * N_SECRET);
-        ksc.push(mode as u8);
-        ksc.extend_from_slice(&psk_id_hash[..]);
-        ksc.extend_from_slice(&info_hash[..]);
-        let secret = labeled_extract(&HPKE_SUITE_ID, shared_secret, b"secret", b"");
+        Self::for_kem(KEM_ID, mode, shared_secret, info)
+    }
+
+    /// `KeySchedule(mode, shared_secret, info, "", "")` with HKDF-SHA256 and
+    /// AES-256-GCM after the KEM `kem_id` (`0x0010` DHKEM(P-256), `0x0050`
+    /// MLKEM768-P256): only `suite_id` depends on the KEM.
+    pub fn for_kem(kem_id: u16, mode: Mode, shared_secret: &[u8; N_SECRET], info: &[u8]) -> Self {
+        let suite = hpke_suite_id(kem_id);
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        labeled_expand(&HPKE_SUITE_ID, &secret, b"key", &ksc, &mut key[..]);
         let mut base_nonce = [0u8; NONCE_LEN];
-        labeled_expand(
-            &HPKE_SUITE_ID,
-            &secret,
-            b"base_nonce",
-            &ksc,
-            &mut base_nonce,
-        );
         let mut exporter_secret = Zeroizing::new([0u8; N_SECRET]);
-        labeled_expand(
-            &HPKE_SUITE_ID,
-            &secret,
-            b"exp",
-            &ksc,
-            &mut exporter_secret[..],
+        key_schedule(
+            &suite,
+            mode,
+            shared_secret,
+            info,
+            &mut key[..],
+            &mut base_nonce,
+            &mut exporter_secret,
         );
         Context {
+            suite,
             aead: Aes256Gcm::new(&key),
             key,
             base_nonce,
@@ -377,7 +429,7 @@ impl Context {
             return Err(HpkeError::ExportTooLong);
         }
         labeled_expand(
-            &HPKE_SUITE_ID,
+            &self.suite,
             &self.exporter_secret,
             b"sec",
             exporter_context,

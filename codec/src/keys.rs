@@ -36,6 +36,10 @@ pub enum KeyKind {
     Recipient,
     /// A kapsel identity (`KAPSEL-SECRET-KEY-1...`).
     Identity,
+    /// A kapsel hybrid post-quantum recipient (`kapselpq1...`).
+    HybridRecipient,
+    /// A kapsel hybrid post-quantum identity (`KAPSEL-PQ-SECRET-KEY-1...`).
+    HybridIdentity,
     /// An age recipient (`age1...`, plugins included).
     AgeRecipient,
     /// An age identity (`AGE-SECRET-KEY-1...`, plugins included).
@@ -47,6 +51,8 @@ impl fmt::Display for KeyKind {
         f.write_str(match self {
             KeyKind::Recipient => "a kapsel recipient (public key)",
             KeyKind::Identity => "a kapsel identity (private key)",
+            KeyKind::HybridRecipient => "a kapsel post-quantum recipient (public key)",
+            KeyKind::HybridIdentity => "a kapsel post-quantum identity (private key)",
             KeyKind::AgeRecipient => "an age recipient",
             KeyKind::AgeIdentity => "an age identity",
         })
@@ -375,12 +381,20 @@ impl std::str::FromStr for Recipient {
 const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 
 /// What a human-readable part says a string is, if it is any key we know.
+pub(crate) fn kind_of_key_prefix(hrp: &str) -> Option<KeyKind> {
+    kind_of_prefix(hrp)
+}
+
 fn kind_of_prefix(hrp: &str) -> Option<KeyKind> {
     let hrp = hrp.to_ascii_lowercase();
     if hrp == RECIPIENT_HRP {
         Some(KeyKind::Recipient)
     } else if hrp == IDENTITY_HRP {
         Some(KeyKind::Identity)
+    } else if hrp == crate::hybrid::HYBRID_RECIPIENT_HRP {
+        Some(KeyKind::HybridRecipient)
+    } else if hrp == crate::hybrid::HYBRID_IDENTITY_HRP {
+        Some(KeyKind::HybridIdentity)
     } else if hrp.starts_with("age-plugin-") || hrp == "age-secret-key-" {
         Some(KeyKind::AgeIdentity)
     } else if hrp == "age" || hrp.starts_with("age1") {

@@ -2,7 +2,10 @@
 //!
 //! A file is `header || salt || commitment || chunks`. The header (see
 //! `format-spec/SPEC.md`) carries one HPKE stanza per recipient, each sealing
-//! the same random 32-byte file key. The payload is Cobblestone-256 with the
+//! the same random 32-byte file key: to a P-256 [`Recipient`], to a hybrid
+//! post-quantum [`HybridRecipient`] (ML-KEM-768 + P-256; format
+//! version 2), or, alone, under a [`Passphrase`] (Argon2id).
+//! [`Keyring`] holds every kind of key a decoder may try. The payload is Cobblestone-256 with the
 //! file key as input key and the header bytes as context, so the key
 //! commitment authenticates the whole header before any chunk is decrypted.
 //!
@@ -89,11 +92,17 @@ pub mod exchange;
 #[allow(dead_code)]
 mod exchange;
 mod hpke;
+mod hybrid;
 mod identity;
 mod keys;
 mod parallel;
+// Conformance-vector helpers are used only through `hazmat`.
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+mod passphrase;
 mod payload;
 mod policy;
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+mod pq;
 mod seek;
 mod segment;
 pub mod ssh;
@@ -102,12 +111,16 @@ pub use armor::{
     is_armored, ArmorError, ArmoredReader, ArmoredWriter,
     DETECTION_WINDOW as ARMOR_DETECTION_WINDOW,
 };
-pub use decrypt::{ClaimedSender, Decryptor, PlaintextReader};
+pub use decrypt::{passphrase_cost, ClaimedSender, Decryptor, Keyring, PlaintextReader};
 pub use encrypt::{Encryptor, FileWriter};
 pub use error::{outcome_of_io_error, DecryptError, EncryptError, Outcome};
+pub use hybrid::{HybridIdentity, HybridRecipient, HYBRID_IDENTITY_HRP, HYBRID_RECIPIENT_HRP};
 pub use identity::{IdentityError, IdentityKey, SharedSecret};
 pub use keys::{Identity, KeyKind, KeyParseError, Recipient, IDENTITY_HRP, RECIPIENT_HRP};
 pub use parallel::{CopyError, InputReady, ReleaseGate};
+pub use passphrase::{
+    Cost, Passphrase, PassphraseError, WorkLimit, AVAILABLE as PASSPHRASE_AVAILABLE,
+};
 pub use payload::{PayloadError, CHUNK_SIZE};
 pub use policy::{replay_id, PolicyError, ReceiverPolicy, ReplayLedger, DEFAULT_MAX_SKEW};
 pub use seek::{payload_shape, PayloadCursor, PayloadShape, SeekableReader};
@@ -147,8 +160,9 @@ pub mod hazmat {
     pub mod hpke {
         pub use crate::hpke::{
             decap, derive_key_pair, deserialize_public_key, diffie_hellman, encap,
-            hkdf_sha256_expand, hkdf_sha256_extract, Context, Encapsulation, HpkeError, Mode,
-            PublicKey, SecretKey, AEAD_ID, KDF_ID, KEM_ID, N_ENC, N_SECRET,
+            hkdf_sha256_expand, hkdf_sha256_extract, key_schedule_for_conformance, Context,
+            Encapsulation, HpkeError, Mode, PublicKey, SecretKey, AEAD_ID, KDF_ID, KEM_ID, N_ENC,
+            N_SECRET,
         };
     }
     /// The bare parallel payload paths, without the file around them.
@@ -164,6 +178,15 @@ pub mod hazmat {
             ChunkCipher, PayloadError, PayloadReader, PayloadWriter, StreamError, CHUNK_SIZE,
             COMMITMENT_LEN, ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN, SALT_LEN,
         };
+    }
+    /// The hybrid ML-KEM-768 + P-256 KEM (KEM `0x0050`) and its ML-KEM-768
+    /// primitive, with derandomized encapsulation for vectors.
+    pub mod pq {
+        pub use crate::pq::*;
+    }
+    /// Argon2id with the caller's parameters (RFC 9106 vectors).
+    pub mod passphrase {
+        pub use crate::passphrase::{argon2id_for_conformance, Cost};
     }
     /// Random access over a bare payload.
     pub mod seek {

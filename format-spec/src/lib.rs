@@ -20,8 +20,12 @@ use std::fmt;
 
 /// The first eight bytes of every kapsel file: `0x8B "KAPSEL" 0x0A`.
 pub const MAGIC: [u8; 8] = *b"\x8bKAPSEL\n";
-/// The only format version this crate reads and writes.
+/// Format version 1: P-256 stanzas only (SPEC.md section 3).
 pub const VERSION_1: u8 = 0x01;
+/// Format version 2: version 1 plus the hybrid post-quantum and passphrase
+/// stanzas and the larger limits they need (SPEC.md section 14). An encoder
+/// writes it only for a header that holds one of those stanzas.
+pub const VERSION_2: u8 = 0x02;
 /// Length of the fixed prefix: magic, version, suite, chunk size, header length.
 pub const PREFIX_LEN: usize = 16;
 /// log2 of the plaintext chunk size; v1 fixes it at 14 (16 KiB).
@@ -29,14 +33,24 @@ pub const CHUNK_SIZE_LOG2: u8 = 14;
 /// Plaintext bytes in every chunk but the last.
 pub const CHUNK_SIZE: usize = 1 << CHUNK_SIZE_LOG2;
 
-/// Largest header, in bytes, from the magic to the end of the extension area.
+/// Largest version 1 header, in bytes, from the magic to the end of the extension area.
 pub const MAX_HEADER_LEN: u32 = 65_536;
+/// Largest version 2 header: 256 hybrid stanzas, a sender key and a full
+/// extension area (317 798 bytes) always fit.
+pub const MAX_HEADER_LEN_V2: u32 = 327_680;
 /// Smallest possible header: an anonymous sender, one P-256 stanza, no extensions.
 pub const MIN_HEADER_LEN: u32 = (PREFIX_LEN + 8 + 8 + 1 + 2 + 4 + P256_STANZA_BODY_LEN + 2) as u32;
+/// Smallest version 2 header: an anonymous sender, one passphrase stanza,
+/// no extensions.
+pub const MIN_HEADER_LEN_V2: u32 =
+    (PREFIX_LEN + 8 + 8 + 1 + 2 + 4 + PASSPHRASE_STANZA_BODY_LEN + 2) as u32;
 /// Most recipient stanzas in one header.
 pub const MAX_RECIPIENTS: u16 = 256;
-/// Largest stanza body of any type.
+/// Largest stanza body of any type in a version 1 header.
 pub const MAX_STANZA_BODY_LEN: u16 = 1024;
+/// Largest stanza body of any type in a version 2 header (room for a future
+/// ML-KEM-1024 hybrid stanza, 1717 bytes).
+pub const MAX_STANZA_BODY_LEN_V2: u16 = 2048;
 /// Largest extension area (all records together).
 pub const MAX_EXTENSIONS_LEN: u16 = 8192;
 /// Latest representable creation time: 9999-12-31T23:59:59Z, in Unix seconds.
@@ -50,6 +64,18 @@ pub const KEY_HINT_LEN: usize = 4;
 pub const WRAPPED_KEY_LEN: usize = 48;
 /// Length of a P-256 HPKE stanza body: hint, encapsulated key, wrapped key.
 pub const P256_STANZA_BODY_LEN: usize = KEY_HINT_LEN + P256_POINT_LEN + WRAPPED_KEY_LEN;
+/// Length of an ML-KEM-768 ciphertext (FIPS 203).
+pub const MLKEM768_CIPHERTEXT_LEN: usize = 1088;
+/// Length of the MLKEM768-P256 encapsulated key: the ML-KEM-768 ciphertext
+/// followed by an uncompressed P-256 point.
+pub const HYBRID_ENC_LEN: usize = MLKEM768_CIPHERTEXT_LEN + P256_POINT_LEN;
+/// Length of a hybrid post-quantum stanza body: hint, encapsulated key, wrapped key.
+pub const HYBRID_STANZA_BODY_LEN: usize = KEY_HINT_LEN + HYBRID_ENC_LEN + WRAPPED_KEY_LEN;
+/// Length of the random salt of a passphrase stanza.
+pub const PASSPHRASE_SALT_LEN: usize = 16;
+/// Length of a passphrase stanza body: salt, memory (KiB, u32), passes
+/// (u32), lanes (u8), wrapped key.
+pub const PASSPHRASE_STANZA_BODY_LEN: usize = PASSPHRASE_SALT_LEN + 4 + 4 + 1 + WRAPPED_KEY_LEN;
 
 /// Bit that marks an extension a decoder must understand to continue.
 pub const EXTENSION_CRITICAL: u16 = 0x8000;
@@ -107,6 +133,30 @@ impl fmt::Debug for P256Point {
     }
 }
 
+/// The encapsulated key of a hybrid stanza: the ML-KEM-768 ciphertext
+/// (1088 bytes) followed by an uncompressed P-256 point (65 bytes, first
+/// byte `0x04`; curve membership is the codec's job).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct HybridEnc(pub Box<[u8; HYBRID_ENC_LEN]>);
+
+impl HybridEnc {
+    /// The ML-KEM-768 ciphertext.
+    pub fn mlkem_ciphertext(&self) -> &[u8] {
+        &self.0[..MLKEM768_CIPHERTEXT_LEN]
+    }
+
+    /// The ephemeral P-256 point, uncompressed.
+    pub fn p256_point(&self) -> &[u8] {
+        &self.0[MLKEM768_CIPHERTEXT_LEN..]
+    }
+}
+
+impl fmt::Debug for HybridEnc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HybridEnc({} bytes)", self.0.len())
+    }
+}
+
 /// Who made the file, as far as the header says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sender {
@@ -136,9 +186,35 @@ pub enum Stanza {
         /// HPKE ciphertext of the 32-byte file key.
         wrapped_key: [u8; WRAPPED_KEY_LEN],
     },
+    /// Type `0x0002` (version 2 only): the file key sealed with HPKE to a
+    /// hybrid MLKEM768-P256 recipient (KEM `0x0050`).
+    HybridPq {
+        /// The per-stanza hint (SPEC.md section 14.4), or all zero.
+        hint: [u8; KEY_HINT_LEN],
+        /// HPKE `enc`: ML-KEM-768 ciphertext || ephemeral P-256 point.
+        enc: HybridEnc,
+        /// HPKE ciphertext of the 32-byte file key.
+        wrapped_key: [u8; WRAPPED_KEY_LEN],
+    },
+    /// Type `0x0003` (version 2 only, and then the only stanza of its
+    /// header): the file key sealed under a key derived from a passphrase
+    /// with Argon2id.
+    Passphrase {
+        /// Random Argon2id salt.
+        salt: [u8; PASSPHRASE_SALT_LEN],
+        /// Argon2id memory size in KiB, at least `8 * lanes`.
+        memory_kib: u32,
+        /// Argon2id passes, at least 1.
+        passes: u32,
+        /// Argon2id lanes (parallelism), at least 1.
+        lanes: u8,
+        /// AES-256-GCM ciphertext of the 32-byte file key.
+        wrapped_key: [u8; WRAPPED_KEY_LEN],
+    },
     /// A stanza type this version does not know. Decoders skip it.
     Unknown {
-        /// The stanza type, never `0x0001`.
+        /// The stanza type, never `0x0001` (nor, in a version 2 header,
+        /// `0x0002` or `0x0003`).
         kind: u16,
         /// The opaque body, at most [`MAX_STANZA_BODY_LEN`] bytes.
         body: Vec<u8>,
@@ -148,13 +224,34 @@ pub enum Stanza {
 impl Stanza {
     /// Wire type of a P-256 HPKE stanza.
     pub const TYPE_P256_HPKE: u16 = 0x0001;
+    /// Wire type of a hybrid MLKEM768-P256 HPKE stanza (version 2).
+    pub const TYPE_HYBRID_PQ: u16 = 0x0002;
+    /// Wire type of an Argon2id passphrase stanza (version 2).
+    pub const TYPE_PASSPHRASE: u16 = 0x0003;
 
     /// The stanza's wire type.
     pub fn kind(&self) -> u16 {
         match self {
             Stanza::P256Hpke { .. } => Self::TYPE_P256_HPKE,
+            Stanza::HybridPq { .. } => Self::TYPE_HYBRID_PQ,
+            Stanza::Passphrase { .. } => Self::TYPE_PASSPHRASE,
             Stanza::Unknown { kind, .. } => *kind,
         }
+    }
+
+    /// Length of the stanza's body on the wire.
+    pub fn body_len(&self) -> usize {
+        match self {
+            Stanza::P256Hpke { .. } => P256_STANZA_BODY_LEN,
+            Stanza::HybridPq { .. } => HYBRID_STANZA_BODY_LEN,
+            Stanza::Passphrase { .. } => PASSPHRASE_STANZA_BODY_LEN,
+            Stanza::Unknown { body, .. } => body.len(),
+        }
+    }
+
+    /// Whether this stanza exists only in version 2 headers.
+    pub fn needs_version_2(&self) -> bool {
+        matches!(self, Stanza::HybridPq { .. } | Stanza::Passphrase { .. })
     }
 }
 
@@ -165,6 +262,21 @@ impl fmt::Debug for Stanza {
                 .debug_struct("P256Hpke")
                 .field("hint", &format_args!("{:02x?}", hint))
                 .field("enc", enc)
+                .finish_non_exhaustive(),
+            Stanza::HybridPq { hint, .. } => f
+                .debug_struct("HybridPq")
+                .field("hint", &format_args!("{:02x?}", hint))
+                .finish_non_exhaustive(),
+            Stanza::Passphrase {
+                memory_kib,
+                passes,
+                lanes,
+                ..
+            } => f
+                .debug_struct("Passphrase")
+                .field("memory_kib", memory_kib)
+                .field("passes", passes)
+                .field("lanes", lanes)
                 .finish_non_exhaustive(),
             Stanza::Unknown { kind, body } => f
                 .debug_struct("Unknown")
@@ -276,6 +388,16 @@ pub enum Malformation {
     /// Bytes left over inside a length-delimited area.
     #[error("trailing bytes inside the header")]
     TrailingBytes,
+    /// Argon2id parameters no implementation can run: zero passes or
+    /// lanes, or less than 8 KiB of memory per lane.
+    #[error("invalid passphrase stanza parameters")]
+    PassphraseParams,
+    /// A passphrase stanza in a header with more than one stanza.
+    #[error("a passphrase stanza must be the only stanza")]
+    PassphraseNotAlone,
+    /// A version 2 header without any version 2 stanza (it must be written as version 1).
+    #[error("version 2 header without a post-quantum or passphrase stanza")]
+    NeedlessVersion2,
 }
 
 /// Decoder outcome classes of SPEC.md that a header alone can produce.
@@ -325,14 +447,39 @@ impl Header {
                 Malformation::RecipientCount(u16::try_from(count).unwrap_or(u16::MAX)).into(),
             );
         }
+        let v2 = self.version() == VERSION_2;
+        let max_body = if v2 {
+            MAX_STANZA_BODY_LEN_V2
+        } else {
+            MAX_STANZA_BODY_LEN
+        };
         for (i, stanza) in self.stanzas.iter().enumerate() {
             match stanza {
                 Stanza::P256Hpke { enc, .. } => check_point(enc)?,
+                Stanza::HybridPq { enc, .. } => {
+                    if enc.p256_point()[0] != 0x04 {
+                        return Err(Malformation::PointEncoding.into());
+                    }
+                }
+                Stanza::Passphrase {
+                    memory_kib,
+                    passes,
+                    lanes,
+                    ..
+                } => {
+                    if count != 1 {
+                        return Err(Malformation::PassphraseNotAlone.into());
+                    }
+                    check_passphrase_params(*memory_kib, *passes, *lanes)?;
+                }
                 Stanza::Unknown { kind, body } => {
-                    if *kind == Stanza::TYPE_P256_HPKE {
+                    let known = *kind == Stanza::TYPE_P256_HPKE
+                        || (v2
+                            && matches!(*kind, Stanza::TYPE_HYBRID_PQ | Stanza::TYPE_PASSPHRASE));
+                    if known {
                         return Err(Malformation::StanzaLength(body.len() as u16).into());
                     }
-                    if body.len() > usize::from(MAX_STANZA_BODY_LEN) {
+                    if body.len() > usize::from(max_body) {
                         return Err(Malformation::StanzaLength(u16::MAX).into());
                     }
                 }
@@ -360,10 +507,23 @@ impl Header {
         let len = self.encoded_len();
         // A few small unknown stanzas can make a header shorter than the
         // parser's lower bound on `header_len`.
-        if len < MIN_HEADER_LEN as usize || len > MAX_HEADER_LEN as usize {
+        if len < min_header_len(self.version()) as usize
+            || len > max_header_len(self.version()) as usize
+        {
             return Err(Malformation::HeaderLength(u32::try_from(len).unwrap_or(u32::MAX)).into());
         }
         Ok(())
+    }
+
+    /// The format version this header is written in: [`VERSION_2`] exactly
+    /// when it holds a stanza that only version 2 defines, else [`VERSION_1`]
+    /// (so the one encoding of a header also fixes its version).
+    pub fn version(&self) -> u8 {
+        if self.stanzas.iter().any(Stanza::needs_version_2) {
+            VERSION_2
+        } else {
+            VERSION_1
+        }
     }
 
     /// The value of the extension record of type `kind`, if the header has one.
@@ -380,18 +540,37 @@ impl Header {
             Sender::Anonymous => 1,
             Sender::P256(_) => 1 + P256_POINT_LEN,
         };
-        let stanzas: usize = self
-            .stanzas
-            .iter()
-            .map(|s| {
-                4 + match s {
-                    Stanza::P256Hpke { .. } => P256_STANZA_BODY_LEN,
-                    Stanza::Unknown { body, .. } => body.len(),
-                }
-            })
-            .sum();
+        let stanzas: usize = self.stanzas.iter().map(|s| 4 + s.body_len()).sum();
         PREFIX_LEN + 8 + 8 + sender + 2 + stanzas + 2 + write::extensions_len(&self.extensions)
     }
+}
+
+/// Smallest `header_len` of a format version (1 or 2).
+pub fn min_header_len(version: u8) -> u32 {
+    if version == VERSION_2 {
+        MIN_HEADER_LEN_V2
+    } else {
+        MIN_HEADER_LEN
+    }
+}
+
+/// Largest `header_len` of a format version (1 or 2).
+pub fn max_header_len(version: u8) -> u32 {
+    if version == VERSION_2 {
+        MAX_HEADER_LEN_V2
+    } else {
+        MAX_HEADER_LEN
+    }
+}
+
+/// The structural rule on Argon2id parameters (SPEC.md section 14.5): at
+/// least one pass and one lane, and at least 8 KiB of memory per lane. How
+/// much work a decoder accepts is its own limit, not a rule of the format.
+pub fn check_passphrase_params(memory_kib: u32, passes: u32, lanes: u8) -> Result<(), HeaderError> {
+    if passes == 0 || lanes == 0 || u64::from(memory_kib) < 8 * u64::from(lanes) {
+        return Err(Malformation::PassphraseParams.into());
+    }
+    Ok(())
 }
 
 fn check_point(point: &P256Point) -> Result<(), HeaderError> {

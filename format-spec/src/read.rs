@@ -9,11 +9,15 @@ use nom::error::{ErrorKind, ParseError};
 use nom::number::complete::{be_u16, be_u64, be_u8};
 use nom::{Err, IResult, Needed};
 
+use nom::number::complete::be_u32;
+
 use crate::{
-    Extension, Header, HeaderError, Malformation, P256Point, Sender, Stanza, Suite,
-    CHUNK_SIZE_LOG2, EXTENSION_CRITICAL, KEY_HINT_LEN, MAGIC, MAX_CREATED_AT, MAX_EXTENSIONS_LEN,
-    MAX_HEADER_LEN, MAX_RECIPIENTS, MAX_STANZA_BODY_LEN, MIN_HEADER_LEN, P256_POINT_LEN,
-    P256_STANZA_BODY_LEN, PREFIX_LEN, VERSION_1, WRAPPED_KEY_LEN,
+    check_passphrase_params, max_header_len, min_header_len, Extension, Header, HeaderError,
+    HybridEnc, Malformation, P256Point, Sender, Stanza, Suite, CHUNK_SIZE_LOG2, EXTENSION_CRITICAL,
+    HYBRID_ENC_LEN, HYBRID_STANZA_BODY_LEN, KEY_HINT_LEN, MAGIC, MAX_CREATED_AT,
+    MAX_EXTENSIONS_LEN, MAX_RECIPIENTS, MAX_STANZA_BODY_LEN, MAX_STANZA_BODY_LEN_V2,
+    P256_POINT_LEN, P256_STANZA_BODY_LEN, PASSPHRASE_SALT_LEN, PASSPHRASE_STANZA_BODY_LEN,
+    PREFIX_LEN, VERSION_1, VERSION_2, WRAPPED_KEY_LEN,
 };
 
 /// The parser's error type: a [`HeaderError`], so nom failures map to one
@@ -38,6 +42,8 @@ fn fail<T>(e: impl Into<HeaderError>) -> Result<T, Err<HeaderError>> {
 /// The fixed 16-byte prefix of every header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prefix {
+    /// The format version, [`VERSION_1`] or [`VERSION_2`].
+    pub version: u8,
     /// The suite the header declares.
     pub suite: Suite,
     /// Total header length in bytes, prefix included.
@@ -52,7 +58,7 @@ pub fn prefix(input: &[u8]) -> Res<'_, Prefix> {
     if input[..seen] != MAGIC[..seen] {
         return fail(HeaderError::NotKapsel);
     }
-    if input.len() >= 9 && input[8] != VERSION_1 {
+    if input.len() >= 9 && input[8] != VERSION_1 && input[8] != VERSION_2 {
         return fail(HeaderError::UnsupportedVersion { found: input[8] });
     }
     if input.len() >= 11 {
@@ -69,11 +75,19 @@ pub fn prefix(input: &[u8]) -> Res<'_, Prefix> {
     if input[11] != CHUNK_SIZE_LOG2 {
         return fail(Malformation::ChunkSize(input[11]));
     }
+    let version = input[8];
     let header_len = u32::from_be_bytes([input[12], input[13], input[14], input[15]]);
-    if !(MIN_HEADER_LEN..=MAX_HEADER_LEN).contains(&header_len) {
+    if !(min_header_len(version)..=max_header_len(version)).contains(&header_len) {
         return fail(Malformation::HeaderLength(header_len));
     }
-    Ok((&input[PREFIX_LEN..], Prefix { suite, header_len }))
+    Ok((
+        &input[PREFIX_LEN..],
+        Prefix {
+            version,
+            suite,
+            header_len,
+        },
+    ))
 }
 
 /// Streaming header parser. On success returns the input after the header
@@ -85,7 +99,7 @@ pub fn header(input: &[u8]) -> Res<'_, Header> {
         return Err(Err::Incomplete(Needed::new(total - input.len())));
     }
     let (body, rest) = (&input[PREFIX_LEN..total], &input[total..]);
-    let (_, header) = header_body(prefix.suite, body).map_err(|e| match e {
+    let (_, header) = header_body(prefix.version, prefix.suite, body).map_err(|e| match e {
         // Inside the declared length the input is complete: running short
         // means a field overran `header_len`.
         Err::Incomplete(_) => Err::Failure(Malformation::Overrun.into()),
@@ -107,7 +121,7 @@ pub fn header_exact(input: &[u8]) -> Result<Header, HeaderError> {
     }
 }
 
-fn header_body(suite: Suite, input: &[u8]) -> Res<'_, Header> {
+fn header_body(version: u8, suite: Suite, input: &[u8]) -> Res<'_, Header> {
     let (input, created_at) = be_u64(input)?;
     if created_at > MAX_CREATED_AT {
         return fail(Malformation::CreatedAt);
@@ -121,12 +135,15 @@ fn header_body(suite: Suite, input: &[u8]) -> Res<'_, Header> {
     let mut stanzas = Vec::with_capacity(usize::from(count));
     let mut input = input;
     for _ in 0..count {
-        let (rest, s) = stanza(input)?;
+        let (rest, s) = stanza(version, count, input)?;
         if stanzas.contains(&s) {
             return fail(Malformation::DuplicateStanza);
         }
         stanzas.push(s);
         input = rest;
+    }
+    if version == VERSION_2 && !stanzas.iter().any(Stanza::needs_version_2) {
+        return fail(Malformation::NeedlessVersion2);
     }
     let (input, extensions) = extensions(input)?;
     if !input.is_empty() {
@@ -165,16 +182,37 @@ fn sender(input: &[u8]) -> Res<'_, Sender> {
     }
 }
 
-fn stanza(input: &[u8]) -> Res<'_, Stanza> {
+/// The fixed body length of a stanza type this version knows.
+fn known_body_len(version: u8, kind: u16) -> Option<usize> {
+    match (version, kind) {
+        (_, Stanza::TYPE_P256_HPKE) => Some(P256_STANZA_BODY_LEN),
+        (VERSION_2, Stanza::TYPE_HYBRID_PQ) => Some(HYBRID_STANZA_BODY_LEN),
+        (VERSION_2, Stanza::TYPE_PASSPHRASE) => Some(PASSPHRASE_STANZA_BODY_LEN),
+        _ => None,
+    }
+}
+
+fn array<const N: usize>(input: &[u8]) -> Res<'_, [u8; N]> {
+    let (input, bytes) = take(N)(input)?;
+    let mut out = [0u8; N];
+    out.copy_from_slice(bytes);
+    Ok((input, out))
+}
+
+fn stanza(version: u8, count: u16, input: &[u8]) -> Res<'_, Stanza> {
     let (input, kind) = be_u16(input)?;
     let (input, body_len) = be_u16(input)?;
-    if body_len > MAX_STANZA_BODY_LEN
-        || (kind == Stanza::TYPE_P256_HPKE && usize::from(body_len) != P256_STANZA_BODY_LEN)
-    {
+    let max = if version == VERSION_2 {
+        MAX_STANZA_BODY_LEN_V2
+    } else {
+        MAX_STANZA_BODY_LEN
+    };
+    let known = known_body_len(version, kind);
+    if body_len > max || known.is_some_and(|len| usize::from(body_len) != len) {
         return fail(Malformation::StanzaLength(body_len));
     }
     let (input, body) = take(body_len)(input)?;
-    if kind != Stanza::TYPE_P256_HPKE {
+    if known.is_none() {
         return Ok((
             input,
             Stanza::Unknown {
@@ -183,21 +221,53 @@ fn stanza(input: &[u8]) -> Res<'_, Stanza> {
             },
         ));
     }
-    let (b, hint) = take(KEY_HINT_LEN)(body)?;
-    let (b, enc) = point(b)?;
-    let (_, wrapped) = take(WRAPPED_KEY_LEN)(b)?;
-    let mut h = [0u8; KEY_HINT_LEN];
-    h.copy_from_slice(hint);
-    let mut w = [0u8; WRAPPED_KEY_LEN];
-    w.copy_from_slice(wrapped);
-    Ok((
-        input,
-        Stanza::P256Hpke {
-            hint: h,
-            enc,
-            wrapped_key: w,
-        },
-    ))
+    let stanza = match kind {
+        Stanza::TYPE_P256_HPKE => {
+            let (b, hint) = array::<KEY_HINT_LEN>(body)?;
+            let (b, enc) = point(b)?;
+            let (_, wrapped_key) = array::<WRAPPED_KEY_LEN>(b)?;
+            Stanza::P256Hpke {
+                hint,
+                enc,
+                wrapped_key,
+            }
+        }
+        Stanza::TYPE_HYBRID_PQ => {
+            let (b, hint) = array::<KEY_HINT_LEN>(body)?;
+            let (b, enc) = take(HYBRID_ENC_LEN)(b)?;
+            let (_, wrapped_key) = array::<WRAPPED_KEY_LEN>(b)?;
+            let mut e = Box::new([0u8; HYBRID_ENC_LEN]);
+            e.copy_from_slice(enc);
+            if e[HYBRID_ENC_LEN - P256_POINT_LEN] != 0x04 {
+                return fail(Malformation::PointEncoding);
+            }
+            Stanza::HybridPq {
+                hint,
+                enc: HybridEnc(e),
+                wrapped_key,
+            }
+        }
+        _ => {
+            // TYPE_PASSPHRASE, the only other type with a known length.
+            if count != 1 {
+                return fail(Malformation::PassphraseNotAlone);
+            }
+            let (b, salt) = array::<PASSPHRASE_SALT_LEN>(body)?;
+            let (b, memory_kib) = be_u32(b)?;
+            let (b, passes) = be_u32(b)?;
+            let (b, lanes) = be_u8(b)?;
+            let (_, wrapped_key) = array::<WRAPPED_KEY_LEN>(b)?;
+            check_passphrase_params(memory_kib, passes, lanes).map_err(Err::Failure)?;
+            Stanza::Passphrase {
+                salt,
+                memory_kib,
+                passes,
+                lanes,
+                wrapped_key,
+            }
+        }
+    };
+    Ok((input, stanza))
 }
 
 fn extensions(input: &[u8]) -> Res<'_, Vec<Extension>> {

@@ -4,7 +4,7 @@
 
 use byteorder::{BigEndian, WriteBytesExt};
 
-use crate::{Extension, Header, HeaderError, Sender, Stanza, CHUNK_SIZE_LOG2, MAGIC, VERSION_1};
+use crate::{Extension, Header, HeaderError, Sender, Stanza, CHUNK_SIZE_LOG2, MAGIC};
 
 /// Appends the encoding of `header` to `out`.
 pub fn header(header: &Header, out: &mut Vec<u8>) -> Result<(), HeaderError> {
@@ -15,7 +15,7 @@ pub fn header(header: &Header, out: &mut Vec<u8>) -> Result<(), HeaderError> {
     // Writes into a Vec cannot fail; `io::Write for Vec<u8>` is infallible.
     let w = out;
     w.extend_from_slice(&MAGIC);
-    w.push(VERSION_1);
+    w.push(header.version());
     put_u16(w, header.suite.id());
     w.push(CHUNK_SIZE_LOG2);
     put_u32(w, len as u32);
@@ -40,6 +40,30 @@ pub fn header(header: &Header, out: &mut Vec<u8>) -> Result<(), HeaderError> {
                 put_u16(w, crate::P256_STANZA_BODY_LEN as u16);
                 w.extend_from_slice(hint);
                 w.extend_from_slice(&enc.0);
+                w.extend_from_slice(wrapped_key);
+            }
+            Stanza::HybridPq {
+                hint,
+                enc,
+                wrapped_key,
+            } => {
+                put_u16(w, crate::HYBRID_STANZA_BODY_LEN as u16);
+                w.extend_from_slice(hint);
+                w.extend_from_slice(&enc.0[..]);
+                w.extend_from_slice(wrapped_key);
+            }
+            Stanza::Passphrase {
+                salt,
+                memory_kib,
+                passes,
+                lanes,
+                wrapped_key,
+            } => {
+                put_u16(w, crate::PASSPHRASE_STANZA_BODY_LEN as u16);
+                w.extend_from_slice(salt);
+                put_u32(w, *memory_kib);
+                put_u32(w, *passes);
+                w.push(*lanes);
                 w.extend_from_slice(wrapped_key);
             }
             Stanza::Unknown { body, .. } => {

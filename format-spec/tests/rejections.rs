@@ -253,7 +253,7 @@ fn rejects_wrong_magic() {
 #[test]
 fn rejects_unsupported_version() {
     let good = encode(&base());
-    for v in [0u8, 2, 0x10, 0xff] {
+    for v in [0u8, 3, 0x10, 0xff] {
         let mut b = good.clone();
         b[OFF_VERSION] = v;
         let e = exact_err(&b);

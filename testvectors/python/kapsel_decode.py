@@ -1,4 +1,9 @@
-"""A second kapsel v1 decoder, written from format-spec/SPEC.md.
+"""A second kapsel decoder (format versions 1 and 2), written from
+format-spec/SPEC.md.
+
+Version 2 (SPEC 14) adds hybrid post-quantum stanzas (MLKEM768-P256: ML-KEM
+from `cryptography`'s mlkem module, SHAKE256 and SHA3-256 from hashlib) and
+passphrase stanzas (Argon2id from `cryptography`'s argon2 KDF).
 
 It uses only the Python standard library and the `cryptography` package:
 ECDH, HKDF, HMAC, AES-256-GCM and ECDSA from `cryptography`, and HPKE base
@@ -36,6 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from cryptography.hazmat.primitives.asymmetric import mlkem
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 try:  # HPKE base mode from the library (cryptography >= 47).
@@ -65,6 +72,24 @@ MAX_EXTENSIONS_LEN = 8192
 MAX_CREATED_AT = 253402300799
 P256_STANZA_TYPE = 0x0001
 P256_STANZA_BODY_LEN = 117
+# Section 14: version 2.
+VERSION_1 = 0x01
+VERSION_2 = 0x02
+MIN_HEADER_LEN_V2 = 114
+MAX_HEADER_LEN_V2 = 327680
+MAX_STANZA_BODY_LEN_V2 = 2048
+HYBRID_STANZA_TYPE = 0x0002
+HYBRID_STANZA_BODY_LEN = 1205
+MLKEM_CT_LEN = 1088
+MLKEM_EK_LEN = 1184
+PASSPHRASE_STANZA_TYPE = 0x0003
+PASSPHRASE_STANZA_BODY_LEN = 73
+HYBRID_KEM_ID = 0x0050
+HYBRID_LABEL = b"MLKEM768-P256"
+PASSPHRASE_SALT_LABEL = b"kapsel/v1 passphrase" + b"\x00"
+# The decoder's work limit (14.6): 1 GiB of memory, 16 passes.
+MAX_PASSPHRASE_MEMORY_KIB = 1024 * 1024
+MAX_PASSPHRASE_PASSES = 16
 EXTENSION_CRITICAL = 0x8000
 
 # P-256 domain parameters (FIPS 186-5 / SEC 2).
@@ -179,8 +204,61 @@ def bech32_decode(s, expected_hrp, length):
     return bytes(out)
 
 
+class HybridIdentity:
+    """A hybrid MLKEM768-P256 private key (section 14.3): the 32-byte seed
+    expanded as expandKey does."""
+
+    def __init__(self, seed):
+        full = hashlib.shake_256(seed).digest(64 + 128)
+        self.mlkem = mlkem.MLKEM768PrivateKey.from_seed_bytes(full[:64])
+        for i in range(64, 192, 32):
+            d = int.from_bytes(full[i : i + 32], "big")
+            if 1 <= d < N:
+                break
+        else:
+            raise ValueError("no P-256 scalar in the seed")
+        self.p256 = ec.derive_private_key(d, ec.SECP256R1())
+        self.public = self.mlkem.public_key().public_bytes_raw() + uncompressed(self.p256.public_key())
+
+
+class PassphraseKey:
+    """A passphrase to try against a passphrase stanza (section 14.5)."""
+
+    def __init__(self, passphrase):
+        self.passphrase = passphrase
+
+
+def bech32m_decode(s, expected_hrp, length):
+    """Bech32m (BIP 350) with no length limit (section 14.3), or ValueError."""
+    if s.lower() != s and s.upper() != s:
+        raise ValueError("mixed case")
+    s = s.lower()
+    pos = s.rfind("1")
+    if pos < 1 or pos + 7 > len(s) or s[:pos] != expected_hrp:
+        raise ValueError("wrong human-readable part")
+    try:
+        values = [BECH32_CHARSET.index(c) for c in s[pos + 1 :]]
+    except ValueError:
+        raise ValueError("character outside the Bech32 alphabet") from None
+    if _bech32_polymod(_bech32_hrp_expand(s[:pos]) + values) != 0x2BC830A3:
+        raise ValueError("bad checksum")
+    acc, bits, out = 0, 0, []
+    for v in values[:-6]:
+        acc = (acc << 5) | v
+        bits += 5
+        while bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    if bits > 4 or (acc & ((1 << bits) - 1)) != 0 or len(out) != length:
+        raise ValueError("bad padding or length")
+    return bytes(out)
+
+
 def parse_identity(s):
-    """An identity string (section 4.2) as a cryptography private key."""
+    """An identity string (sections 4.2 and 14.3): a cryptography P-256
+    private key, or a HybridIdentity."""
+    if s.strip().lower().startswith("kapsel-pq-secret-key-1"):
+        return HybridIdentity(bech32m_decode(s.strip(), "kapsel-pq-secret-key-", 32))
     d = int.from_bytes(bech32_decode(s.strip(), "kapsel-secret-key-", 32), "big")
     if not 1 <= d < N:
         raise ValueError("scalar out of range")
@@ -397,7 +475,10 @@ class Header:
         self.created_at = 0
         self.serial = 0
         self.sender_key = None  # 65 bytes, or None for anonymous
+        self.version = 1
         self.stanzas = []  # (hint, enc, wrapped_key) of type 0x0001 stanzas
+        self.hybrid = []  # (hint, enc, wrapped_key) of type 0x0002 stanzas
+        self.passphrase = None  # (salt, memory_kib, passes, lanes, wrapped_key)
         self.extensions = []  # (ext_type, ext_value) records, in header order
 
 
@@ -413,8 +494,9 @@ def read_header(src):
     version = src.read(1)
     if len(version) < 1:
         fail("malformed_header", "truncated before the version")
-    if version[0] != 0x01:
+    if version[0] not in (VERSION_1, VERSION_2):
         fail("unsupported", "version %d" % version[0])
+    v2 = version[0] == VERSION_2
     # Check 3: suite.
     suite = src.read(2)
     if len(suite) < 2:
@@ -431,13 +513,15 @@ def read_header(src):
     if len(length) < 4:
         fail("malformed_header", "truncated in header_len")
     header_len = int.from_bytes(length, "big")
-    if not MIN_HEADER_LEN <= header_len <= MAX_HEADER_LEN:
+    lo, hi = (MIN_HEADER_LEN_V2, MAX_HEADER_LEN_V2) if v2 else (MIN_HEADER_LEN, MAX_HEADER_LEN)
+    if not lo <= header_len <= hi:
         fail("malformed_header", "header_len %d" % header_len)
     # Check 5: the rest of the header, and not a byte more.
     rest = src.read(header_len - 16)
     if len(rest) < header_len - 16:
         fail("malformed_header", "truncated header")
     h = Header()
+    h.version = version[0]
     h.bytes = magic + version + suite + chunk + length + rest
     # Check 6: the body, field by field.
     c = Cursor(rest)
@@ -460,20 +544,40 @@ def read_header(src):
     for _ in range(count):
         stanza_type = c.u16("stanza_type")
         body_len = c.u16("body_len")
-        if body_len > MAX_STANZA_BODY_LEN:
+        if body_len > (MAX_STANZA_BODY_LEN_V2 if v2 else MAX_STANZA_BODY_LEN):
             fail("malformed_header", "stanza body_len %d" % body_len)
-        if stanza_type == P256_STANZA_TYPE and body_len != P256_STANZA_BODY_LEN:
-            fail("malformed_header", "P-256 stanza body_len %d" % body_len)
+        known = {P256_STANZA_TYPE: P256_STANZA_BODY_LEN}
+        if v2:
+            known[HYBRID_STANZA_TYPE] = HYBRID_STANZA_BODY_LEN
+            known[PASSPHRASE_STANZA_TYPE] = PASSPHRASE_STANZA_BODY_LEN
+        if stanza_type in known and body_len != known[stanza_type]:
+            fail("malformed_header", "stanza type %d body_len %d" % (stanza_type, body_len))
         body = c.take(body_len, "stanza body")
         if stanza_type == P256_STANZA_TYPE:
             enc = body[4:69]
             if enc[0] != 0x04:
                 fail("malformed_header", "enc not uncompressed")
             h.stanzas.append((body[0:4], enc, body[69:117]))
+        elif v2 and stanza_type == HYBRID_STANZA_TYPE:
+            enc = body[4:1157]
+            if enc[MLKEM_CT_LEN] != 0x04:
+                fail("malformed_header", "hybrid enc point not uncompressed")
+            h.hybrid.append((body[0:4], enc, body[1157:1205]))
+        elif v2 and stanza_type == PASSPHRASE_STANZA_TYPE:
+            if count != 1:
+                fail("malformed_header", "passphrase stanza not alone")
+            memory = int.from_bytes(body[16:20], "big")
+            passes = int.from_bytes(body[20:24], "big")
+            lanes = body[24]
+            if passes == 0 or lanes == 0 or memory < 8 * lanes:
+                fail("malformed_header", "invalid Argon2id parameters")
+            h.passphrase = (body[0:16], memory, passes, lanes, body[25:73])
         raw = (stanza_type, body)
         if raw in seen:
             fail("malformed_header", "duplicate stanza")
         seen.add(raw)
+    if v2 and not h.hybrid and h.passphrase is None:
+        fail("malformed_header", "version 2 without a version 2 stanza")
     ext_len = c.u16("extensions_len")
     if ext_len > MAX_EXTENSIONS_LEN:
         fail("malformed_header", "extensions_len %d" % ext_len)
@@ -529,15 +633,57 @@ def decap(enc, sk_r, pk_e):
     return labeled_expand(KEM_SUITE_ID, eae_prk, b"shared_secret", kem_context, 32)
 
 
-def key_schedule(mode, shared_secret, info):
+def key_schedule(mode, shared_secret, info, suite_id=HPKE_SUITE_ID):
     """KeySchedule with the default (empty) PSK and PSK id."""
-    psk_id_hash = labeled_extract(HPKE_SUITE_ID, b"", b"psk_id_hash", b"")
-    info_hash = labeled_extract(HPKE_SUITE_ID, b"", b"info_hash", info)
+    psk_id_hash = labeled_extract(suite_id, b"", b"psk_id_hash", b"")
+    info_hash = labeled_extract(suite_id, b"", b"info_hash", info)
     context = bytes([mode]) + psk_id_hash + info_hash
-    secret = labeled_extract(HPKE_SUITE_ID, shared_secret, b"secret", b"")
-    key = labeled_expand(HPKE_SUITE_ID, secret, b"key", context, 32)
-    base_nonce = labeled_expand(HPKE_SUITE_ID, secret, b"base_nonce", context, 12)
+    secret = labeled_extract(suite_id, shared_secret, b"secret", b"")
+    key = labeled_expand(suite_id, secret, b"key", context, 32)
+    base_nonce = labeled_expand(suite_id, secret, b"base_nonce", context, 12)
     return key, base_nonce
+
+
+HYBRID_SUITE_ID = b"HPKE" + bytes([0x00, 0x50, 0x00, 0x01, 0x00, 0x02])
+
+
+def hybrid_hint(public, enc):
+    """Section 14.4: the hint of a hybrid stanza."""
+    return hashlib.sha256(HINT_LABEL + public + enc).digest()[:4]
+
+
+def open_hybrid_stanza(enc, wrapped_key, ident):
+    """Section 14.2: the candidate key a type 0x0002 stanza wraps, or None."""
+    ct_t = enc[MLKEM_CT_LEN:]
+    pk_e = validate_point(ct_t)
+    if pk_e is None:
+        return None
+    ss_pq = ident.mlkem.decapsulate(enc[:MLKEM_CT_LEN])
+    ss_t = dh(ident.p256, pk_e)
+    ek_t = ident.public[MLKEM_EK_LEN:]
+    ss = hashlib.sha3_256(ss_pq + ss_t + ct_t + ek_t + HYBRID_LABEL).digest()
+    key, nonce = key_schedule(MODE_BASE, ss, HPKE_INFO, HYBRID_SUITE_ID)
+    try:
+        return AESGCM(key).decrypt(nonce, wrapped_key, b"")
+    except InvalidTag:
+        return None
+
+
+def open_passphrase_stanza(stanza, passphrase):
+    """Section 14.5: the file key, or None (wrong passphrase or damage)."""
+    salt, memory, passes, lanes, wrapped = stanza
+    kdf = Argon2id(
+        salt=PASSPHRASE_SALT_LABEL + salt,
+        length=32,
+        iterations=passes,
+        lanes=lanes,
+        memory_cost=memory,
+    )
+    key = kdf.derive(passphrase)
+    try:
+        return AESGCM(key).decrypt(b"\x00" * 12, wrapped, b"")
+    except InvalidTag:
+        return None
 
 
 def hpke_open_by_hand(enc, sk_r, ciphertext, info=HPKE_INFO, aad=b""):
@@ -599,6 +745,9 @@ def validate_points(header):
     for _hint, enc, _wrapped in header.stanzas:
         if validate_point(enc) is None:
             fail("malformed_header", "enc is not a valid point")
+    for _hint, enc, _wrapped in header.hybrid:
+        if validate_point(enc[MLKEM_CT_LEN:]) is None:
+            fail("malformed_header", "hybrid enc point is not a valid point")
     return sender
 
 
@@ -621,7 +770,54 @@ def find_file_key(header, identities, read_prefix):
     judged = {}  # candidate key -> (key, base_nonce) if it passed, else None
     opened = False  # some stanza opened (to a key that failed)
     addressed = False  # some stanza's hint matched an identity
-    for sk in identities:
+
+    def judge(candidate):
+        nonlocal prefix
+        if prefix is None:
+            prefix = read_prefix()  # step 2.1
+        salt, commitment = prefix[:SALT_LEN], prefix[SALT_LEN:]
+        if candidate not in judged:  # step 2.2, once per candidate key
+            key, base_nonce, expected = cobblestone(candidate, salt, header.bytes)
+            ok = std_hmac.compare_digest(expected, commitment)
+            judged[candidate] = (key, base_nonce) if ok else None
+        if judged[candidate] is None:
+            return None
+        key, base_nonce = judged[candidate]
+        return PayloadKeys(candidate, salt, commitment, key, base_nonce)
+
+    if header.passphrase is not None:  # section 14.6
+        _salt, memory, passes, _lanes, _wrapped = header.passphrase
+        if memory > MAX_PASSPHRASE_MEMORY_KIB or passes > MAX_PASSPHRASE_PASSES:
+            fail("unsupported", "passphrase work above the limit")
+        phrases = [k for k in identities if isinstance(k, PassphraseKey)]
+        if not phrases:
+            fail("no_match", "a passphrase file and no passphrase")
+        candidate = open_passphrase_stanza(header.passphrase, phrases[0].passphrase)
+        if candidate is None:
+            fail("no_match", "wrong passphrase")
+        found = judge(candidate)
+        if found is None:
+            fail("header_auth_failure", "the passphrase opens a key that fails the commitment")
+        return found
+    for ident in [k for k in identities if isinstance(k, HybridIdentity)]:
+        hinted, others = [], []
+        for stanza in header.hybrid:
+            hint, enc, _wrapped = stanza
+            if hint != ZERO_HINT and hint == hybrid_hint(ident.public, enc):
+                hinted.append(stanza)
+            else:
+                others.append(stanza)
+        if hinted:
+            addressed = True
+        for _hint, enc, wrapped in hinted + others:
+            candidate = open_hybrid_stanza(enc, wrapped, ident)
+            if candidate is None:
+                continue
+            opened = True
+            found = judge(candidate)
+            if found is not None:
+                return found
+    for sk in [k for k in identities if isinstance(k, ec.EllipticCurvePrivateKey)]:
         own = compressed(sk.public_key())
         hinted, others = [], []
         for stanza in header.stanzas:

@@ -54,6 +54,9 @@ def run_one(path):
     if armor not in ("yes", "no"):
         raise ValueError("armor must be yes or no")
     identities = [kapsel_decode.parse_identity(v) for k, v in fields if k == "identity"]
+    identities += [
+        kapsel_decode.PassphraseKey(bytes.fromhex(v)) for k, v in fields if k == "passphrase_hex"
+    ]
     want_len = int(one(fields, "released_len"))
     want_sha = one(fields, "released_sha256")
     outcome, released = kapsel_decode.decode(data, identities, armor == "yes")

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub mod exchange;
 pub mod generate;
+pub mod pq;
 pub mod run;
 pub mod vector;
 

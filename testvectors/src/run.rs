@@ -8,7 +8,9 @@
 use std::io::{self, BufReader, Read};
 
 use kapsel_codec::ArmoredReader;
-use kapsel_codec::{outcome_of_io_error, Decryptor, Identity, Outcome};
+use kapsel_codec::{
+    outcome_of_io_error, Decryptor, HybridIdentity, Identity, Keyring, Outcome, Passphrase,
+};
 
 use crate::vector::Expect;
 
@@ -49,12 +51,42 @@ impl<R: Read> Read for Trickle<R> {
     }
 }
 
+/// The keys of a vector: its `identity` lines (P-256 and hybrid identity
+/// strings) and its `passphrase_hex` line.
+pub fn keys_of(vector: &crate::vector::VectorFile) -> Result<Keyring<'static>, String> {
+    let mut keys = Keyring::new();
+    for s in vector.all("identity") {
+        if s.to_ascii_lowercase().starts_with("kapsel-pq-secret-key-1") {
+            let id = HybridIdentity::from_secret_string(s).map_err(|e| e.to_string())?;
+            keys = keys.with_hybrid_identities([id]);
+        } else {
+            let id = Identity::from_secret_string(s).map_err(|e| e.to_string())?;
+            keys = keys.with_identities([id]);
+        }
+    }
+    if let Some(p) = vector.get("passphrase_hex") {
+        let bytes = hex::decode(p).map_err(|e| e.to_string())?;
+        keys = keys.with_passphrase(Passphrase::from_bytes(&bytes));
+    }
+    Ok(keys)
+}
+
 /// Decodes `data` and returns the outcome (None for success) and the
 /// plaintext released before the decoder stopped.
 pub fn decode(
     data: &[u8],
     armored: bool,
     identities: &[Identity],
+    piece: usize,
+) -> (Option<Outcome>, Vec<u8>) {
+    decode_with(data, armored, &Keyring::from(identities), piece)
+}
+
+/// [`decode`] with every kind of key.
+pub fn decode_with(
+    data: &[u8],
+    armored: bool,
+    keys: &Keyring,
     piece: usize,
 ) -> (Option<Outcome>, Vec<u8>) {
     let input = Trickle {
@@ -70,7 +102,7 @@ pub fn decode(
         Ok(d) => d,
         Err(e) => return (Some(e.outcome()), Vec::new()),
     };
-    let mut plaintext = match decryptor.decrypt(identities) {
+    let mut plaintext = match decryptor.decrypt_with(keys) {
         Ok(p) => p,
         Err(e) => return (Some(e.outcome()), Vec::new()),
     };
@@ -106,12 +138,22 @@ pub fn decode_parallel(
     identities: &[Identity],
     threads: usize,
 ) -> (Option<Outcome>, Vec<u8>) {
+    decode_parallel_with(data, armored, &Keyring::from(identities), threads)
+}
+
+/// [`decode_parallel`] with every kind of key.
+pub fn decode_parallel_with(
+    data: &[u8],
+    armored: bool,
+    keys: &Keyring,
+    threads: usize,
+) -> (Option<Outcome>, Vec<u8>) {
     let reader: Box<dyn Read + Send + '_> = if armored {
         Box::new(ArmoredReader::new(BufReader::new(data)))
     } else {
         Box::new(data)
     };
-    let plaintext = match Decryptor::new(reader).and_then(|d| d.decrypt(identities)) {
+    let plaintext = match Decryptor::new(reader).and_then(|d| d.decrypt_with(keys)) {
         Ok(p) => p,
         Err(e) => return (Some(e.outcome()), Vec::new()),
     };

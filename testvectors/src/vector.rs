@@ -72,8 +72,10 @@ pub struct Vector {
     pub expect: Expect,
     /// Whether `data` is ASCII armor.
     pub armor: bool,
-    /// Identity strings, in the order the decoder tries them.
+    /// Identity strings (P-256 and hybrid), in the order the decoder tries them.
     pub identities: Vec<String>,
+    /// The passphrase the decoder has, if any (`passphrase_hex:` line).
+    pub passphrase: Option<Vec<u8>>,
     /// The file key the stanzas wrap, where there is one (informative).
     pub file_key: Option<[u8; 32]>,
     /// The plaintext a correct streaming decoder releases.
@@ -104,6 +106,9 @@ impl Vector {
         line("armor", if self.armor { "yes" } else { "no" });
         for id in &self.identities {
             line("identity", id);
+        }
+        if let Some(p) = &self.passphrase {
+            line("passphrase_hex", &hex::encode(p));
         }
         if let Some(k) = &self.file_key {
             line("file_key", &hex::encode(k));

@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use kapsel_codec::Identity;
-use kapsel_testvectors::run::{decode, expect_of};
+use kapsel_testvectors::run::{decode_with, expect_of, keys_of};
 use kapsel_testvectors::vector::VectorFile;
 use sha2::{Digest, Sha256};
 
@@ -15,12 +14,8 @@ fn one(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let v = VectorFile::parse(&bytes)?;
     let armored = v.get("armor") == Some("yes");
-    let identities = v
-        .all("identity")
-        .into_iter()
-        .map(|s| Identity::from_secret_string(s).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (outcome, released) = decode(&v.data, armored, &identities, usize::MAX);
+    let keys = keys_of(&v)?;
+    let (outcome, released) = decode_with(&v.data, armored, &keys, usize::MAX);
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

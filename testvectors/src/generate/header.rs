@@ -69,15 +69,16 @@ impl Gen {
         };
         for (name, data, expect, comment) in [
             ("version_0", set(8, &[0]), uns, "version 0"),
-            ("version_2", set(8, &[2]), uns, "version 2, the rest a valid v1 header"),
+            ("version_3", set(8, &[3]), uns, "version 3, the rest a valid v1 header"),
             ("version_255", set(8, &[0xff]), uns, "version 255"),
-            ("version_2_nothing_after", good[..8].iter().copied().chain([2]).collect(), uns, "magic and version 2, then end of input: the version is judged as soon as it is read"),
-            ("version_2_garbage_after", {
+            ("version_3_nothing_after", good[..8].iter().copied().chain([3]).collect(), uns, "magic and version 3, then end of input: the version is judged as soon as it is read"),
+            ("version_3_garbage_after", {
                 let mut v = good[..8].to_vec();
-                v.push(2);
+                v.push(3);
                 v.extend([0xee; 40]);
                 v
-            }, uns, "version 2 followed by bytes that are no v1 header: nothing after the version is interpreted"),
+            }, uns, "version 3 followed by bytes that are no header: nothing after the version is interpreted"),
+            ("version_2_without_v2_stanza", set(8, &[2]), mal, "version 2, the rest a valid v1 header: a header without a post-quantum or passphrase stanza must be written as version 1 (SPEC 14.1)"),
             ("suite_0", set(9, &[0, 0]), uns, "suite 0x0000"),
             ("suite_2", set(9, &[0, 2]), uns, "suite 0x0002"),
             ("suite_byte_swapped", set(9, &[1, 0]), uns, "suite 0x0100 (little-endian 1)"),

@@ -703,7 +703,7 @@ fn p256_stanzas(file: &[u8]) -> Vec<([u8; 4], Vec<u8>, Vec<u8>)> {
                 enc,
                 wrapped_key,
             } => Some((*hint, enc.0.to_vec(), wrapped_key.to_vec())),
-            kapsel_format::Stanza::Unknown { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -833,6 +833,7 @@ impl Gen {
                 .iter()
                 .map(|id| id.to_secret_string().to_string())
                 .collect(),
+            passphrase: None,
             file_key: v.file_key,
             released: v.released,
             sender: v.sender.map(|s| s.to_recipient().to_string()),
@@ -862,6 +863,7 @@ pub fn vectors() -> Vec<Vector> {
     g.signed();
     g.segments();
     g.armor();
+    crate::pq::vectors(&mut g.out);
     g.out
 }
 
