@@ -47,7 +47,9 @@ Exit codes:
   6  refused by policy: replay, too old, from the future, not from the expected sender,
      or not answering the expected challenge
   7  send: the receiver refused the message
-  8  the message is being received by another process right now; retry later";
+  8  the message is being received by another process right now; retry later
+  9  a PKCS#11 module, token or key failed
+  10 a PKCS#11 token refused its PIN (wrong or locked)";
 
 #[derive(Parser, Debug)]
 #[command(name = "kapsel", version, about = "Hybrid encryption for streams and archives (P-256 or ML-KEM-768 + P-256 HPKE, or a passphrase; Cobblestone-256)",
@@ -152,7 +154,7 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel decrypt -i me.key -o notes.txt secret.kap\n  ssh host 'cat dir.tar.kap' | kapsel decrypt -i me.key | tar x\n  kapsel decrypt -i me.key --offset 1048576 --length 4096 big.kap > part.bin\n\n",
         "With -o, output goes to a temporary file that replaces OUT only after the whole input\n",
         "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
-        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error (a closed standard output ends quietly with 1)\n  2 usage error\n  3 not a kapsel file, malformed header, unsupported version, or damaged armor;\n    a passphrase file asking for more than 1 GiB or 16 passes of Argon2id\n  4 no identity matches any recipient, or a wrong passphrase\n  5 authentication failed: header, payload tag, truncated or trailing data,\n    or an invalid sender signature\n  6 refused by policy: already accepted (a replay), too old, from the future,\n    not from the expected sender, or not answering the expected challenge\n  8 the message is being received by another process right now; retry later"))]
+        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error (a closed standard output ends quietly with 1)\n  2 usage error\n  3 not a kapsel file, malformed header, unsupported version, or damaged armor;\n    a passphrase file asking for more than 1 GiB or 16 passes of Argon2id\n  4 no identity matches any recipient, or a wrong passphrase\n  5 authentication failed: header, payload tag, truncated or trailing data,\n    or an invalid sender signature\n  6 refused by policy: already accepted (a replay), too old, from the future,\n    not from the expected sender, or not answering the expected challenge\n  8 the message is being received by another process right now; retry later\n  9 a PKCS#11 module, token or key failed; 10 a token refused its PIN"))]
     Decrypt {
         /// Identity file (- for standard input) or pkcs11: URI of a token key: P-256 and post-quantum identities; repeatable, each is tried. Not needed for a passphrase file
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
