@@ -131,30 +131,62 @@ fn main() {
     let pq = |rng: &mut ChaCha20Rng| {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
-        kapsel_codec::HybridIdentity::from_secret_key(kapsel_codec::hazmat::pq::HybridSecretKey::from_seed(&seed).expect("seed"))
+        kapsel_codec::HybridIdentity::from_secret_key(
+            kapsel_codec::hazmat::pq::HybridSecretKey::from_seed(&seed).expect("seed"),
+        )
     };
     let (a, b) = (pq(&mut rng2), pq(&mut rng2));
-    let cases: Vec<(Vec<kapsel_codec::Recipient>, Vec<kapsel_codec::HybridRecipient>, usize)> = vec![
+    let cases: Vec<(
+        Vec<kapsel_codec::Recipient>,
+        Vec<kapsel_codec::HybridRecipient>,
+        usize,
+    )> = vec![
         (vec![], vec![a.to_recipient()], 0),
         (vec![], vec![a.to_recipient(), b.to_recipient()], 20000),
         (vec![id.to_recipient()], vec![a.to_recipient()], 5),
     ];
     for (i, (p256, hybrid, len)) in cases.into_iter().enumerate() {
-        let enc = Encryptor::with_recipients(p256, hybrid).expect("recipients").allow_classical_with_post_quantum(true).created_at(1_800_000_000);
-        let mut w = enc.wrap_output_with_rng(Vec::new(), &mut rng2).expect("header");
+        let enc = Encryptor::with_recipients(p256, hybrid)
+            .expect("recipients")
+            .allow_classical_with_post_quantum(true)
+            .created_at(1_800_000_000);
+        let mut w = enc
+            .wrap_output_with_rng(Vec::new(), &mut rng2)
+            .expect("header");
         w.write_all(&vec![0x63u8; len]).expect("write");
         let f = w.finish().expect("finish");
-        let header_len = kapsel_format::read::header(&f).map(|(rest, _)| f.len() - rest.len()).unwrap_or(0);
-        write(&root.join("header_roundtrip"), &format!("header-v2-{i}"), &f[..header_len]);
+        let header_len = kapsel_format::read::header(&f)
+            .map(|(rest, _)| f.len() - rest.len())
+            .unwrap_or(0);
+        write(
+            &root.join("header_roundtrip"),
+            &format!("header-v2-{i}"),
+            &f[..header_len],
+        );
         write(&root.join("decrypt_file"), &format!("file-v2-{i}"), &f);
     }
-    let cheap = kapsel_codec::passphrase::Cost { memory_kib: 64, passes: 1, lanes: 1 };
-    let enc = Encryptor::with_passphrase(kapsel_codec::Passphrase::new("fuzz")).expect("passphrase").passphrase_cost(cheap).created_at(1_800_000_000);
-    let mut w = enc.wrap_output_with_rng(Vec::new(), &mut rng2).expect("header");
+    let cheap = kapsel_codec::passphrase::Cost {
+        memory_kib: 64,
+        passes: 1,
+        lanes: 1,
+    };
+    let enc = Encryptor::with_passphrase(kapsel_codec::Passphrase::new("fuzz"))
+        .expect("passphrase")
+        .passphrase_cost(cheap)
+        .created_at(1_800_000_000);
+    let mut w = enc
+        .wrap_output_with_rng(Vec::new(), &mut rng2)
+        .expect("header");
     w.write_all(b"passphrase").expect("write");
     let f = w.finish().expect("finish");
-    let header_len = kapsel_format::read::header(&f).map(|(rest, _)| f.len() - rest.len()).unwrap_or(0);
-    write(&root.join("header_roundtrip"), "header-v2-passphrase", &f[..header_len]);
+    let header_len = kapsel_format::read::header(&f)
+        .map(|(rest, _)| f.len() - rest.len())
+        .unwrap_or(0);
+    write(
+        &root.join("header_roundtrip"),
+        "header-v2-passphrase",
+        &f[..header_len],
+    );
     write(&root.join("decrypt_file"), "file-v2-passphrase", &f);
     println!("seeds written to {}", root.display());
 }
