@@ -537,6 +537,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 passphrase: passphrase.then_some(passphrase::Source {
                     file: passphrase_file,
                     fd: passphrase_fd,
+                    ..Default::default()
                 }),
                 armor,
                 challenge: challenge.as_deref().map(parse_challenge).transpose()?,
@@ -581,6 +582,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 passphrase: passphrase::Source {
                     file: passphrase_file,
                     fd: passphrase_fd,
+                    ..Default::default()
                 },
                 progress,
                 output: output.as_deref(),
@@ -616,6 +618,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 passphrase: passphrase::Source {
                     file: passphrase_file,
                     fd: passphrase_fd,
+                    ..Default::default()
                 },
                 progress,
                 output: None,

@@ -22,6 +22,9 @@ pub struct Source {
     pub file: Option<PathBuf>,
     /// `--passphrase-fd N`.
     pub fd: Option<u32>,
+    /// The passphrase once read: several inputs in one run (clones of this
+    /// source share it) read the file or descriptor, or ask, only once.
+    pub remembered: std::sync::Arc<std::sync::OnceLock<Passphrase>>,
 }
 
 /// The first line of `bytes` (without its LF or CRLF), as a passphrase.
@@ -118,13 +121,20 @@ pub fn for_encrypt(source: &Source) -> Result<Passphrase, CliError> {
 
 /// The passphrase to decrypt with: from the source, else asked once.
 pub fn for_decrypt(source: &Source) -> Result<Passphrase, CliError> {
-    if let Some(p) = from_source(source)? {
-        return Ok(p);
+    if let Some(p) = source.remembered.get() {
+        return Ok(p.clone());
     }
-    let p = prompt("Enter passphrase: ")?;
-    if p.is_empty() {
-        return Err(CliError::usage("empty passphrase")
-            .with_hint("type the passphrase the file was encrypted with"));
-    }
-    Ok(Passphrase::new(&p))
+    let p = match from_source(source)? {
+        Some(p) => p,
+        None => {
+            let p = prompt("Enter passphrase: ")?;
+            if p.is_empty() {
+                return Err(CliError::usage("empty passphrase")
+                    .with_hint("type the passphrase the file was encrypted with"));
+            }
+            Passphrase::new(&p)
+        }
+    };
+    let _ = source.remembered.set(p.clone());
+    Ok(p)
 }

@@ -113,3 +113,38 @@ fn names_are_checked_before_anything_is_decrypted() {
     let (code, _, err) = env.run(&["decrypt", "-i", &key, "--offset", "1", &a, &b]);
     assert_eq!(code, Some(2), "{err}");
 }
+
+#[test]
+fn a_passphrase_is_read_once_for_several_files() {
+    let env = Env::new();
+    let pw = env.write("pw", b"correct horse battery staple\n");
+    for n in ["a", "b"] {
+        let src = env.write(n, n.as_bytes());
+        let out = format!("{src}.kap");
+        let (code, _, err) =
+            env.run(&["encrypt", "-p", "--passphrase-file", &pw, "-o", &out, &src]);
+        assert_eq!(code, Some(0), "{err}");
+        std::fs::remove_file(&src).unwrap();
+    }
+    // The descriptor is read once (a second read finds its end): both
+    // files open with what it gave.
+    let line = format!(
+        "{} decrypt --passphrase-fd 3 {} {} 3<{}",
+        env!("CARGO_BIN_EXE_kapsel"),
+        env.p("a.kap"),
+        env.p("b.kap"),
+        pw
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &line])
+        .env("KAPSEL_STATE_DIR", env.path("state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(env.path("a")).unwrap(), b"a");
+    assert_eq!(std::fs::read(env.path("b")).unwrap(), b"b");
+}
