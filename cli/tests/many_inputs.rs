@@ -123,6 +123,10 @@ fn a_passphrase_is_read_once_for_several_files() {
         let out = format!("{src}.kap");
         let (code, _, err) =
             env.run(&["encrypt", "-p", "--passphrase-file", &pw, "-o", &out, &src]);
+        if err.contains("not available in the FIPS build") {
+            eprintln!("skipped: the FIPS build has no passphrase files");
+            return;
+        }
         assert_eq!(code, Some(0), "{err}");
         std::fs::remove_file(&src).unwrap();
     }
