@@ -73,12 +73,9 @@ fn from_source(source: &Source) -> Result<Option<Passphrase>, CliError> {
 
 fn prompt(text: &str) -> Result<Zeroizing<String>, CliError> {
     crate::output::erase_progress();
-    rpassword::prompt_password(text)
-        .map(Zeroizing::new)
-        .map_err(|e| {
-            CliError::io("cannot read a passphrase from the terminal", e)
-                .with_hint("without a terminal, pass --passphrase-file FILE or --passphrase-fd N")
-        })
+    crate::tty::read_secret(text, "a passphrase").map_err(|e| {
+        e.with_hint("without a terminal, pass --passphrase-file FILE or --passphrase-fd N")
+    })
 }
 
 /// A generated passphrase: 20 symbols of the Bech32 alphabet in four
