@@ -248,6 +248,8 @@ enum Command {
         /// Identity file (- for standard input) or pkcs11: URI of a token key; repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
+        #[command(flatten)]
+        token: tokens::TokenArgs,
         /// Output file (standard output if absent); with --keep-going, a directory
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
@@ -362,9 +364,12 @@ struct AddressingArgs {
     /// Recipients file (- for standard input): recipient strings and PEM public keys, # comments; repeatable
     #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
     recipient_files: Vec<PathBuf>,
-    /// Sign as the sender in IDENTITY: receivers can verify who made the message
+    /// Sign as the sender in IDENTITY (an identity file, or a pkcs11: URI of a token key): receivers can verify who made the message
     #[arg(long, value_name = "IDENTITY")]
     sign_as: Option<PathBuf>,
+    /// The module and PIN of a --sign-as pkcs11: key
+    #[command(flatten)]
+    token: tokens::TokenArgs,
     /// Serial store for --sign-as (also $KAPSEL_SERIAL_DB; default <state dir>/serials.db)
     #[arg(long, value_name = "PATH")]
     serial_db: Option<PathBuf>,
@@ -384,6 +389,7 @@ impl AddressingArgs {
             recipient_files: &self.recipient_files,
             hide_recipients: self.hide_recipients,
             sign_as: self.sign_as.as_deref(),
+            token_args: &self.token,
             serial_db: self.serial_db.as_deref(),
         }
     }
@@ -637,6 +643,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             addr,
             stdio,
             identities,
+            token,
             output,
             keep_going,
             max_connections,
@@ -654,6 +661,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 addr: addr.as_deref(),
                 stdio,
                 identity_files: &identities,
+                token_args: &token,
                 output: output.as_deref(),
                 keep_going,
                 max_connections,

@@ -252,8 +252,19 @@ impl<R: Read> Decryptor<R> {
         identities: &[Identity],
         challenge: &Challenge,
     ) -> Result<(PlaintextReader<R>, ReceiptKey), DecryptError> {
+        self.decrypt_live_with(&Keyring::from(identities), challenge)
+    }
+
+    #[cfg(feature = "exchange")]
+    /// [`Decryptor::decrypt_live`] with every kind of key of a [`Keyring`]
+    /// (post-quantum identities, keys on tokens).
+    pub fn decrypt_live_with(
+        self,
+        keys: &Keyring<'_>,
+        challenge: &Challenge,
+    ) -> Result<(PlaintextReader<R>, ReceiptKey), DecryptError> {
         let header_bytes = self.header_bytes.clone();
-        let (reader, file_key) = self.decrypt_with_key(&Keyring::from(identities))?;
+        let (reader, file_key) = self.decrypt_with_key(keys)?;
         challenge.check(reader.header())?;
         let key = ReceiptKey::derive(&file_key[..], &header_bytes, challenge);
         Ok((reader, key))

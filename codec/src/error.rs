@@ -225,7 +225,31 @@ pub enum EncryptError {
     /// The header would be invalid (for example a creation time out of range).
     #[error(transparent)]
     Header(#[from] HeaderError),
+    /// The sender's key (a token) failed to sign, or signed wrongly.
+    #[error("cannot sign: {0}")]
+    Identity(#[source] crate::identity::IdentityError),
     /// Writing failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+impl EncryptError {
+    /// The typed error behind an `io::Error` returned by a
+    /// [`FileWriter`](crate::FileWriter): a signing key's failure comes
+    /// back as [`EncryptError::Identity`], anything else as
+    /// [`EncryptError::Io`].
+    pub fn from_io(e: io::Error) -> EncryptError {
+        if e.get_ref().is_none() {
+            return EncryptError::Io(e);
+        }
+        let kind = e.kind();
+        match e
+            .into_inner()
+            .map(|inner| inner.downcast::<crate::identity::IdentityError>())
+        {
+            Some(Ok(identity)) => EncryptError::Identity(*identity),
+            Some(Err(inner)) => EncryptError::Io(io::Error::new(kind, inner)),
+            None => EncryptError::Io(io::Error::from(kind)),
+        }
+    }
 }

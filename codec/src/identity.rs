@@ -40,6 +40,18 @@ pub enum IdentityError {
     /// The key's device or service failed; the source says how.
     #[error("the identity's key is not available")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The key returned a signature that does not verify under its own
+    /// public key (a faulty device, or one that holds another key).
+    #[error("the identity's key made a signature that does not verify")]
+    InvalidSignature,
+}
+
+impl From<IdentityError> for std::io::Error {
+    /// An `io::Error` that carries the `IdentityError`; see
+    /// [`EncryptError::from_io`](crate::EncryptError::from_io).
+    fn from(e: IdentityError) -> Self {
+        std::io::Error::other(e)
+    }
 }
 
 /// A P-256 private key, wherever it lives.

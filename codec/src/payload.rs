@@ -364,7 +364,7 @@ impl<W: Write> PayloadWriter<W> {
             let segment_full = self.index % SEGMENT_CHUNKS as u64 == 0;
             if is_final || segment_full {
                 let digest = std::mem::take(&mut state.hasher).finish();
-                let signature = state.signer.sign_digest(segment, is_final, &digest);
+                let signature = state.signer.sign_digest(segment, is_final, &digest)?;
                 self.inner.write_all(&signature)?;
             }
         }

@@ -243,7 +243,7 @@ fn co_recipient_payload_under_the_genuine_header_releases_nothing() {
                 file[end - SIGNATURE_LEN..end].try_into().unwrap()
             }
             "zero" => [0u8; SIGNATURE_LEN],
-            _ => own.sign(j, is_final, chunks),
+            _ => own.sign(j, is_final, chunks).unwrap(),
         });
         let forged = [header, &prefix[..], &body].concat();
         assert_eq!(forged.len(), file.len());
@@ -283,7 +283,7 @@ fn co_recipient_cannot_refresh_the_header_either() {
     let (cipher, prefix) = ChunkCipher::for_encryption(&key, &new_header).unwrap();
     let own = SegmentSigner::new(b.secret_key(), &new_header, &prefix);
     let body = forge_body(cipher, &pattern(SEGMENT_PLAINTEXT + 5), |j, f, c| {
-        own.sign(j, f, c)
+        own.sign(j, f, c).unwrap()
     });
     let forged = [&new_header[..], &prefix[..], &body].concat();
     let (released, outcome) = decode(&a, &forged);

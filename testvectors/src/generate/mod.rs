@@ -528,7 +528,10 @@ impl<'a> Signing<'a> {
     }
 
     fn sign(&self, index: u64, is_final: bool, chunk_bytes: &[u8]) -> [u8; 64] {
-        let sig = self.codec.sign(index, is_final, chunk_bytes);
+        let sig = self
+            .codec
+            .sign(index, is_final, chunk_bytes)
+            .expect("an external signer cannot fail");
         let msg = signed_message(
             SEGMENT_SIGNATURE_LABEL,
             &self.header,
