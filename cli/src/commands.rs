@@ -134,6 +134,9 @@ pub struct EncryptArgs<'a> {
     pub addressing: Addressing<'a>,
     /// `-p`: encrypt to a passphrase, read from this source or the terminal.
     pub passphrase: Option<crate::passphrase::Source>,
+    /// `--passphrase-memory`, `--passphrase-passes` (checked: never below
+    /// the default).
+    pub passphrase_cost: kapsel_codec::Cost,
     pub armor: bool,
     /// `--challenge`: answer a receiver's challenge (offline exchange).
     pub challenge: Option<kapsel_codec::exchange::Challenge>,
@@ -279,7 +282,8 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
             }
             let passphrase = crate::passphrase::for_encrypt(source)?;
             let mut e = Encryptor::with_passphrase(passphrase)
-                .map_err(|e| CliError::usage(e.to_string()))?;
+                .map_err(|e| CliError::usage(e.to_string()))?
+                .passphrase_cost(args.passphrase_cost);
             if let Some(path) = a.sign_as {
                 e = sign_as(e, path, a)?;
             }
@@ -324,6 +328,8 @@ pub struct DecryptArgs<'a> {
     pub token_args: &'a crate::tokens::TokenArgs,
     /// Where a passphrase comes from, if the file asks for one.
     pub passphrase: crate::passphrase::Source,
+    /// The most Argon2id work a passphrase file may ask for.
+    pub passphrase_limit: WorkLimit,
     pub progress: bool,
     pub output: Option<&'a Path>,
     pub input: Option<&'a Path>,
@@ -430,11 +436,11 @@ fn keyring<'k>(
     let mut keys = identities.keyring();
     match kapsel_codec::passphrase_cost(header) {
         Some(cost) => {
-            if !WorkLimit::DEFAULT.allows(&cost) {
+            if !args.passphrase_limit.allows(&cost) {
                 return Err(CliError::from(
                     kapsel_codec::DecryptError::PassphraseWorkTooHigh {
                         cost,
-                        limit: WorkLimit::DEFAULT,
+                        limit: args.passphrase_limit,
                     },
                 ));
             }
@@ -443,7 +449,9 @@ fn keyring<'k>(
                     kapsel_codec::DecryptError::PassphraseUnavailable,
                 ));
             }
-            keys = keys.with_passphrase(crate::passphrase::for_decrypt(&args.passphrase)?);
+            keys = keys
+                .with_passphrase(crate::passphrase::for_decrypt(&args.passphrase)?)
+                .with_work_limit(args.passphrase_limit);
         }
         None if identities.is_empty() => {
             return Err(CliError::usage("no identity given").with_hint(

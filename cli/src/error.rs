@@ -145,7 +145,7 @@ impl From<DecryptError> for CliError {
                     .with_hint("run decrypt without -i to be asked for it, or pass --passphrase-file FILE")
             }
             e @ DecryptError::PassphraseWorkTooHigh { .. } => CliError::new(Exit::BadHeader, e.to_string())
-                .with_hint("a file made by kapsel encrypt -p never asks for this much; it may be hostile"),
+                .with_hint("a hostile file can ask for any amount of work; if you trust where it came from, raise the limit with --max-passphrase-memory SIZE or --max-passphrase-passes N"),
             other => from_outcome(other.outcome(), other.to_string()),
         }
     }

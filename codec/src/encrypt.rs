@@ -163,9 +163,18 @@ impl Encryptor {
         })
     }
 
-    /// Sets the Argon2id cost of a passphrase file. Hazardous: below the
-    /// default a stolen file is cheaper to attack; for tests and benches.
-    #[doc(hidden)]
+    /// Sets the Argon2id cost of a passphrase file (default
+    /// [`Cost::DEFAULT`]; no effect on a file to recipients). More memory
+    /// or passes make each guess of a stolen file costlier, and each
+    /// decryption too; a decoder refuses a cost above its [`WorkLimit`]
+    /// (by default [`WorkLimit::DEFAULT`]), so a receiver of a costlier
+    /// file must raise it ([`Keyring::with_work_limit`]). Below the default
+    /// a stolen file is cheaper to attack than SPEC.md advises: for tests
+    /// and benchmarks only.
+    ///
+    /// [`WorkLimit`]: crate::WorkLimit
+    /// [`WorkLimit::DEFAULT`]: crate::WorkLimit::DEFAULT
+    /// [`Keyring::with_work_limit`]: crate::Keyring::with_work_limit
     pub fn passphrase_cost(mut self, cost: Cost) -> Self {
         if let Some((_, c)) = &mut self.passphrase {
             *c = cost;
