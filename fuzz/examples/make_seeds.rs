@@ -165,7 +165,7 @@ fn main() {
         );
         write(&root.join("decrypt_file"), &format!("file-v2-{i}"), &f);
     }
-    let cheap = kapsel_codec::passphrase::Cost {
+    let cheap = kapsel_codec::Cost {
         memory_kib: 64,
         passes: 1,
         lanes: 1,
