@@ -566,7 +566,7 @@ pub(crate) fn find_file_key(
             Some(p) => p,
             None => *prefix.insert(read_prefix()?),
         };
-        match ChunkCipher::for_decryption_with_prefix(&file_key[..], header_bytes, &p) {
+        match ChunkCipher::for_decryption_with_prefix(&file_key, header_bytes, &p) {
             Ok(cipher) => Ok(Some(FoundKey {
                 file_key,
                 cipher,

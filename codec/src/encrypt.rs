@@ -410,11 +410,8 @@ impl Encryptor {
         external: Option<ExternalSigner>,
     ) -> Result<FileWriter<W>, EncryptError> {
         output.write_all(&header_bytes)?;
-        // The file key always has FILE_KEY_LEN bytes, so payload setup
-        // cannot fail; report it without panicking all the same.
         let (cipher, prefix) =
-            ChunkCipher::for_encryption_with_salt(&file_key[..], &header_bytes, salt)
-                .map_err(|p| EncryptError::Io(io::Error::other(p)))?;
+            ChunkCipher::for_encryption_with_salt(&file_key, &header_bytes, salt);
         output.write_all(&prefix)?;
         let signer = match (self.sender.as_ref(), external) {
             (None, _) => None,

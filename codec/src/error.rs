@@ -81,7 +81,9 @@ pub enum DecryptError {
     #[error(transparent)]
     Signature(#[from] crate::segment::SignatureError),
     /// The file does not answer the challenge the caller expects (a message
-    /// of the live exchange, SPEC.md section 13.4).
+    /// of the live exchange, SPEC.md section 13.4). Only with the
+    /// `exchange` feature, which is the only way to expect one.
+    #[cfg(feature = "exchange")]
     #[error(transparent)]
     Challenge(#[from] crate::exchange::ChallengeMismatch),
     /// An identity's private-key operation failed (a token removed, a PIN
@@ -141,6 +143,7 @@ impl DecryptError {
             DecryptError::Payload(PayloadError::CommitmentMismatch) => Outcome::HeaderAuthFailed,
             DecryptError::Payload(_) => Outcome::PayloadFailed,
             DecryptError::Signature(_) => Outcome::SenderAuthFailed,
+            #[cfg(feature = "exchange")]
             DecryptError::Challenge(_) => Outcome::Refused,
             DecryptError::Armor(_) => Outcome::ArmorFailed,
             DecryptError::Identity(_) => Outcome::Io,

@@ -37,7 +37,7 @@
 //! - Errors: [`EncryptError`], [`DecryptError`] with its SPEC outcome class
 //!   ([`Outcome`]); [`DecryptError::from_io`] recovers the error behind an
 //!   `io::Error` returned by a reader.
-//! - The live exchange of SPEC section 13: [`exchange`] (feature `exchange`,
+//! - The live exchange of SPEC section 13: the `exchange` module (feature `exchange`,
 //!   on by default).
 //! - Conformance vectors, benchmarks and fuzzing: the `hazmat` module
 //!   (feature `hazmat`), which lets its caller choose nonces, salts and

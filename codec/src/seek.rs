@@ -280,8 +280,7 @@ impl<R: Read + Seek> SeekablePayload<R> {
     /// salt and commitment and checks the commitment for `input_key` and
     /// `context`.
     ///
-    /// Errors, in this order: an input key that is not 32 bytes
-    /// ([`PayloadError::InvalidKeySize`]); a payload shorter than 56 bytes or
+    /// Errors, in this order: a payload shorter than 56 bytes or
     /// a source that ends first ([`PayloadError::Truncated`]); a commitment
     /// mismatch ([`PayloadError::CommitmentMismatch`]); a length no payload
     /// can have ([`PayloadError::Truncated`]) or of 2^38 chunks or more
@@ -290,15 +289,9 @@ impl<R: Read + Seek> SeekablePayload<R> {
         mut source: R,
         payload_start: u64,
         payload_len: u64,
-        input_key: &[u8],
+        input_key: &[u8; KEY_LEN],
         context: &[u8],
     ) -> Result<Self, StreamError> {
-        if input_key.len() != KEY_LEN {
-            return Err(PayloadError::InvalidKeySize {
-                len: input_key.len(),
-            }
-            .into());
-        }
         if payload_start.checked_add(payload_len).is_none() {
             return Err(invalid_input("payload start and length overflow").into());
         }

@@ -564,8 +564,7 @@ fn seal_pieces(
     salt: [u8; 24],
     pieces: &[(u64, &[u8])],
 ) -> Sealed {
-    let (cipher, prefix) =
-        ChunkCipher::for_encryption_with_salt(file_key, header, salt).expect("payload key");
+    let (cipher, prefix) = ChunkCipher::for_encryption_with_salt(file_key, header, salt);
     let chunks = pieces
         .iter()
         .map(|(index, piece)| {
