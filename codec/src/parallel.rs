@@ -405,52 +405,9 @@ impl std::ops::DerefMut for AlignedBuf {
 
 /// Where the chunks of a batch lie in its buffer, which is laid out exactly
 /// as the file: chunk after chunk, and in a signed file a signature after
-/// every [`SEGMENT_CHUNKS`] chunks. Batches start on a segment boundary.
-#[derive(Clone, Copy, Debug)]
-struct Layout {
-    signed: bool,
-}
-
-impl Layout {
-    /// Buffer offset of chunk `k` of a batch.
-    fn chunk_offset(self, k: usize) -> usize {
-        if self.signed {
-            (k / SEGMENT_CHUNKS) * FULL_SEGMENT_LEN + (k % SEGMENT_CHUNKS) * ENCRYPTED_CHUNK_SIZE
-        } else {
-            k * ENCRYPTED_CHUNK_SIZE
-        }
-    }
-
-    /// Plaintext bytes of the smallest piece a batch may end with before the
-    /// end of input: a chunk, or a segment of a signed file (segments are
-    /// signed whole).
-    fn plaintext_unit(self) -> usize {
-        if self.signed {
-            SEGMENT_CHUNKS * CHUNK_SIZE
-        } else {
-            CHUNK_SIZE
-        }
-    }
-
-    /// The same unit as it is read by the decryptor: an encrypted chunk, or
-    /// a segment with its signature.
-    fn ciphertext_unit(self) -> usize {
-        if self.signed {
-            FULL_SEGMENT_LEN
-        } else {
-            ENCRYPTED_CHUNK_SIZE
-        }
-    }
-
-    /// Buffer bytes of a batch of `chunks` full chunks (and their signatures).
-    fn capacity(self, chunks: usize) -> usize {
-        if self.signed {
-            chunks.div_ceil(SEGMENT_CHUNKS) * FULL_SEGMENT_LEN
-        } else {
-            chunks * ENCRYPTED_CHUNK_SIZE
-        }
-    }
-}
+/// every [`SEGMENT_CHUNKS`] chunks. Batches start on a unit boundary, so
+/// the body's own unit arithmetic applies.
+use crate::segment::BodyUnits as Layout;
 
 // ---------------------------------------------------------------------------
 // Encryption
@@ -655,9 +612,7 @@ pub(crate) fn encrypt_body<R: Read, W: Write + Send>(
     threads: usize,
     ready: Option<&mut InputReady<'_>>,
 ) -> Result<W, CopyError> {
-    let layout = Layout {
-        signed: signer.is_some(),
-    };
+    let layout = Layout::new(signer.is_some());
     let mut input = Input::new(reader, ready);
     // Read the start of the input first: a short input goes the sequential
     // way without allocating batch buffers or starting threads.
@@ -916,9 +871,7 @@ pub(crate) fn decrypt_body<R: Read, W: Write + Send>(
     gate: &mut ReleaseGate<'_>,
     ready: Option<&mut InputReady<'_>>,
 ) -> Result<u64, CopyError> {
-    let layout = Layout {
-        signed: verifier.is_some(),
-    };
+    let layout = Layout::new(verifier.is_some());
     let mut input = Input::new(reader, ready);
     let mut gate_passed = false;
     let mut release = |job: &mut OpenJob, writer: &mut W| -> Result<bool, CopyError> {

@@ -92,7 +92,7 @@ use crate::payload::{
     CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN,
 };
 use crate::segment::{
-    SegmentVerifier, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS, SEGMENT_PLAINTEXT,
+    BodyUnits, SegmentVerifier, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS,
     SIGNATURE_LEN,
 };
 
@@ -190,20 +190,12 @@ impl Layout {
 
     /// Plaintext bytes of a full unit.
     fn unit_plaintext(&self) -> u64 {
-        if self.signed {
-            SEGMENT_PLAINTEXT as u64
-        } else {
-            CHUNK_SIZE as u64
-        }
+        BodyUnits::new(self.signed).plaintext_unit() as u64
     }
 
     /// Bytes of a full unit in the source.
     fn unit_len(&self) -> usize {
-        if self.signed {
-            FULL_SEGMENT_LEN
-        } else {
-            ENCRYPTED_CHUNK_SIZE
-        }
+        BodyUnits::new(self.signed).ciphertext_unit()
     }
 
     /// Source offset and length of unit `index` (< unit_count).

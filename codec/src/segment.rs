@@ -17,8 +17,8 @@
 //! - Callers verify a segment's bytes from memory and open its chunks from
 //!   those same bytes: nothing here reads a source.
 //!
-//! The layout helpers (`SegmentLayout`) compute where segments and chunks
-//! lie from the payload length alone, for the seekable path.
+//! [`BodyUnits`] holds the arithmetic of the body's units (a chunk, or a
+//! segment with its signature) that the parallel and seekable paths share.
 
 use std::sync::Arc;
 
@@ -49,6 +49,60 @@ pub const SEGMENT_LABEL: &[u8] = b"kapsel/v1 segment\x00";
 /// Length of the signed message.
 pub const SIGNED_MESSAGE_LEN: usize =
     SEGMENT_LABEL.len() + 32 + SALT_LEN + COMMITMENT_LEN + 8 + 1 + 32;
+
+/// The unit a body is verified in: an encrypted chunk in an anonymous
+/// file, a segment with its signature in a signed one (SPEC.md sections
+/// 6.3 and 6.5). Every offset in a run of units that starts on a unit
+/// boundary follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BodyUnits {
+    /// Whether the body is in signed segments.
+    pub(crate) signed: bool,
+}
+
+impl BodyUnits {
+    pub(crate) const fn new(signed: bool) -> Self {
+        BodyUnits { signed }
+    }
+
+    /// Plaintext bytes of a full unit: a chunk, or a segment's 64 chunks.
+    pub(crate) const fn plaintext_unit(self) -> usize {
+        if self.signed {
+            SEGMENT_PLAINTEXT
+        } else {
+            CHUNK_SIZE
+        }
+    }
+
+    /// Bytes of a full unit in the file: an encrypted chunk, or a
+    /// segment's chunks and its signature.
+    pub(crate) const fn ciphertext_unit(self) -> usize {
+        if self.signed {
+            FULL_SEGMENT_LEN
+        } else {
+            ENCRYPTED_CHUNK_SIZE
+        }
+    }
+
+    /// Offset of chunk `k` of a run from the run's start.
+    pub(crate) const fn chunk_offset(self, k: usize) -> usize {
+        if self.signed {
+            (k / SEGMENT_CHUNKS) * FULL_SEGMENT_LEN + (k % SEGMENT_CHUNKS) * ENCRYPTED_CHUNK_SIZE
+        } else {
+            k * ENCRYPTED_CHUNK_SIZE
+        }
+    }
+
+    /// Bytes of a run of `chunks` full chunks (with the signatures of the
+    /// segments they start).
+    pub(crate) const fn capacity(self, chunks: usize) -> usize {
+        if self.signed {
+            chunks.div_ceil(SEGMENT_CHUNKS) * FULL_SEGMENT_LEN
+        } else {
+            chunks * ENCRYPTED_CHUNK_SIZE
+        }
+    }
+}
 
 /// A segment signature that did not verify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
