@@ -227,19 +227,12 @@ impl<R: Read> Decryptor<R> {
     }
 
     /// [`Decryptor::decrypt`] with every kind of key: P-256 and hybrid
-    /// identities, and a passphrase for a passphrase stanza.
+    /// identities, keys that live elsewhere (a hardware token: see
+    /// [`IdentityKey`]; a failure of such a key is
+    /// [`DecryptError::Identity`]), and a passphrase for a passphrase
+    /// stanza.
     pub fn decrypt_with(self, keys: &Keyring) -> Result<PlaintextReader<R>, DecryptError> {
         self.decrypt_with_key(keys).map(|(reader, _)| reader)
-    }
-
-    /// [`Decryptor::decrypt`] with identities whose private keys may live
-    /// elsewhere (a hardware token): see [`IdentityKey`]. A failure of a key
-    /// is [`DecryptError::Identity`].
-    pub fn decrypt_with_keys(
-        self,
-        identities: &[&dyn IdentityKey],
-    ) -> Result<PlaintextReader<R>, DecryptError> {
-        self.decrypt_with(&Keyring::new().with_keys(identities.iter().copied()))
     }
 
     #[cfg(feature = "exchange")]
@@ -306,15 +299,6 @@ impl<R: Read + Seek> Decryptor<R> {
         identities: &[Identity],
     ) -> Result<SeekableReader<R>, DecryptError> {
         self.decrypt_seekable_with(&Keyring::from(identities))
-    }
-
-    /// [`Decryptor::decrypt_seekable`] with identities whose private keys
-    /// may live elsewhere (see [`IdentityKey`]).
-    pub fn decrypt_seekable_with_keys(
-        self,
-        identities: &[&dyn IdentityKey],
-    ) -> Result<SeekableReader<R>, DecryptError> {
-        self.decrypt_seekable_with(&Keyring::new().with_keys(identities.iter().copied()))
     }
 
     /// [`Decryptor::decrypt_seekable`] with every kind of key (see

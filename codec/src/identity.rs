@@ -6,7 +6,7 @@
 //!
 //! [`Identity`] is the in-memory implementation. A token-backed one
 //! implements [`IdentityKey`] and is passed to
-//! [`Decryptor::decrypt_with_keys`](crate::Decryptor::decrypt_with_keys).
+//! [`Keyring::with_keys`](crate::Keyring::with_keys).
 
 use zeroize::Zeroizing;
 
@@ -62,7 +62,7 @@ impl From<IdentityError> for std::io::Error {
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use kapsel_codec::{Decryptor, Encryptor, Identity, IdentityKey};
+/// use kapsel_codec::{Decryptor, Encryptor, Identity, IdentityKey, Keyring};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let alice = Identity::generate();
@@ -71,7 +71,8 @@ impl From<IdentityError> for std::io::Error {
 /// let file = w.finish()?;
 /// let keys: [&dyn IdentityKey; 1] = [&alice];   // or a token-backed key
 /// let mut out = Vec::new();
-/// Decryptor::new(&file[..])?.decrypt_with_keys(&keys)?.read_to_end(&mut out)?;
+/// let keyring = Keyring::new().with_keys(keys);
+/// Decryptor::new(&file[..])?.decrypt_with(&keyring)?.read_to_end(&mut out)?;
 /// assert_eq!(out, b"hi");
 /// # Ok(())
 /// # }

@@ -14,7 +14,7 @@
 //! - Keys: [`Identity`] (a private key) and [`Recipient`] (its public key),
 //!   with their text forms (`KAPSEL-SECRET-KEY-1...`, `kapsel1...`) and PEM.
 //! - Keys on hardware: [`IdentityKey`] is the Diffie-Hellman and signing
-//!   of a private key wherever it lives; [`Decryptor::decrypt_with_keys`]
+//!   of a private key wherever it lives; [`Decryptor::decrypt_with`]
 //!   takes such keys.
 //! - Encrypting: [`Encryptor`] builds the header for some recipients (and
 //!   optionally a sender who signs); [`Encryptor::wrap_output`] gives a
