@@ -154,11 +154,20 @@ impl From<DecryptError> for CliError {
 /// A key on a token failed mid-run (removed, logged out, or it signed
 /// wrongly): what the token said, with the token's exit code.
 pub fn token_key_failed(e: &kapsel_codec::IdentityError) -> CliError {
-    let reason = std::error::Error::source(e)
+    let source = std::error::Error::source(e);
+    let reason = source
         .map(ToString::to_string)
         .unwrap_or_else(|| e.to_string());
-    CliError::new(Exit::Token, format!("a token key failed: {reason}"))
-        .with_hint("check that the token is still present and logged in, then run again")
+    let hint = match source.and_then(|s| s.downcast_ref::<kapsel_pkcs11::TokenError>()) {
+        Some(kapsel_pkcs11::TokenError::NotPermitted(_, "derive")) => {
+            "the token or its module cannot run P-256 Diffie-Hellman (CKM_ECDH1_DERIVE) with this key, which decryption needs (some modules lack it, such as tpm2-pkcs11 1.9); the key may still sign with --sign-as"
+        }
+        Some(kapsel_pkcs11::TokenError::NotPermitted(..)) => {
+            "the token or its module cannot sign (CKM_ECDSA) with this key"
+        }
+        _ => "check that the token is still present and logged in, then run again",
+    };
+    CliError::new(Exit::Token, format!("a token key failed: {reason}")).with_hint(hint)
 }
 
 /// Classifies an error returned while reading decrypted plaintext.

@@ -596,10 +596,13 @@ impl TokenKey {
         let derived = s
             .derive_key(&Mechanism::Ecdh1Derive(params), self.private, &template)
             .map_err(|e| match e {
+                // A module without C_DeriveKey (Debian 12's tpm2-pkcs11)
+                // says FUNCTION_NOT_SUPPORTED.
                 CkError::Pkcs11(
                     RvError::KeyFunctionNotPermitted
                     | RvError::KeyTypeInconsistent
-                    | RvError::MechanismInvalid,
+                    | RvError::MechanismInvalid
+                    | RvError::FunctionNotSupported,
                     _,
                 ) => TokenError::NotPermitted(self.name.clone(), "derive"),
                 other => module_error(other),
@@ -634,7 +637,9 @@ impl TokenKey {
             .sign(&Mechanism::Ecdsa, self.private, digest)
             .map_err(|e| match e {
                 CkError::Pkcs11(
-                    RvError::KeyFunctionNotPermitted | RvError::MechanismInvalid,
+                    RvError::KeyFunctionNotPermitted
+                    | RvError::MechanismInvalid
+                    | RvError::FunctionNotSupported,
                     _,
                 ) => TokenError::NotPermitted(self.name.clone(), "sign"),
                 other => module_error(other),
