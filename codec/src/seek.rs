@@ -815,6 +815,12 @@ impl<R> SeekableReader<R> {
         self.payload.unverified_plaintext_len()
     }
 
+    /// Whether the final chunk (or segment) verified, which authenticates
+    /// the length ([`plaintext_len`](Self::plaintext_len) makes it so).
+    pub fn is_length_verified(&self) -> bool {
+        self.payload.is_length_verified()
+    }
+
     /// How many chunks were decrypted so far (over all reads).
     pub fn chunks_decrypted(&self) -> u64 {
         self.payload.chunks_decrypted()
