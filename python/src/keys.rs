@@ -81,6 +81,25 @@ impl PyIdentity {
         Ok(keys.remove(0))
     }
 
+    /// The one identity in an identity file (the formats the kapsel CLI
+    /// reads with `-i`); an error if it holds several (use
+    /// `kapsel.identities_from_file`).
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let mut keys = identities_from_file(py, path.clone())?;
+        if keys.len() != 1 {
+            return Err(key_error(
+                py,
+                format!(
+                    "{}: {} identities, not one (use kapsel.identities_from_file)",
+                    path.display(),
+                    keys.len()
+                ),
+            ));
+        }
+        Ok(keys.remove(0))
+    }
+
     /// The public key files are encrypted to.
     fn to_recipient(&self) -> PyRecipient {
         let inner = match &self.inner {
@@ -161,6 +180,12 @@ impl PyRecipient {
             return Self::from_pem(py, trimmed);
         }
         parse_recipient_line(py, trimmed).map(|inner| PyRecipient { inner })
+    }
+
+    /// Every recipient in a recipients file (see `kapsel.recipients_from_file`).
+    #[staticmethod]
+    fn list_from_file(py: Python<'_>, path: PathBuf) -> PyResult<Vec<PyRecipient>> {
+        recipients_from_file(py, path)
     }
 
     /// Parses a PEM `PUBLIC KEY` block (SubjectPublicKeyInfo, P-256).
