@@ -42,6 +42,15 @@ FIRST_FETCH = 64 * 1024 + 56
 MAX_PREFIX = _kapsel.MAX_HEADER_LEN + 56
 
 
+def passphrase_bytes(p: Union[str, bytes, None]) -> Optional[bytes]:
+    """A passphrase as the codec takes it: ``str`` as UTF-8, or bytes."""
+    if p is None or isinstance(p, bytes):
+        return p
+    if isinstance(p, str):
+        return p.encode("utf-8")
+    raise TypeError(f"a passphrase must be str or bytes, not {type(p).__name__}")
+
+
 def _is_path(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike))
 
@@ -159,7 +168,7 @@ def encrypt(
     *,
     sign_as: Any = None,
     armor: bool = False,
-    passphrase: Optional[str] = None,
+    passphrase: Union[str, bytes, None] = None,
 ) -> None:
     """Encrypts ``src`` (a path or a binary file object) into ``dst`` (a path
     or a binary file object) for ``recipients`` (a :class:`Recipient`, a
@@ -185,7 +194,7 @@ def encrypt(
         target.file.close()
         target.file = None
         try:
-            _kapsel.encrypt_file(os.fspath(src), target.tmp, recipients, sender, armor, passphrase)
+            _kapsel.encrypt_file(os.fspath(src), target.tmp, recipients, sender, armor, passphrase_bytes(passphrase))
             os.replace(target.tmp, target.path)
         except BaseException:
             target.discard()
@@ -219,7 +228,7 @@ def decrypt(
     dst: Source,
     identities: Any = None,
     *,
-    passphrase: Optional[str] = None,
+    passphrase: Union[str, bytes, None] = None,
     armor: Optional[bool] = None,
 ) -> Decrypted:
     """Decrypts a whole file or stream ``src`` (a path or a binary file
@@ -237,14 +246,16 @@ def decrypt(
         target = _AtomicFile(dst)
         try:
             result = _kapsel.decrypt_stream(
-                os.fspath(src) if _is_path(src) else src, target.file, ids, passphrase, armor
+                os.fspath(src) if _is_path(src) else src, target.file, ids, passphrase_bytes(passphrase), armor
             )
             target.commit()
         except BaseException:
             target.discard()
             raise
     else:
-        result = _kapsel.decrypt_stream(os.fspath(src) if _is_path(src) else src, dst, ids, passphrase, armor)
+        result = _kapsel.decrypt_stream(
+            os.fspath(src) if _is_path(src) else src, dst, ids, passphrase_bytes(passphrase), armor
+        )
     length, sender = result
     return Decrypted(length, Recipient.from_string(sender) if sender else None)
 
@@ -491,7 +502,7 @@ def open(
     *,
     identities: Any = None,
     identity_file: Optional[PathLike] = None,
-    passphrase: Optional[str] = None,
+    passphrase: Union[str, bytes, None] = None,
     recipients: Any = None,
     sign_as: Any = None,
     armor: bool = False,
@@ -513,7 +524,7 @@ def open(
             ids += identities_from_file(identity_file)
         if _is_path(file):
             path = os.fspath(file)
-            seekable = _kapsel.Seekable.open_path(path, ids, passphrase)
+            seekable = _kapsel.Seekable.open_path(path, ids, passphrase_bytes(passphrase))
             return KapselReader(_RawReader(seekable, path))
         f = file
         size = f.seek(0, io.SEEK_END)
@@ -524,10 +535,10 @@ def open(
             f.seek(start)
             return f.read(end - start)
 
-        seekable = _kapsel.Seekable.open_fetch(fetch, size, first, ids, passphrase)
+        seekable = _kapsel.Seekable.open_fetch(fetch, size, first, ids, passphrase_bytes(passphrase))
         return KapselReader(_RawReader(seekable, getattr(f, "name", "")))
     if mode in ("wb", "w", "xb"):
-        enc = _kapsel.Encrypting(as_recipients(recipients), as_sender(sign_as), armor, passphrase)
+        enc = _kapsel.Encrypting(as_recipients(recipients), as_sender(sign_as), armor, passphrase_bytes(passphrase))
         if _is_path(file):
             if mode == "xb" and os.path.exists(file):
                 raise FileExistsError(os.fspath(file))

@@ -67,6 +67,7 @@ from ._files import (
     as_identities,
     as_recipients,
     as_sender,
+    passphrase_bytes,
     identities_from_file,
     identity_from_file,
     recipients_from_file,
@@ -119,7 +120,7 @@ class KapselFileSystem(ChainedFileSystem):
         self.fs = fs
         self._identities = identities
         self._identity_files = _as_list(identity_file)
-        self._passphrase = passphrase
+        self._passphrase = passphrase_bytes(passphrase)
         self._recipients = recipients
         self._recipients_files = _as_list(recipients_file)
         self._sign_as = sign_as

@@ -153,13 +153,13 @@ macro_rules! with_reader {
     };
 }
 
-fn keyring(identities: &[Bound<'_, PyIdentity>], passphrase: Option<&str>) -> Keyring<'static> {
+fn keyring(identities: &[Bound<'_, PyIdentity>], passphrase: Option<&[u8]>) -> Keyring<'static> {
     let (p256, hybrid) = split_identities(identities);
     let mut keys = Keyring::new()
         .with_identities(p256)
         .with_hybrid_identities(hybrid);
     if let Some(p) = passphrase {
-        keys = keys.with_passphrase(Passphrase::new(p));
+        keys = keys.with_passphrase(Passphrase::from_bytes(p));
     }
     keys
 }
@@ -186,7 +186,7 @@ impl Seekable {
         py: Python<'_>,
         path: PathBuf,
         identities: Vec<Bound<'_, PyIdentity>>,
-        passphrase: Option<&str>,
+        passphrase: Option<&[u8]>,
     ) -> PyResult<Self> {
         let keys = keyring(&identities, passphrase);
         let file = py
@@ -211,7 +211,7 @@ impl Seekable {
         size: u64,
         first: Vec<u8>,
         identities: Vec<Bound<'_, PyIdentity>>,
-        passphrase: Option<&str>,
+        passphrase: Option<&[u8]>,
     ) -> PyResult<Self> {
         let keys = keyring(&identities, passphrase);
         let shared = Arc::new(Fetched {

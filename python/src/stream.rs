@@ -164,7 +164,7 @@ fn encryptor(
     py: Python<'_>,
     recipients: &[Bound<'_, PyRecipient>],
     sign_as: Option<&Bound<'_, PyIdentity>>,
-    passphrase: Option<&str>,
+    passphrase: Option<&[u8]>,
 ) -> PyResult<Encryptor> {
     let mut encryptor = match passphrase {
         Some(p) => {
@@ -175,7 +175,7 @@ fn encryptor(
                     "a passphrase file has no other recipients (give recipients or a passphrase, not both)".into(),
                 ));
             }
-            Encryptor::with_passphrase(Passphrase::new(p))
+            Encryptor::with_passphrase(Passphrase::from_bytes(p))
         }
         None => {
             let mut p256 = Vec::new();
@@ -245,7 +245,7 @@ impl Encrypting {
         recipients: Vec<Bound<'_, PyRecipient>>,
         sign_as: Option<Bound<'_, PyIdentity>>,
         armor: bool,
-        passphrase: Option<&str>,
+        passphrase: Option<&[u8]>,
     ) -> PyResult<Self> {
         let encryptor = encryptor(py, &recipients, sign_as.as_ref(), passphrase)?;
         let out = Shared::default();
@@ -300,7 +300,7 @@ pub fn encrypt_file(
     recipients: Vec<Bound<'_, PyRecipient>>,
     sign_as: Option<Bound<'_, PyIdentity>>,
     armor: bool,
-    passphrase: Option<&str>,
+    passphrase: Option<&[u8]>,
 ) -> PyResult<()> {
     let encryptor = encryptor(py, &recipients, sign_as.as_ref(), passphrase)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -349,7 +349,7 @@ pub fn decrypt_stream(
     src: &Bound<'_, PyAny>,
     dst: &Bound<'_, PyAny>,
     identities: Vec<Bound<'_, PyIdentity>>,
-    passphrase: Option<&str>,
+    passphrase: Option<&[u8]>,
     armor: Option<bool>,
 ) -> PyResult<(u64, Option<String>)> {
     let mut reader: Box<dyn Read + Send> = match src.extract::<PathBuf>() {
@@ -372,7 +372,7 @@ pub fn decrypt_stream(
         .with_identities(p256)
         .with_hybrid_identities(hybrid);
     if let Some(p) = passphrase {
-        keyring = keyring.with_passphrase(Passphrase::new(p));
+        keyring = keyring.with_passphrase(Passphrase::from_bytes(p));
     }
     enum Failure {
         Decrypt(kapsel_codec::DecryptError),
