@@ -61,7 +61,6 @@ from fsspec.spec import AbstractBufferedFile
 
 from . import _kapsel
 from ._files import (
-    FIRST_FETCH,
     MAX_PREFIX,
     KapselWriter,
     as_identities,
@@ -76,6 +75,9 @@ from .errors import PayloadAuthenticationError
 
 __all__ = ["KapselFileSystem", "KapselFile"]
 
+#: Bytes fetched first: the header of up to a few recipients, and the salt
+#: and commitment.
+HEADER_FETCH = 4096
 #: Headers remembered per filesystem instance (path, size, version -> first bytes).
 _HEADER_CACHE = 256
 
@@ -168,11 +170,16 @@ class KapselFileSystem(ChainedFileSystem):
             if hit is not None:
                 self._headers.move_to_end(key)
                 return hit
-        first = self.fs.cat_file(path, 0, min(size, FIRST_FETCH))
-        header = _kapsel.inspect_header(first, size) if len(first) >= 16 else None
-        if header is None or (header["header_len"] + 56 > len(first) and size > len(first)):
-            first = self.fs.cat_file(path, 0, min(size, MAX_PREFIX))
-            header = _kapsel.inspect_header(first, size)
+        # The header's length is in its 16-byte prefix; most headers fit in
+        # the first fetch, larger ones (many post-quantum stanzas) take one
+        # more. No chunk is fetched here, so that every ranged read later
+        # is exactly one request.
+        first = self.fs.cat_file(path, 0, min(size, HEADER_FETCH))
+        if len(first) >= 16 and first[:8] == b"\x8bKAPSEL\n":
+            needed = min(int.from_bytes(first[12:16], "big"), MAX_PREFIX) + 56
+            if needed > len(first) and size > len(first):
+                first = self.fs.cat_file(path, 0, min(size, needed))
+        header = _kapsel.inspect_header(first, size)
         with self._lock:
             self._headers[key] = (header, first)
             while len(self._headers) > _HEADER_CACHE:
@@ -277,15 +284,20 @@ class KapselFileSystem(ChainedFileSystem):
 
     def _open_writer(self, path: str, mode: str) -> KapselWriter:
         enc = self._encrypting()
-        try:
-            # Where the filesystem supports it, nothing appears at the path
-            # before commit (local files: a temporary file renamed; object
-            # stores: an upload completed only then).
-            inner = self.fs.open(path, mode, autocommit=False)
-            deferred = True
-        except (TypeError, NotImplementedError, ValueError):
+        from fsspec.implementations.memory import MemoryFileSystem
+
+        inner = None
+        if not isinstance(self.fs, MemoryFileSystem):  # it commits at open
+            try:
+                # Where the filesystem supports it, nothing appears at the
+                # path before commit (local files: a temporary file renamed;
+                # object stores: an upload completed only then).
+                inner = self.fs.open(path, mode, autocommit=False)
+            except (TypeError, NotImplementedError, ValueError):
+                inner = None
+        deferred = inner is not None
+        if inner is None:
             inner = self.fs.open(path, mode)
-            deferred = False
 
         def commit() -> None:
             inner.close()
@@ -294,18 +306,13 @@ class KapselFileSystem(ChainedFileSystem):
 
         def discard() -> None:
             if deferred:
-                try:
-                    inner.discard()
-                    return
-                except Exception:
-                    pass
+                inner.discard()
+                return
+            # The file is already at the path: remove what was written.
             try:
                 inner.close()
             finally:
-                try:
-                    self.fs.rm_file(path)
-                except Exception:
-                    pass
+                self.fs.rm_file(path)
 
         return KapselWriter(inner, enc, commit, discard, path)
 
