@@ -320,9 +320,18 @@ class KapselFileSystem(ChainedFileSystem):
 class KapselFile(AbstractBufferedFile):
     """A kapsel file read through :class:`KapselFileSystem`: each cache miss
     (``_fetch_range``) fetches one ciphertext range and decrypts it in Rust
-    with the GIL released."""
+    with the GIL released.
+
+    The default block size (the read-ahead of fsspec's cache) is 64 KiB,
+    four chunks: a read of ``n`` bytes fetches about ``n + 64 KiB`` of
+    ciphertext in one request, so that a Dask block decrypts little beyond
+    its own range (``block_size=`` to change it).
+    """
+
+    DEFAULT_BLOCK_SIZE = 4 * _kapsel.CHUNK_SIZE
 
     def __init__(self, fs: KapselFileSystem, path: str, block_size: Any = None, **kwargs: Any):
+        self.fs, self.path = fs, path  # for repr() if opening fails
         inner_fs = fs.fs
         inner = inner_fs.info(path)
         header, first = fs._first_bytes(path, inner)
