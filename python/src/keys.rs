@@ -157,7 +157,10 @@ impl PyIdentity {
         let secret = slf.get().secret_string();
         PyTuple::new(
             py,
-            [from_string.into_any(), PyTuple::new(py, [secret])?.into_any()],
+            [
+                from_string.into_any(),
+                PyTuple::new(py, [secret])?.into_any(),
+            ],
         )
     }
 }

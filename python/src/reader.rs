@@ -67,7 +67,10 @@ impl Fetched {
             .fetch
             .call1(py, (range.start, range.end))
             .map_err(io::Error::other)?;
-        let bytes = got.bind(py).extract::<Vec<u8>>().map_err(io::Error::other)?;
+        let bytes = got
+            .bind(py)
+            .extract::<Vec<u8>>()
+            .map_err(io::Error::other)?;
         if bytes.len() as u64 != range.end - range.start {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -110,7 +113,10 @@ impl Read for FetchedSource {
         let range = self.pos..self.pos + want;
         {
             let held = self.shared.held();
-            for (at, bytes) in [Some(&held.first), held.last.as_ref()].into_iter().flatten() {
+            for (at, bytes) in [Some(&held.first), held.last.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 let end = at + bytes.len() as u64;
                 if *at <= self.pos && self.pos < end {
                     let n = (end - self.pos).min(want) as usize;
@@ -239,7 +245,12 @@ impl Seekable {
     /// is reported only after the final chunk verified). Decrypts exactly
     /// the chunks the range touches; on a fetched source, first fetches the
     /// ciphertext they occupy in one call.
-    fn read_at<'py>(&self, py: Python<'py>, offset: u64, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn read_at<'py>(
+        &self,
+        py: Python<'py>,
+        offset: u64,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         if let Inner::Fetched(reader, shared) = &self.inner {
             if let Some(range) = reader.source_range(offset, n as u64) {
                 shared.ensure(py, range).map_err(|e| io_error(py, e))?;
@@ -300,8 +311,7 @@ impl Seekable {
     /// The sender the header names (a claim until `verified_sender`).
     #[getter]
     fn claimed_sender(&self) -> Option<String> {
-        with_reader!(&self.inner, r => r.claimed_sender())
-            .map(|c| c.unverified_key().to_string())
+        with_reader!(&self.inner, r => r.claimed_sender()).map(|c| c.unverified_key().to_string())
     }
 
     #[getter]

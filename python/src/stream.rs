@@ -197,7 +197,8 @@ fn encryptor(
                 return Err(raise(
                     py,
                     "EncryptionError",
-                    "senders sign with P-256 identities; a post-quantum identity cannot sign".into(),
+                    "senders sign with P-256 identities; a post-quantum identity cannot sign"
+                        .into(),
                 ))
             }
         }
@@ -307,8 +308,8 @@ pub fn encrypt_file(
     let run = py.detach(|| -> Result<(), String> {
         let input = File::open(&src).map_err(|e| format!("{}: {e}", src.display()))?;
         let output = File::create(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
-        let sink = Sink::new(BufWriter::with_capacity(BLOCK, output), armor)
-            .map_err(|e| e.to_string())?;
+        let sink =
+            Sink::new(BufWriter::with_capacity(BLOCK, output), armor).map_err(|e| e.to_string())?;
         let writer = encryptor.wrap_output(sink).map_err(|e| e.to_string())?;
         let sink = writer
             .encrypt_from(input, threads)

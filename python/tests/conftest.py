@@ -25,7 +25,7 @@ def need(condition: bool, what: str) -> None:
     if not condition:
         if IN_CI:
             pytest.fail(f"{what} is missing (CI=true: failing instead of skipping)")
-        pytest.skip(f"{what} is missing")
+        pytest.skip(f"{what} is missing", allow_module_level=True)
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +67,11 @@ def pattern(n: int) -> bytes:
         out += bytes([(b + i) & 0xFF for b in block[:64]]) * 256
         i += 1
     return bytes(out[:n])
+
+
+def require(module: str):
+    """Imports `module`; a missing one skips the test, or fails it under CI=true."""
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        need(False, f"the Python package {module}")

@@ -11,11 +11,12 @@ import pickle
 import pytest
 
 import kapsel
+from conftest import require
 
-dask = pytest.importorskip("dask")
-dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("dask.distributed")
-pd = pytest.importorskip("pandas")
+dask = require("dask")
+dd = require("dask.dataframe")
+distributed = require("dask.distributed")
+pd = require("pandas")
 
 from dask.bytes import read_bytes  # noqa: E402
 

@@ -13,7 +13,7 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 import kapsel
-from conftest import pattern
+from conftest import pattern, require
 from kapsel.fsspec import KapselFileSystem
 
 C = kapsel.CHUNK_SIZE
@@ -199,7 +199,7 @@ def test_an_exception_while_writing_leaves_no_file(stored, alice):
 
 
 def test_pandas_reads_and_writes_encrypted_csv(stored, alice):
-    pd = pytest.importorskip("pandas")
+    pd = require("pandas")
     df = pd.DataFrame({"a": range(5000), "b": [f"row {i}" for i in range(5000)]})
     url = stored(kapsel.encrypt_bytes(df.to_csv(index=False).encode(), alice.to_recipient()), name="t.csv.kap")
     back = pd.read_csv(url, storage_options={"kapsel": {"identities": [alice]}})
@@ -210,8 +210,8 @@ def test_pandas_reads_and_writes_encrypted_csv(stored, alice):
 
 
 def test_pandas_and_pyarrow_read_encrypted_parquet(stored, alice):
-    pd = pytest.importorskip("pandas")
-    pa = pytest.importorskip("pyarrow")
+    pd = require("pandas")
+    pa = require("pyarrow")
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
     from pyarrow.fs import FSSpecHandler, PyFileSystem
