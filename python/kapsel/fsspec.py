@@ -374,3 +374,8 @@ class KapselFile(AbstractBufferedFile):
     def fetches(self) -> int:
         """Ciphertext ranges fetched so far, the header not included."""
         return self._reader.fetches
+
+    @property
+    def bytes_fetched(self) -> int:
+        """Ciphertext bytes those fetches returned."""
+        return self._reader.bytes_fetched

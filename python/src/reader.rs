@@ -50,8 +50,10 @@ struct Fetched {
     len: u64,
     fetch: Py<PyAny>,
     held: Mutex<Held>,
-    /// Calls of `fetch` so far (the first included).
+    /// Calls of `fetch` so far.
     fetches: std::sync::atomic::AtomicU64,
+    /// Bytes those calls returned.
+    fetched: std::sync::atomic::AtomicU64,
 }
 
 impl Fetched {
@@ -71,6 +73,8 @@ impl Fetched {
             .bind(py)
             .extract::<Vec<u8>>()
             .map_err(io::Error::other)?;
+        self.fetched
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if bytes.len() as u64 != range.end - range.start {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -228,6 +232,7 @@ impl Seekable {
                 last: None,
             }),
             fetches: std::sync::atomic::AtomicU64::new(0),
+            fetched: std::sync::atomic::AtomicU64::new(0),
         });
         let source = FetchedSource {
             shared: shared.clone(),
@@ -340,6 +345,16 @@ impl Seekable {
         match &self.inner {
             Inner::Local(_) => 0,
             Inner::Fetched(_, shared) => shared.fetches.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Ciphertext bytes fetched so far, the `first` bytes not included
+    /// (0 for a local file).
+    #[getter]
+    fn bytes_fetched(&self) -> u64 {
+        match &self.inner {
+            Inner::Local(_) => 0,
+            Inner::Fetched(_, shared) => shared.fetched.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
