@@ -498,7 +498,7 @@ builtins_open = open
 
 def open(
     file: Source,
-    mode: str = "rb",
+    mode: Any = "rb",
     *,
     identities: Any = None,
     identity_file: Optional[PathLike] = None,
@@ -517,7 +517,14 @@ def open(
     ``mode="wb"``: ``file`` is a path or a binary file object; returns a
     :class:`KapselWriter` encrypting to ``recipients`` (or ``passphrase``),
     signed by ``sign_as`` if given, armored if ``armor``.
+
+    ``kapsel.open(file, identities)`` (identities in place of the mode)
+    opens for reading.
     """
+    if not isinstance(mode, str):
+        if identities is not None:
+            raise TypeError("kapsel.open: identities given twice")
+        mode, identities = "rb", mode
     if mode in ("rb", "r"):
         ids = as_identities(identities)
         if identity_file is not None:

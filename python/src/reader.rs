@@ -69,10 +69,12 @@ impl Fetched {
             .fetch
             .call1(py, (range.start, range.end))
             .map_err(io::Error::other)?;
-        let bytes = got
-            .bind(py)
-            .extract::<Vec<u8>>()
-            .map_err(io::Error::other)?;
+        // One copy out of the bytes object, not an element-wise extraction.
+        let got = got.bind(py);
+        let bytes = match got.cast::<PyBytes>() {
+            Ok(b) => b.as_bytes().to_vec(),
+            Err(_) => got.extract::<Vec<u8>>().map_err(io::Error::other)?,
+        };
         self.fetched
             .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if bytes.len() as u64 != range.end - range.start {
@@ -219,7 +221,7 @@ impl Seekable {
         py: Python<'_>,
         fetch: Py<PyAny>,
         size: u64,
-        first: Vec<u8>,
+        first: &[u8],
         identities: Vec<Bound<'_, PyIdentity>>,
         passphrase: Option<&[u8]>,
     ) -> PyResult<Self> {
@@ -228,7 +230,7 @@ impl Seekable {
             len: size,
             fetch,
             held: Mutex::new(Held {
-                first: (0, first),
+                first: (0, first.to_vec()),
                 last: None,
             }),
             fetches: std::sync::atomic::AtomicU64::new(0),

@@ -99,6 +99,11 @@ def test_truncated_file_reports_no_end(opened, cipher, plain):
             f.read()
 
 
+def test_identities_in_place_of_the_mode(cipher, alice, plain):
+    with kapsel.open(io.BytesIO(cipher), [alice]) as f:
+        assert f.read(10) == plain[:10]
+
+
 def test_wrong_identity_is_refused_at_open(cipher, bob):
     with pytest.raises(kapsel.NoMatchingRecipientError):
         kapsel.open(io.BytesIO(cipher), identities=[bob])
