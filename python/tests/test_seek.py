@@ -140,3 +140,31 @@ def test_forged_late_segment_fails_only_its_range(alice, signed):
             f.read_range(SEGMENT + 1, 10)
         assert isinstance(e.value, kapsel.AuthenticationError)
         assert f.read_range(2 * SEGMENT, 1000) == plain[2 * SEGMENT :]
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_large_reads_split_across_threads(alice, sam, signed):
+    plain = pattern(5 * SEGMENT + 12345)
+    data = kapsel.encrypt_bytes(plain, alice.to_recipient(), sign_as=sam if signed else None)
+    for source in (io.BytesIO(data), None):
+        with kapsel.open(source or io.BytesIO(data), identities=[alice]) as f:
+            for offset, n in [(0, len(plain)), (1, 10 * len(plain)), (C - 1, 3 * SEGMENT), (SEGMENT + 7, 2 * SEGMENT + 1)]:
+                assert f.read_range(offset, n) == plain[offset : offset + n], (offset, n)
+            assert f.length_verified
+
+
+def test_large_read_over_a_damaged_chunk_fails(alice):
+    plain = pattern(3 * SEGMENT)
+    data = bytearray(kapsel.encrypt_bytes(plain, alice.to_recipient()))
+    h = kapsel.inspect(bytes(data)).header_len
+    data[h + 56 + 150 * (C + 16) + 9] ^= 1
+    with kapsel.open(io.BytesIO(bytes(data)), identities=[alice]) as f:
+        assert f.read_range(0, 150 * C) == plain[: 150 * C]
+        with pytest.raises(kapsel.PayloadAuthenticationError):
+            f.read_range(0, len(plain))
+        with pytest.raises(kapsel.PayloadAuthenticationError):
+            f.read_range(100 * C, 2 * SEGMENT)
+    cut = bytes(data[: -(C + 16)])
+    with kapsel.open(io.BytesIO(cut), identities=[alice]) as f:
+        with pytest.raises(kapsel.PayloadAuthenticationError):
+            f.read_range(C, 10 * SEGMENT)
