@@ -265,7 +265,7 @@ impl Seekable {
         }
         let mut buf = vec![0u8; n];
         let got = py
-            .detach(|| with_reader!(&self.inner, r => parallel_read_at(r, offset, &mut buf)))
+            .detach(|| with_reader!(&self.inner, r => r.read_at(offset, &mut buf)))
             .map_err(|e| io_error(py, e))?;
         Ok(PyBytes::new(py, &buf[..got]))
     }
@@ -365,81 +365,6 @@ impl Seekable {
         let total = with_reader!(&self.inner, r => r.header_bytes().len() as u64);
         with_reader!(&self.inner, r => header_dict(py, r.header(), total, None))
     }
-}
-
-/// Reads of at least this many bytes are split across threads.
-const PARALLEL_READ: usize = 1 << 20;
-
-/// `read_at` of a large range in pieces on several threads (the codec's
-/// `read_at` takes `&self` and decrypts outside its source lock). The
-/// pieces are whole units (16 KiB chunks, or 1 MiB segments of a signed
-/// file), so each unit is read, verified and decrypted once; the result is
-/// that of one `read_at`: the bytes up to the end of the plaintext (the last
-/// piece authenticates the end), or the first error in file order.
-fn parallel_read_at<R: Read + Seek + Send>(
-    r: &SeekableReader<R>,
-    offset: u64,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let unit = if r.is_signed() {
-        64 * kapsel_codec::CHUNK_SIZE
-    } else {
-        kapsel_codec::CHUNK_SIZE
-    };
-    if threads < 2 || buf.len() < PARALLEL_READ || buf.len() < 2 * unit {
-        return r.read_at(offset, buf);
-    }
-    // Piece boundaries: offsets (from `offset`) at unit edges of the file.
-    let units = buf.len().div_ceil(unit);
-    let per = units.div_ceil(threads) * unit;
-    // The first cut is `per` bytes in, moved back to a unit edge of the file.
-    let to_edge = unit - (offset % unit as u64) as usize;
-    let mut cuts = vec![0];
-    let mut at = to_edge + per - unit;
-    while at < buf.len() {
-        cuts.push(at);
-        at += per;
-    }
-    cuts.push(buf.len());
-    let mut pieces: Vec<(u64, &mut [u8])> = Vec::new();
-    let mut rest = buf;
-    let mut start = 0;
-    for &end in &cuts[1..] {
-        let (piece, tail) = rest.split_at_mut(end - start);
-        pieces.push((offset + start as u64, piece));
-        rest = tail;
-        start = end;
-    }
-    // (bytes read, bytes asked) of each piece, in file order.
-    let results: Vec<io::Result<(usize, usize)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = pieces
-            .into_iter()
-            .map(|(at, piece)| {
-                scope.spawn(move || {
-                    let want = piece.len();
-                    r.read_at(at, piece).map(|n| (n, want))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("a decryption thread panicked")))
-            })
-            .collect()
-    });
-    let mut total = 0;
-    for result in results {
-        let (n, want) = result?;
-        total += n;
-        if n < want {
-            // The plaintext ended in this piece, which authenticated the end.
-            break;
-        }
-    }
-    Ok(total)
 }
 
 fn stanza_name(s: &Stanza) -> String {
