@@ -209,6 +209,22 @@ def test_pandas_reads_and_writes_encrypted_csv(stored, alice):
     pd.testing.assert_frame_equal(pd.read_csv(out, storage_options={"identities": [alice]}), df)
 
 
+def test_pyarrow_reads_encrypted_csv(stored, alice):
+    require("pyarrow")
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset as ds
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    text = "a,b\n" + "".join(f"{i},x{i}\n" for i in range(20_000))
+    url = stored(kapsel.encrypt_bytes(text.encode(), alice.to_recipient()), name="t.csv")
+    fs, path = fsspec.core.url_to_fs(url, kapsel={"identities": [alice]})
+    with fs.open(path, "rb") as f:
+        table = pacsv.read_csv(f)
+    assert table.num_rows == 20_000 and table.column("a").to_pylist()[-1] == 19_999
+    dataset = ds.dataset(path, filesystem=PyFileSystem(FSSpecHandler(fs)), format="csv")
+    assert dataset.to_table().num_rows == 20_000
+
+
 def test_pandas_and_pyarrow_read_encrypted_parquet(stored, alice):
     pd = require("pandas")
     pa = require("pyarrow")
