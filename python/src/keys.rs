@@ -46,7 +46,15 @@ impl std::fmt::Display for AnyRecipient {
 }
 
 /// A kapsel private key: P-256 (`KAPSEL-SECRET-KEY-1...`) or hybrid
-/// post-quantum (`KAPSEL-PQ-SECRET-KEY-1...`).
+/// post-quantum (`KAPSEL-PQ-SECRET-KEY-1...`). `str()` and `repr()` show
+/// only its recipient; `secret_string()` is the secret.
+///
+/// >>> import kapsel
+/// >>> me = kapsel.Identity.generate()
+/// >>> repr(me).startswith("<kapsel.Identity p256 for kapsel1")
+/// True
+/// >>> kapsel.Identity.from_string(me.secret_string()) == me
+/// True
 #[pyclass(module = "kapsel", name = "Identity", frozen)]
 #[derive(Debug)]
 pub struct PyIdentity {
@@ -167,6 +175,11 @@ impl PyIdentity {
 
 /// A kapsel public key: `kapsel1...`, `kapselpq1...`, an
 /// `ecdsa-sha2-nistp256` SSH line or a PEM public key.
+///
+/// >>> import kapsel
+/// >>> r = kapsel.Identity.generate(post_quantum=True).to_recipient()
+/// >>> (r.kind, str(r)[:9], kapsel.Recipient.from_string(str(r)) == r)
+/// ('post-quantum', 'kapselpq1', True)
 #[pyclass(module = "kapsel", name = "Recipient", frozen)]
 #[derive(Debug)]
 pub struct PyRecipient {
