@@ -26,7 +26,7 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Optional, Sequence, Un
 
 from . import _kapsel
 from ._kapsel import Identity, Recipient
-from .errors import InvalidKeyError
+from .errors import InvalidKeyError, NotKapselError
 
 PathLike = Union[str, "os.PathLike[str]"]
 Source = Union[PathLike, BinaryIO]
@@ -105,6 +105,7 @@ def identities_from_file(path: PathLike) -> list:
     """Every identity in an identity file (``KAPSEL-SECRET-KEY-1...``,
     ``KAPSEL-PQ-SECRET-KEY-1...``, PEM and unencrypted OpenSSH private keys,
     ``#`` comments)."""
+    _warn_if_readable_by_others(path)
     return _kapsel.identities_from_file(os.fspath(path))
 
 
@@ -122,6 +123,33 @@ def identity_from_file(path: PathLike) -> Identity:
     if len(found) != 1:
         raise InvalidKeyError(f"{os.fspath(path)}: {len(found)} identities, not one (use identities_from_file)")
     return found[0]
+
+
+ARMOR_BEGIN = b"-----BEGIN KAPSEL ENCRYPTED FILE-----"
+
+
+def refuse_armor(first: bytes, what: str) -> None:
+    """Raises a clear error for ASCII armor where random access is asked."""
+    if first.lstrip()[: len(ARMOR_BEGIN)] == ARMOR_BEGIN:
+        # To a binary decoder, armor is not a kapsel file (bad magic).
+        raise NotKapselError(
+            f"not a kapsel file (bad magic): {what} is ASCII-armored, and random "
+            "access needs the binary form; decrypt it whole with kapsel.decrypt"
+        )
+
+
+def _warn_if_readable_by_others(path: PathLike) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        import warnings
+
+        warnings.warn(
+            f"{os.fspath(path)}: the identity file is readable by other users (chmod 600 it)",
+            stacklevel=3,
+        )
 
 
 def _umask() -> int:
@@ -531,12 +559,18 @@ def open(
             ids += identities_from_file(identity_file)
         if _is_path(file):
             path = os.fspath(file)
-            seekable = _kapsel.Seekable.open_path(path, ids, passphrase_bytes(passphrase))
+            try:
+                seekable = _kapsel.Seekable.open_path(path, ids, passphrase_bytes(passphrase))
+            except NotKapselError:
+                with builtins_open(path, "rb") as f:
+                    refuse_armor(f.read(256), path)
+                raise
             return KapselReader(_RawReader(seekable, path))
         f = file
         size = f.seek(0, io.SEEK_END)
         f.seek(0)
         first = f.read(min(size, FIRST_FETCH))
+        refuse_armor(first, "the file")
 
         def fetch(start: int, end: int) -> bytes:
             f.seek(start)

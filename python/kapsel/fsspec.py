@@ -70,6 +70,7 @@ from ._files import (
     identities_from_file,
     identity_from_file,
     recipients_from_file,
+    refuse_armor,
 )
 from .errors import PayloadAuthenticationError
 
@@ -179,6 +180,7 @@ class KapselFileSystem(ChainedFileSystem):
             needed = min(int.from_bytes(first[12:16], "big"), MAX_PREFIX) + 56
             if needed > len(first) and size > len(first):
                 first = self.fs.cat_file(path, 0, min(size, needed))
+        refuse_armor(first, path)
         header = _kapsel.inspect_header(first, size)
         with self._lock:
             self._headers[key] = (header, first)

@@ -223,3 +223,26 @@ def test_exception_hierarchy_and_messages(alice, bob):
         kapsel.encrypt_bytes(b"x", [])
     with pytest.raises(kapsel.EncryptionError, match="mixed"):
         kapsel.encrypt_bytes(b"x", [alice.to_recipient(), kapsel.Identity.generate(True).to_recipient()])
+
+
+def test_armored_files_are_refused_for_random_access(alice, tmp_path):
+    data = kapsel.encrypt_bytes(b"x" * 100, alice.to_recipient(), armor=True)
+    (tmp_path / "a.kap").write_bytes(data)
+    for src in (io.BytesIO(data), tmp_path / "a.kap"):
+        with pytest.raises(kapsel.NotKapselError, match="kapsel.decrypt"):
+            kapsel.open(src, identities=[alice])
+    assert kapsel.decrypt_bytes(data, alice) == b"x" * 100
+
+
+def test_an_identity_file_readable_by_others_warns(alice, tmp_path):
+    key = tmp_path / "open.key"
+    key.write_text(alice.secret_string() + "\n")
+    os.chmod(key, 0o644)
+    with pytest.warns(UserWarning, match="readable by other users"):
+        kapsel.identities_from_file(key)
+    os.chmod(key, 0o600)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert kapsel.identities_from_file(key) == [alice]
