@@ -263,11 +263,25 @@ impl Seekable {
                 shared.ensure(py, range).map_err(|e| io_error(py, e))?;
             }
         }
-        let mut buf = vec![0u8; n];
-        let got = py
-            .detach(|| with_reader!(&self.inner, r => r.read_at(offset, &mut buf)))
-            .map_err(|e| io_error(py, e))?;
-        Ok(PyBytes::new(py, &buf[..got]))
+        // Decrypt straight into the bytes object returned (no second copy):
+        // it is as long as what the read returns, since the length is known
+        // from the file length. A read that reaches past the end first
+        // authenticates the end, as the codec's `read_at` does.
+        let len = with_reader!(&self.inner, r => r.unverified_plaintext_len());
+        let reaches_end = n > 0 && offset.saturating_add(n as u64) > len;
+        // Bounded by n, so it fits in usize.
+        let want = len.saturating_sub(offset).min(n as u64) as usize;
+        PyBytes::new_with(py, want, |out| {
+            py.detach(|| {
+                with_reader!(&self.inner, r => {
+                    if reaches_end {
+                        r.verify_length()?;
+                    }
+                    r.read_exact_at(offset, out)
+                })
+            })
+            .map_err(|e| io_error(py, e))
+        })
     }
 
     /// The ciphertext range `(start, end)` a read of `n` bytes at `offset`
