@@ -71,6 +71,7 @@ def test_identity_files_in_the_cli_formats(alice, cli, tmp_path):
     # Several identities in one file.
     both = tmp_path / "both.key"
     both.write_text(native.read_text() + (tmp_path / "pq.key").read_text())
+    os.chmod(both, 0o600)
     assert len(kapsel.identities_from_file(both)) == 2
     with pytest.raises(kapsel.InvalidKeyError, match="not one"):
         kapsel.Identity.from_file(both)
@@ -95,6 +96,7 @@ def test_openssl_and_ssh_keys(tmp_path):
 def test_key_errors_do_not_show_the_line(tmp_path):
     bad = tmp_path / "bad.key"
     bad.write_text("KAPSEL-SECRET-KEY-1QQQQSECRETLOOKINGTEXT\n")
+    os.chmod(bad, 0o600)
     with pytest.raises(kapsel.InvalidKeyError) as e:
         kapsel.identities_from_file(bad)
     assert "SECRETLOOKING" not in str(e.value) and "line 1" in str(e.value)
