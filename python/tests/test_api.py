@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import subprocess
 
 import pytest
 
@@ -62,12 +61,12 @@ def test_identity_files_in_the_cli_formats(alice, cli, tmp_path):
         printed = run(cli, "pubkey", str(tmp_path / name)).decode().split()[0]
         assert str(ident.to_recipient()) == printed
     # PKCS#8 PEM, as `kapsel export --private` writes it.
-    pem = subprocess.run(
-        [cli, "export", "--private", str(native)], capture_output=True
-    ).stdout.decode()
-    if "PRIVATE KEY" in pem:
-        (tmp_path / "a.pem").write_text(pem)
-        assert kapsel.Identity.from_file(tmp_path / "a.pem") == alice
+    pem = run(cli, "export", "--private", str(native)).decode()
+    assert "-----BEGIN PRIVATE KEY-----" in pem
+    (tmp_path / "a.pem").write_text(pem)
+    os.chmod(tmp_path / "a.pem", 0o600)
+    assert kapsel.Identity.from_file(tmp_path / "a.pem") == alice
+    assert kapsel.identities_from_file(tmp_path / "a.pem") == [alice]
     # Several identities in one file.
     both = tmp_path / "both.key"
     both.write_text(native.read_text() + (tmp_path / "pq.key").read_text())
