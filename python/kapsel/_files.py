@@ -22,7 +22,7 @@ import io
 import os
 import sys
 import tempfile
-from typing import IO, Any, BinaryIO, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, BinaryIO, Callable, Optional, Union
 
 from . import _kapsel
 from ._kapsel import Identity, Recipient
