@@ -24,7 +24,7 @@ use kapsel_codec::{Decryptor, Encryptor, Identity};
 
 fn chunk_primitive(c: &mut Criterion) {
     let mut g = c.benchmark_group("chunk");
-    let (cipher, _) = ChunkCipher::for_encryption(&[7u8; 32], b"bench").expect("32-byte key");
+    let (cipher, _) = ChunkCipher::for_encryption(&[7u8; 32], b"bench");
     let mut buf = vec![0u8; CHUNK_SIZE];
     g.throughput(Throughput::Bytes(CHUNK_SIZE as u64));
     g.bench_function("seal_16KiB_aws-lc-rs", |b| {
@@ -122,7 +122,7 @@ fn ecdh(c: &mut Criterion) {
     let mut first = vec![0x33u8; 1024];
     g.bench_function("payload_setup_and_first_1KiB_chunk", |b| {
         b.iter(|| {
-            let (cipher, _) = ChunkCipher::for_encryption(&[7u8; 32], &header).expect("key");
+            let (cipher, _) = ChunkCipher::for_encryption(&[7u8; 32], &header);
             cipher.seal(0, &mut first).expect("seal")[0]
         })
     });
@@ -305,7 +305,7 @@ fn streaming_parallel(c: &mut Criterion) {
     let key = [9u8; 32];
     let size = 64usize << 20;
     let plaintext: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4099) as u8).collect();
-    let (cipher, prefix) = ChunkCipher::for_encryption(&key, b"bench").expect("32-byte key");
+    let (cipher, prefix) = ChunkCipher::for_encryption(&key, b"bench");
     let mut w = PayloadWriter::from_parts(Vec::new(), cipher);
     w.write_all(&plaintext).expect("write");
     let chunks = w.finish().expect("finish");
@@ -325,8 +325,7 @@ fn streaming_parallel(c: &mut Criterion) {
                 let mut out = Vec::with_capacity(chunks.len());
                 b.iter(|| {
                     out.clear();
-                    let (cipher, _) = ChunkCipher::for_encryption_with_salt(&key, b"bench", salt)
-                        .expect("32-byte key");
+                    let (cipher, _) = ChunkCipher::for_encryption_with_salt(&key, b"bench", salt);
                     encrypt_payload(&plaintext[..], &mut out, cipher, t).expect("encrypt");
                     out.len()
                 })

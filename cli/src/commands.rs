@@ -134,6 +134,9 @@ pub struct EncryptArgs<'a> {
     pub addressing: Addressing<'a>,
     /// `-p`: encrypt to a passphrase, read from this source or the terminal.
     pub passphrase: Option<crate::passphrase::Source>,
+    /// `--passphrase-memory`, `--passphrase-passes` (checked: never below
+    /// the default).
+    pub passphrase_cost: kapsel_codec::Cost,
     pub armor: bool,
     /// `--challenge`: answer a receiver's challenge (offline exchange).
     pub challenge: Option<kapsel_codec::exchange::Challenge>,
@@ -153,6 +156,8 @@ pub struct Addressing<'a> {
     pub recipient_files: &'a [PathBuf],
     pub hide_recipients: bool,
     pub sign_as: Option<&'a Path>,
+    /// The module and PIN of a `--sign-as pkcs11:` key.
+    pub token_args: &'a crate::tokens::TokenArgs,
     pub serial_db: Option<&'a Path>,
 }
 
@@ -193,32 +198,52 @@ pub fn build_encryptor(args: &Addressing<'_>) -> Result<Encryptor, CliError> {
         .allow_classical_with_post_quantum(args.allow_classical)
         .hide_recipients(args.hide_recipients);
     if let Some(path) = args.sign_as {
-        let (identity, serial) = signer(path, args.serial_db)?;
-        encryptor = encryptor.sender(identity).serial(serial);
+        encryptor = sign_as(encryptor, path, args)?;
     }
     Ok(encryptor)
 }
 
-/// The identity of `--sign-as` and a fresh serial for it from the serial store.
-fn signer(path: &Path, serial_db: Option<&Path>) -> Result<(Identity, u64), CliError> {
-    {
-        let mut identities = keyfiles::read_identity_file(path)?;
-        if identities.len() != 1 {
-            return Err(CliError::usage(format!(
-                "{}: holds {} identities; --sign-as needs exactly one",
-                path.display(),
-                identities.len()
-            ))
-            .with_hint("put the identity to sign with in a file of its own"));
-        }
-        let identity = identities.remove(0);
-        let store_path = crate::policy::serial_db_path(serial_db.map(Path::to_path_buf))?;
-        crate::ledger_cmd::warn_exposed(&store_path, "serial store");
-        let serial = kapsel_cli::serials::SerialStore::open(&store_path)
-            .and_then(|mut store| store.issue(&identity.to_recipient().to_wire().0))
-            .map_err(|e| CliError::other(format!("serial store {}: {e}", store_path.display())))?;
-        Ok((identity, serial))
+/// Makes `encryptor` sign as the one key of `--sign-as` (an identity file,
+/// or a token key named by a `pkcs11:` URI or by such a line in the file),
+/// with a fresh serial for that key from the serial store.
+fn sign_as(
+    encryptor: Encryptor,
+    path: &Path,
+    args: &Addressing<'_>,
+) -> Result<Encryptor, CliError> {
+    let mut ids = keyfiles::read_identity_sources(&[path.to_path_buf()], args.token_args, false)?;
+    let count = ids.software.len() + ids.hybrid.len() + ids.tokens.len();
+    if !ids.hybrid.is_empty() {
+        return Err(CliError::usage(format!(
+            "{}: a post-quantum identity cannot sign; --sign-as needs a P-256 identity",
+            path.display()
+        ))
+        .with_hint("sign with a P-256 identity (kapsel keygen) or a token key; the recipients can still be post-quantum"));
     }
+    let (encryptor, sender) = match (ids.software.pop(), ids.tokens.pop()) {
+        (Some(identity), None) if count == 1 => {
+            let sender = identity.to_recipient();
+            (encryptor.sender(identity), sender)
+        }
+        (None, Some(token)) if count == 1 => {
+            let sender = token.recipient().clone();
+            let key: std::sync::Arc<dyn kapsel_codec::IdentityKey> = std::sync::Arc::new(token);
+            (encryptor.sender_key(key), sender)
+        }
+        _ => {
+            return Err(CliError::usage(format!(
+                "{}: holds {count} identities; --sign-as needs exactly one",
+                path.display(),
+            ))
+            .with_hint("put the identity to sign with in a file of its own"))
+        }
+    };
+    let store_path = crate::policy::serial_db_path(args.serial_db.map(Path::to_path_buf))?;
+    crate::ledger_cmd::warn_exposed(&store_path, "serial store");
+    let serial = kapsel_cli::serials::SerialStore::open(&store_path)
+        .and_then(|mut store| store.issue(&sender.to_wire().0))
+        .map_err(|e| CliError::other(format!("serial store {}: {e}", store_path.display())))?;
+    Ok(encryptor.serial(serial))
 }
 
 /// Opens the input (a file, or standard input) behind a progress line.
@@ -257,10 +282,10 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
             }
             let passphrase = crate::passphrase::for_encrypt(source)?;
             let mut e = Encryptor::with_passphrase(passphrase)
-                .map_err(|e| CliError::usage(e.to_string()))?;
+                .map_err(|e| CliError::usage(e.to_string()))?
+                .passphrase_cost(args.passphrase_cost);
             if let Some(path) = a.sign_as {
-                let (identity, serial) = signer(path, a.serial_db)?;
-                e = e.sender(identity).serial(serial);
+                e = sign_as(e, path, a)?;
             }
             e
         }
@@ -272,7 +297,10 @@ pub fn encrypt(args: EncryptArgs<'_>) -> Result<(), CliError> {
     let mut input = open_with_progress(args.input, "encrypting", args.progress)?;
     let mut output = Output::open(args.output, !args.armor)?;
     let write_err = |e| CliError::output_io("cannot write output", e);
-    let header_err = |e| CliError::other(format!("cannot write output: {e}"));
+    let header_err = |e| match e {
+        kapsel_codec::EncryptError::Identity(e) => crate::error::token_key_failed(&e),
+        e => CliError::other(format!("cannot write output: {e}")),
+    };
     if args.armor {
         let armored = ArmoredWriter::new(&mut output).map_err(write_err)?;
         let writer = encryptor.wrap_output(armored).map_err(header_err)?;
@@ -300,6 +328,8 @@ pub struct DecryptArgs<'a> {
     pub token_args: &'a crate::tokens::TokenArgs,
     /// Where a passphrase comes from, if the file asks for one.
     pub passphrase: crate::passphrase::Source,
+    /// The most Argon2id work a passphrase file may ask for.
+    pub passphrase_limit: WorkLimit,
     pub progress: bool,
     pub output: Option<&'a Path>,
     pub input: Option<&'a Path>,
@@ -406,11 +436,11 @@ fn keyring<'k>(
     let mut keys = identities.keyring();
     match kapsel_codec::passphrase_cost(header) {
         Some(cost) => {
-            if !WorkLimit::DEFAULT.allows(&cost) {
+            if !args.passphrase_limit.allows(&cost) {
                 return Err(CliError::from(
                     kapsel_codec::DecryptError::PassphraseWorkTooHigh {
                         cost,
-                        limit: WorkLimit::DEFAULT,
+                        limit: args.passphrase_limit,
                     },
                 ));
             }
@@ -419,7 +449,9 @@ fn keyring<'k>(
                     kapsel_codec::DecryptError::PassphraseUnavailable,
                 ));
             }
-            keys = keys.with_passphrase(crate::passphrase::for_decrypt(&args.passphrase)?);
+            keys = keys
+                .with_passphrase(crate::passphrase::for_decrypt(&args.passphrase)?)
+                .with_work_limit(args.passphrase_limit);
         }
         None if identities.is_empty() => {
             return Err(CliError::usage("no identity given").with_hint(
@@ -910,6 +942,7 @@ pub fn copy<W: Write + Send>(
         kapsel_codec::CopyError::Output(e) | kapsel_codec::CopyError::Refused(e) => {
             CliError::output_io("cannot write output", e)
         }
+        kapsel_codec::CopyError::Signer(e) => crate::error::token_key_failed(&e),
         e => CliError::output_io("cannot write output", e.into()),
     })
 }

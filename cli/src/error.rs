@@ -137,12 +137,7 @@ impl From<DecryptError> for CliError {
             },
             // A key on a token failed mid-run (removed, logged out): say
             // what the token said, with the token's exit code.
-            DecryptError::Identity(id) => {
-                let reason = std::error::Error::source(&id)
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| id.to_string());
-                CliError::new(Exit::Token, format!("a token key failed: {reason}"))
-            }
+            DecryptError::Identity(id) => token_key_failed(&id),
             DecryptError::WrongPassphrase => CliError::new(Exit::NoMatch, "wrong passphrase")
                 .with_hint("the passphrase did not open the file; if it is right, the passphrase stanza was damaged"),
             DecryptError::PassphraseRequired => {
@@ -150,10 +145,20 @@ impl From<DecryptError> for CliError {
                     .with_hint("run decrypt without -i to be asked for it, or pass --passphrase-file FILE")
             }
             e @ DecryptError::PassphraseWorkTooHigh { .. } => CliError::new(Exit::BadHeader, e.to_string())
-                .with_hint("a file made by kapsel encrypt -p never asks for this much; it may be hostile"),
+                .with_hint("a hostile file can ask for any amount of work; if you trust where it came from, raise the limit with --max-passphrase-memory SIZE or --max-passphrase-passes N"),
             other => from_outcome(other.outcome(), other.to_string()),
         }
     }
+}
+
+/// A key on a token failed mid-run (removed, logged out, or it signed
+/// wrongly): what the token said, with the token's exit code.
+pub fn token_key_failed(e: &kapsel_codec::IdentityError) -> CliError {
+    let reason = std::error::Error::source(e)
+        .map(ToString::to_string)
+        .unwrap_or_else(|| e.to_string());
+    CliError::new(Exit::Token, format!("a token key failed: {reason}"))
+        .with_hint("check that the token is still present and logged in, then run again")
 }
 
 /// Classifies an error returned while reading decrypted plaintext.

@@ -35,7 +35,7 @@ use kapsel_codec::exchange::{
     TailWriter,
 };
 use kapsel_codec::CopyError;
-use kapsel_codec::{Decryptor, Identity};
+use kapsel_codec::Decryptor;
 
 use crate::commands::{self, Addressing};
 use crate::error::{CliError, Exit};
@@ -427,6 +427,8 @@ pub struct ListenArgs<'a> {
     pub addr: Option<&'a str>,
     pub stdio: bool,
     pub identity_files: &'a [PathBuf],
+    /// The module and PIN of `-i pkcs11:` keys.
+    pub token_args: &'a crate::tokens::TokenArgs,
     pub output: Option<&'a Path>,
     pub keep_going: bool,
     pub max_connections: usize,
@@ -451,7 +453,9 @@ const PAYLOAD_PREFIX_LEN: usize = 56;
 
 /// What every connection of a listener shares.
 struct Receiver {
-    identities: Vec<Identity>,
+    /// P-256 and post-quantum identities and token keys (opened, and their
+    /// PIN asked for, once before listening).
+    identities: keyfiles::Identities,
     policy: Policy,
     threads: usize,
     timeout: Duration,
@@ -472,7 +476,7 @@ enum Target {
 /// answered with a receipt. Every argument, `-o` included, is checked
 /// before it listens.
 pub fn listen(args: ListenArgs<'_>) -> Result<(), CliError> {
-    let identities = keyfiles::read_identity_files(args.identity_files)?;
+    let identities = keyfiles::read_identity_sources(args.identity_files, args.token_args, false)?;
     let output = args.output.filter(|p| *p != Path::new("-"));
     if args.stdio && output.is_none() {
         return Err(CliError::usage(
@@ -959,7 +963,7 @@ fn receive<R: Read>(
     // checks it again once the key commitment authenticated the header, and
     // the policy is checked before any chunk.
     let (plaintext, key) = decryptor
-        .decrypt_live(&receiver.identities, challenge)
+        .decrypt_live_with(&receiver.identities.keyring(), challenge)
         .map_err(|e| match e {
             kapsel_codec::DecryptError::Challenge(c) => CliError::new(Exit::Refused, c).with_hint(
                 "the sender must run kapsel send (which answers the challenge of this connection)",

@@ -578,46 +578,6 @@ pub fn read_keys(path: &Path, want: Want) -> Result<Vec<(usize, Key)>, CliError>
     Ok(keys)
 }
 
-/// Every identity of every `-i` file, in order; a usage error if none was
-/// given, or if standard input (`-`) is named twice.
-pub fn read_identity_files(paths: &[PathBuf]) -> Result<Vec<Identity>, CliError> {
-    let (p256, _) = read_all_identity_files(paths, false)?;
-    Ok(p256)
-}
-
-/// Every identity of every `-i` file, P-256 and post-quantum, in order; a
-/// usage error if none was given (unless `optional`, for decrypting with a
-/// passphrase), or if standard input (`-`) is named twice.
-pub fn read_all_identity_files(
-    paths: &[PathBuf],
-    optional: bool,
-) -> Result<(Vec<Identity>, Vec<HybridIdentity>), CliError> {
-    if paths.is_empty() && optional {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    if paths.is_empty() {
-        return Err(CliError::usage("no identity given").with_hint(
-            "pass -i IDENTITY_FILE (made by kapsel keygen), or -i - for standard input",
-        ));
-    }
-    if paths.iter().filter(|p| is_stdin(p)).count() > 1 {
-        return Err(CliError::usage(
-            "-i - is given twice: standard input can be read only once",
-        ));
-    }
-    let (mut p256, mut hybrid) = (Vec::new(), Vec::new());
-    for f in paths {
-        for (_, key) in read_keys(f, Want::Identities)? {
-            match key {
-                Key::Identity(i) => p256.push(i),
-                Key::HybridIdentity(i) => hybrid.push(i),
-                _ => {}
-            }
-        }
-    }
-    Ok((p256, hybrid))
-}
-
 /// The identities of `decrypt` and `verify`: P-256 and post-quantum keys
 /// from identity files, and keys on PKCS#11 tokens, named by a `-i
 /// pkcs11:...` argument or by a `pkcs11:` line in an identity file. Token
@@ -639,6 +599,11 @@ impl Identities {
                     .iter()
                     .map(|t| t as &dyn kapsel_codec::IdentityKey),
             )
+    }
+
+    /// How many keys there are, of every kind.
+    pub fn len(&self) -> usize {
+        self.software.len() + self.hybrid.len() + self.tokens.len()
     }
 
     /// Whether no identity was given at all.
@@ -694,18 +659,6 @@ pub fn read_identity_sources(
     }
     ids.tokens = crate::tokens::open_keys(&uris, token_args)?;
     Ok(ids)
-}
-
-/// Reads an identity file (or standard input, for `-`): identity strings
-/// and P-256 private keys in PKCS#8 or SEC1 PEM, in any mix.
-pub fn read_identity_file(path: &Path) -> Result<Vec<Identity>, CliError> {
-    Ok(read_keys(path, Want::Identities)?
-        .into_iter()
-        .filter_map(|(_, k)| match k {
-            Key::Identity(i) => Some(i),
-            _ => None,
-        })
-        .collect())
 }
 
 /// Shows a command-line key argument in an error, unless it looks secret.

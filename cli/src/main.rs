@@ -135,6 +135,12 @@ enum Command {
         /// With -p: read the passphrase from the first line of file descriptor N
         #[arg(long, value_name = "N", requires = "passphrase")]
         passphrase_fd: Option<u32>,
+        /// With -p: Argon2id memory per guess (default 256MiB; KiB, MiB or GiB); never below the default. Above 1GiB, receivers need --max-passphrase-memory
+        #[arg(long, value_name = "SIZE", requires = "passphrase", value_parser = passphrase::parse_memory)]
+        passphrase_memory: Option<u32>,
+        /// With -p: Argon2id passes (default 3); never below the default. Above 16, receivers need --max-passphrase-passes
+        #[arg(long, value_name = "N", requires = "passphrase")]
+        passphrase_passes: Option<u32>,
         /// Write PEM-style ASCII armor (Base64) instead of binary
         #[arg(short, long)]
         armor: bool,
@@ -154,7 +160,7 @@ enum Command {
     #[command(after_help = concat!("Examples:\n  kapsel decrypt -i me.key -o notes.txt secret.kap\n  ssh host 'cat dir.tar.kap' | kapsel decrypt -i me.key | tar x\n  kapsel decrypt -i me.key --offset 1048576 --length 4096 big.kap > part.bin\n\n",
         "With -o, output goes to a temporary file that replaces OUT only after the whole input\n",
         "decrypted and verified. To standard output, each chunk is written only after it verified;\n",
-        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error (a closed standard output ends quietly with 1)\n  2 usage error\n  3 not a kapsel file, malformed header, unsupported version, or damaged armor;\n    a passphrase file asking for more than 1 GiB or 16 passes of Argon2id\n  4 no identity matches any recipient, or a wrong passphrase\n  5 authentication failed: header, payload tag, truncated or trailing data,\n    or an invalid sender signature\n  6 refused by policy: already accepted (a replay), too old, from the future,\n    not from the expected sender, or not answering the expected challenge\n  8 the message is being received by another process right now; retry later\n  9 a PKCS#11 module, token or key failed; 10 a token refused its PIN"))]
+        "a non-zero exit status means the output is incomplete or not trustworthy.\n\n", "Exit codes:\n  0 success\n  1 I/O or other error (a closed standard output ends quietly with 1)\n  2 usage error\n  3 not a kapsel file, malformed header, unsupported version, or damaged armor;\n    a passphrase file asking for more than 1 GiB or 16 passes of Argon2id\n    (raise with --max-passphrase-memory, --max-passphrase-passes)\n  4 no identity matches any recipient, or a wrong passphrase\n  5 authentication failed: header, payload tag, truncated or trailing data,\n    or an invalid sender signature\n  6 refused by policy: already accepted (a replay), too old, from the future,\n    not from the expected sender, or not answering the expected challenge\n  8 the message is being received by another process right now; retry later\n  9 a PKCS#11 module, token or key failed; 10 a token refused its PIN"))]
     Decrypt {
         /// Identity file (- for standard input) or pkcs11: URI of a token key: P-256 and post-quantum identities; repeatable, each is tried. Not needed for a passphrase file
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
@@ -165,6 +171,8 @@ enum Command {
         /// For a passphrase file: read the passphrase from the first line of file descriptor N
         #[arg(long, value_name = "N")]
         passphrase_fd: Option<u32>,
+        #[command(flatten)]
+        passphrase_limit: PassphraseLimitArgs,
         /// Output file (standard output if absent); replaced only on success
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
@@ -203,6 +211,8 @@ enum Command {
         /// For a passphrase file: read the passphrase from the first line of file descriptor N
         #[arg(long, value_name = "N")]
         passphrase_fd: Option<u32>,
+        #[command(flatten)]
+        passphrase_limit: PassphraseLimitArgs,
         #[command(flatten)]
         policy: PolicyArgs,
         /// Input file (standard input if absent or -)
@@ -248,6 +258,8 @@ enum Command {
         /// Identity file (- for standard input) or pkcs11: URI of a token key; repeatable, each is tried
         #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
         identities: Vec<PathBuf>,
+        #[command(flatten)]
+        token: tokens::TokenArgs,
         /// Output file (standard output if absent); with --keep-going, a directory
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
@@ -362,9 +374,12 @@ struct AddressingArgs {
     /// Recipients file (- for standard input): recipient strings and PEM public keys, # comments; repeatable
     #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
     recipient_files: Vec<PathBuf>,
-    /// Sign as the sender in IDENTITY: receivers can verify who made the message
+    /// Sign as the sender in IDENTITY (an identity file, or a pkcs11: URI of a token key): receivers can verify who made the message
     #[arg(long, value_name = "IDENTITY")]
     sign_as: Option<PathBuf>,
+    /// The module and PIN of a --sign-as pkcs11: key
+    #[command(flatten)]
+    token: tokens::TokenArgs,
     /// Serial store for --sign-as (also $KAPSEL_SERIAL_DB; default <state dir>/serials.db)
     #[arg(long, value_name = "PATH")]
     serial_db: Option<PathBuf>,
@@ -384,8 +399,26 @@ impl AddressingArgs {
             recipient_files: &self.recipient_files,
             hide_recipients: self.hide_recipients,
             sign_as: self.sign_as.as_deref(),
+            token_args: &self.token,
             serial_db: self.serial_db.as_deref(),
         }
+    }
+}
+
+/// The most work a passphrase file may ask of `decrypt` and `verify`.
+#[derive(clap::Args, Debug)]
+struct PassphraseLimitArgs {
+    /// For a passphrase file: most Argon2id memory to spend (default 1GiB); a file asking for more is refused before anything is allocated
+    #[arg(long, value_name = "SIZE", value_parser = passphrase::parse_memory)]
+    max_passphrase_memory: Option<u32>,
+    /// For a passphrase file: most Argon2id passes to run (default 16)
+    #[arg(long, value_name = "N")]
+    max_passphrase_passes: Option<u32>,
+}
+
+impl PassphraseLimitArgs {
+    fn limit(&self) -> kapsel_codec::WorkLimit {
+        passphrase::work_limit(self.max_passphrase_memory, self.max_passphrase_passes)
     }
 }
 
@@ -520,6 +553,8 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             passphrase,
             passphrase_file,
             passphrase_fd,
+            passphrase_memory,
+            passphrase_passes,
             armor,
             challenge,
             threads,
@@ -539,6 +574,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                     fd: passphrase_fd,
                     ..Default::default()
                 }),
+                passphrase_cost: passphrase::encrypt_cost(passphrase_memory, passphrase_passes)?,
                 armor,
                 challenge: challenge.as_deref().map(parse_challenge).transpose()?,
                 threads,
@@ -551,6 +587,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             identities,
             passphrase_file,
             passphrase_fd,
+            passphrase_limit,
             output,
             policy,
             replay_db,
@@ -584,6 +621,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                     fd: passphrase_fd,
                     ..Default::default()
                 },
+                passphrase_limit: passphrase_limit.limit(),
                 progress,
                 output: output.as_deref(),
                 input: input.as_deref(),
@@ -600,6 +638,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             identities,
             passphrase_file,
             passphrase_fd,
+            passphrase_limit,
             policy,
             input,
             token,
@@ -620,6 +659,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                     fd: passphrase_fd,
                     ..Default::default()
                 },
+                passphrase_limit: passphrase_limit.limit(),
                 progress,
                 output: None,
                 input: input.as_deref(),
@@ -637,6 +677,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
             addr,
             stdio,
             identities,
+            token,
             output,
             keep_going,
             max_connections,
@@ -654,6 +695,7 @@ fn run(cli: Cli) -> Result<(), error::CliError> {
                 addr: addr.as_deref(),
                 stdio,
                 identity_files: &identities,
+                token_args: &token,
                 output: output.as_deref(),
                 keep_going,
                 max_connections,

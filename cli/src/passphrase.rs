@@ -27,6 +27,68 @@ pub struct Source {
     pub remembered: std::sync::Arc<std::sync::OnceLock<Passphrase>>,
 }
 
+/// Parses an Argon2id memory size, `512MiB`, `2GiB`, `65536KiB` (binary
+/// units; a plain number is MiB), into KiB.
+pub fn parse_memory(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (examples: 512MiB, 2GiB)"))?;
+    let kib_per_unit: u64 = match unit.trim() {
+        "KiB" | "K" | "k" => 1,
+        "" | "MiB" | "M" | "m" => 1024,
+        "GiB" | "G" | "g" => 1024 * 1024,
+        _ => return Err(format!("invalid size unit in {s:?} (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(kib_per_unit)
+        .and_then(|kib| u32::try_from(kib).ok())
+        .filter(|&kib| kib > 0)
+        .ok_or_else(|| format!("size {s:?} is out of range (1 KiB to 4 TiB)"))
+}
+
+/// The Argon2id cost of `encrypt -p`: the default, or more, never less
+/// (below it a stolen file is cheaper to attack than SPEC.md advises).
+pub fn encrypt_cost(
+    memory_kib: Option<u32>,
+    passes: Option<u32>,
+) -> Result<kapsel_codec::Cost, CliError> {
+    let default = kapsel_codec::Cost::DEFAULT;
+    let cost = kapsel_codec::Cost {
+        memory_kib: memory_kib.unwrap_or(default.memory_kib),
+        passes: passes.unwrap_or(default.passes),
+        lanes: default.lanes,
+    };
+    if cost.memory_kib < default.memory_kib || cost.passes < default.passes {
+        return Err(CliError::usage(format!(
+            "the passphrase cost is below the default ({} MiB, {} passes): a stolen file would be cheaper to attack",
+            default.memory_kib / 1024,
+            default.passes
+        ))
+        .with_hint("leave --passphrase-memory and --passphrase-passes at their defaults or raise them"));
+    }
+    let limit = kapsel_codec::WorkLimit::DEFAULT;
+    if !limit.allows(&cost) {
+        errln!(
+            "kapsel: warning: this file asks for more than {} MiB or {} passes: receivers need decrypt --max-passphrase-memory / --max-passphrase-passes to open it",
+            limit.max_memory_kib / 1024,
+            limit.max_passes
+        );
+    }
+    Ok(cost)
+}
+
+/// The most work `decrypt` spends on a passphrase stanza: the default
+/// limit, or what the flags raise (or lower) it to.
+pub fn work_limit(max_memory_kib: Option<u32>, max_passes: Option<u32>) -> kapsel_codec::WorkLimit {
+    let default = kapsel_codec::WorkLimit::DEFAULT;
+    kapsel_codec::WorkLimit {
+        max_memory_kib: max_memory_kib.unwrap_or(default.max_memory_kib),
+        max_passes: max_passes.unwrap_or(default.max_passes),
+    }
+}
+
 /// The first line of `bytes` (without its LF or CRLF), as a passphrase.
 fn first_line(bytes: &[u8], name: &str) -> Result<Passphrase, CliError> {
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -134,4 +196,29 @@ pub fn for_decrypt(source: &Source) -> Result<Passphrase, CliError> {
     };
     let _ = source.remembered.set(p.clone());
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{encrypt_cost, parse_memory};
+
+    #[test]
+    fn memory_sizes_parse_in_binary_units() {
+        assert_eq!(parse_memory("512MiB"), Ok(512 * 1024));
+        assert_eq!(parse_memory("2GiB"), Ok(2 * 1024 * 1024));
+        assert_eq!(parse_memory("65536KiB"), Ok(65536));
+        assert_eq!(parse_memory("300"), Ok(300 * 1024));
+        for bad in ["", "0", "GiB", "4096GiB", "1.5GiB", "-1MiB", "5TB"] {
+            assert!(parse_memory(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn encrypt_never_goes_below_the_default_cost() {
+        let default = kapsel_codec::Cost::DEFAULT;
+        assert_eq!(encrypt_cost(None, None).unwrap(), default);
+        assert_eq!(encrypt_cost(Some(512 * 1024), Some(4)).unwrap().passes, 4);
+        assert!(encrypt_cost(Some(64 * 1024), None).is_err());
+        assert!(encrypt_cost(None, Some(1)).is_err());
+    }
 }

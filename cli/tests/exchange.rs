@@ -893,3 +893,54 @@ fn a_damaged_final_chunk_then_a_close_without_end_marker_is_connection_closed() 
     );
     assert!(err.contains("nothing was stored"), "{err}");
 }
+
+#[test]
+fn listen_and_send_carry_a_post_quantum_message() {
+    let s = setup();
+    let pq_key = s.path("pq.key");
+    let made = kapsel()
+        .args(["keygen", "--pq", "-o"])
+        .arg(&pq_key)
+        .env("KAPSEL_STATE_DIR", s.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pq = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let data = random_bytes(300_000);
+    let src = s.write("message", &data);
+    let dest = s.path("received");
+    // The listener holds a P-256 and a post-quantum identity.
+    let mut listener = Listener::start(
+        &s,
+        &["-i", pq_key.to_str().unwrap(), "-o", dest.to_str().unwrap()],
+    );
+    let sent = kapsel()
+        .args(["send", &listener.addr, "-r", &pq, "--timeout", "20s"])
+        .arg(&src)
+        .env("KAPSEL_STATE_DIR", s.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let (status, err) = listener.wait();
+    assert!(status.success(), "{err}");
+    assert!(std::fs::read(&dest).unwrap() == data);
+
+    // Mixing it with a P-256 recipient is refused before any connection,
+    // as for encrypt.
+    let mixed = kapsel()
+        .args(["send", "127.0.0.1:9", "-r", &pq, "-r", &s.recipient])
+        .arg(&src)
+        .env("KAPSEL_STATE_DIR", s.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("post-quantum"));
+}

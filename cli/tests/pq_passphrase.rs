@@ -445,3 +445,87 @@ fn hostile_passphrase_cost_is_refused_quickly_in_bounded_memory() {
         );
     }
 }
+
+#[test]
+fn passphrase_cost_is_raised_on_encrypt_and_the_limit_on_decrypt() {
+    let d = Dir::new();
+    if fips_refuses_passphrases(&d) {
+        return;
+    }
+    fs::write(d.p("m.txt"), b"archive").unwrap();
+    fs::write(d.p("pw.txt"), b"long passphrase\n").unwrap();
+    let pw = d.p("pw.txt");
+    // Below the default cost: refused, nothing written.
+    for (flag, value) in [
+        ("--passphrase-memory", "64MiB"),
+        ("--passphrase-passes", "2"),
+    ] {
+        let (code, _, err) = d.run(&[
+            "encrypt",
+            "-p",
+            "--passphrase-file",
+            &pw,
+            flag,
+            value,
+            "-o",
+            &d.p("weak.kap"),
+            &d.p("m.txt"),
+        ]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("below the default"), "{err}");
+        assert!(!d.0.path().join("weak.kap").exists());
+    }
+    // Above the decoder's default limit (17 passes): made with a warning.
+    let (code, _, err) = d.run(&[
+        "encrypt",
+        "-p",
+        "--passphrase-file",
+        &pw,
+        "--passphrase-passes",
+        "17",
+        "-o",
+        &d.p("hard.kap"),
+        &d.p("m.txt"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("--max-passphrase-passes"), "{err}");
+    let (_, out, _) = d.run(&["inspect", &d.p("hard.kap")]);
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains("256 MiB, 17 passes"));
+    // Refused by default, before any work, with the flag to raise it...
+    let (code, out, err) = d.run(&["decrypt", "--passphrase-file", &pw, &d.p("hard.kap")]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("--max-passphrase-passes"), "{err}");
+    // ...and opened once the receiver raises it.
+    let (code, out, err) = d.run(&[
+        "decrypt",
+        "--passphrase-file",
+        &pw,
+        "--max-passphrase-passes",
+        "17",
+        &d.p("hard.kap"),
+    ]);
+    assert_eq!((code, out.as_slice()), (Some(0), &b"archive"[..]), "{err}");
+    // A receiver may lower the limit too: a default file is then refused.
+    let (code, _, err) = d.run(&[
+        "encrypt",
+        "-p",
+        "--passphrase-file",
+        &pw,
+        "-o",
+        &d.p("default.kap"),
+        &d.p("m.txt"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = d.run(&[
+        "verify",
+        "--passphrase-file",
+        &pw,
+        "--max-passphrase-memory",
+        "128MiB",
+        &d.p("default.kap"),
+    ]);
+    assert_eq!(code, Some(3), "{err}");
+}

@@ -57,7 +57,7 @@ fn co_recipient_forgery(insider: &Identity, file: &[u8], plaintext: &[u8]) -> Ve
             Some(key)
         })
         .expect("insider is a recipient");
-    let (cipher, prefix) = ChunkCipher::for_encryption(&key, header_bytes).unwrap();
+    let (cipher, prefix) = ChunkCipher::for_encryption(&key, header_bytes);
     let mut w = PayloadWriter::from_parts(Vec::new(), cipher);
     w.write_all(plaintext).unwrap();
     let chunks = w.finish().unwrap();

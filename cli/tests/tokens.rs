@@ -276,3 +276,206 @@ fn a_token_key_decrypts_whole_files_ranges_and_many_files_with_one_pin() {
     assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
     assert!(!h.env.path("never").exists());
 }
+
+/// Makes the token key `object=kapsel` and returns its URI and recipient.
+fn token_key(h: &Hsm) -> (&'static str, String) {
+    let uri = "pkcs11:token=backup;object=kapsel";
+    let made = h.run(&["keygen", "--pkcs11", uri], Some("1234"));
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    (uri, text(&made.stdout).trim().to_string())
+}
+
+#[test]
+fn a_token_key_signs_files_that_receivers_verify() {
+    let Some(h) = Hsm::new() else { return };
+    let (uri, signer) = token_key(&h);
+    let (bob_key, bob) = h.env.identity("bob.key");
+    let bob = bob.to_recipient().to_string();
+    // Three signed segments, and a short file.
+    let plain: Vec<u8> = (0..2_500_000u32).map(|i| (i % 253) as u8).collect();
+    let src = h.env.write("plain", &plain);
+    // --sign-as the URI, and --sign-as an identity file holding it.
+    let ids = h
+        .env
+        .write("signer.ids", format!("# the token key\n{uri}\n").as_bytes());
+    for (sign_as, name) in [(uri, "by-uri.kap"), (ids.as_str(), "by-file.kap")] {
+        let out = h.env.p(name);
+        let enc = h.run(
+            &[
+                "encrypt",
+                "-r",
+                &bob,
+                "--sign-as",
+                sign_as,
+                "-o",
+                &out,
+                &src,
+            ],
+            Some("1234"),
+        );
+        assert_eq!(enc.status.code(), Some(0), "{}", text(&enc.stderr));
+        let dec = h.run(
+            &["decrypt", "-i", &bob_key, "--expect-sender", &signer, &out],
+            None,
+        );
+        assert_eq!(dec.status.code(), Some(0), "{}", text(&dec.stderr));
+        assert!(dec.stdout == plain);
+        let shown = h.run(&["inspect", &out], None);
+        assert!(
+            text(&shown.stdout).contains(&signer),
+            "{}",
+            text(&shown.stdout)
+        );
+    }
+    // Another expected sender is refused: the signature is the token's.
+    let (_, other) = h.env.identity("other.key");
+    let other = other.to_recipient().to_string();
+    let dec = h.run(
+        &[
+            "decrypt",
+            "-i",
+            &bob_key,
+            "--expect-sender",
+            &other,
+            &h.env.p("by-uri.kap"),
+        ],
+        None,
+    );
+    assert_ne!(dec.status.code(), Some(0));
+    assert!(dec.stdout.is_empty());
+    // A wrong PIN for the signer: the PIN's exit code, and no output.
+    let never = h.env.p("never.kap");
+    let enc = h.run(
+        &["encrypt", "-r", &bob, "--sign-as", uri, "-o", &never, &src],
+        Some("0000"),
+    );
+    assert_eq!(enc.status.code(), Some(10), "{}", text(&enc.stderr));
+    assert!(!h.env.path("never.kap").exists());
+}
+
+#[test]
+fn a_token_removed_while_signing_ends_with_the_token_exit_code_and_no_file() {
+    use std::io::{Read, Write};
+    let Some(h) = Hsm::new() else { return };
+    let (uri, _) = token_key(&h);
+    let (_, bob) = h.env.identity("bob.key");
+    let bob = bob.to_recipient().to_string();
+    let remove_token = || {
+        for entry in std::fs::read_dir(h.env.path("tokens")).unwrap() {
+            std::fs::remove_dir_all(entry.unwrap().path()).unwrap();
+        }
+    };
+    let chunk = vec![7u8; 1 << 20];
+
+    // To standard output: the first segments go out signed, then the token
+    // goes away, and the run ends with exit code 9 (a token failure).
+    let mut child = h
+        .kapsel()
+        .env("KAPSEL_PKCS11_PIN", "1234")
+        .args(["encrypt", "-r", &bob, "--sign-as", uri])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Two full segments (a live input releases them as soon as they are
+    // complete and the input pauses).
+    stdin.write_all(&chunk).unwrap();
+    stdin.write_all(&chunk).unwrap();
+    stdin.flush().unwrap();
+    let mut seen = vec![0u8; 2 * (64 * (16384 + 16) + 64)];
+    stdout.read_exact(&mut seen).unwrap();
+    remove_token();
+    // The next segment cannot be signed. (Writes may fail once the
+    // process has stopped reading.)
+    for _ in 0..4 {
+        if stdin.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    drop(stdin);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("token was removed"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // To a file: nothing under its name, and no hidden leftovers.
+    let h = Hsm::new().unwrap();
+    let (uri, _) = token_key(&h);
+    let target = h.env.p("out.kap");
+    let mut child = h
+        .kapsel()
+        .env("KAPSEL_PKCS11_PIN", "1234")
+        .args(["encrypt", "-r", &bob, "--sign-as", uri, "-o", &target])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&chunk).unwrap();
+    for entry in std::fs::read_dir(h.env.path("tokens")).unwrap() {
+        std::fs::remove_dir_all(entry.unwrap().path()).unwrap();
+    }
+    for _ in 0..4 {
+        if stdin.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}", text(&out.stderr));
+    let left: Vec<_> = std::fs::read_dir(h.env.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("out"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn listen_receives_with_a_token_key() {
+    use std::io::BufRead;
+    let Some(h) = Hsm::new() else { return };
+    let (uri, recipient) = token_key(&h);
+    let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let src = h.env.write("plain", &plain);
+    let out = h.env.p("received");
+    let mut listener = h
+        .kapsel()
+        .env("KAPSEL_PKCS11_PIN", "1234")
+        .args([
+            "listen",
+            "127.0.0.1:0",
+            "-i",
+            uri,
+            "-o",
+            &out,
+            "--timeout",
+            "20s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(listener.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("kapsel: listening on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    let sent = h.run(&["send", &addr, "-r", &recipient, &src], None);
+    assert_eq!(sent.status.code(), Some(0), "{}", text(&sent.stderr));
+    let status = listener.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert_eq!(std::fs::read(&out).unwrap(), plain);
+}

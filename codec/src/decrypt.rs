@@ -227,19 +227,12 @@ impl<R: Read> Decryptor<R> {
     }
 
     /// [`Decryptor::decrypt`] with every kind of key: P-256 and hybrid
-    /// identities, and a passphrase for a passphrase stanza.
+    /// identities, keys that live elsewhere (a hardware token: see
+    /// [`IdentityKey`]; a failure of such a key is
+    /// [`DecryptError::Identity`]), and a passphrase for a passphrase
+    /// stanza.
     pub fn decrypt_with(self, keys: &Keyring) -> Result<PlaintextReader<R>, DecryptError> {
         self.decrypt_with_key(keys).map(|(reader, _)| reader)
-    }
-
-    /// [`Decryptor::decrypt`] with identities whose private keys may live
-    /// elsewhere (a hardware token): see [`IdentityKey`]. A failure of a key
-    /// is [`DecryptError::Identity`].
-    pub fn decrypt_with_keys(
-        self,
-        identities: &[&dyn IdentityKey],
-    ) -> Result<PlaintextReader<R>, DecryptError> {
-        self.decrypt_with(&Keyring::new().with_keys(identities.iter().copied()))
     }
 
     #[cfg(feature = "exchange")]
@@ -252,8 +245,19 @@ impl<R: Read> Decryptor<R> {
         identities: &[Identity],
         challenge: &Challenge,
     ) -> Result<(PlaintextReader<R>, ReceiptKey), DecryptError> {
+        self.decrypt_live_with(&Keyring::from(identities), challenge)
+    }
+
+    #[cfg(feature = "exchange")]
+    /// [`Decryptor::decrypt_live`] with every kind of key of a [`Keyring`]
+    /// (post-quantum identities, keys on tokens).
+    pub fn decrypt_live_with(
+        self,
+        keys: &Keyring<'_>,
+        challenge: &Challenge,
+    ) -> Result<(PlaintextReader<R>, ReceiptKey), DecryptError> {
         let header_bytes = self.header_bytes.clone();
-        let (reader, file_key) = self.decrypt_with_key(&Keyring::from(identities))?;
+        let (reader, file_key) = self.decrypt_with_key(keys)?;
         challenge.check(reader.header())?;
         let key = ReceiptKey::derive(&file_key[..], &header_bytes, challenge);
         Ok((reader, key))
@@ -295,15 +299,6 @@ impl<R: Read + Seek> Decryptor<R> {
         identities: &[Identity],
     ) -> Result<SeekableReader<R>, DecryptError> {
         self.decrypt_seekable_with(&Keyring::from(identities))
-    }
-
-    /// [`Decryptor::decrypt_seekable`] with identities whose private keys
-    /// may live elsewhere (see [`IdentityKey`]).
-    pub fn decrypt_seekable_with_keys(
-        self,
-        identities: &[&dyn IdentityKey],
-    ) -> Result<SeekableReader<R>, DecryptError> {
-        self.decrypt_seekable_with(&Keyring::new().with_keys(identities.iter().copied()))
     }
 
     /// [`Decryptor::decrypt_seekable`] with every kind of key (see
@@ -555,7 +550,7 @@ pub(crate) fn find_file_key(
             Some(p) => p,
             None => *prefix.insert(read_prefix()?),
         };
-        match ChunkCipher::for_decryption_with_prefix(&file_key[..], header_bytes, &p) {
+        match ChunkCipher::for_decryption_with_prefix(&file_key, header_bytes, &p) {
             Ok(cipher) => Ok(Some(FoundKey {
                 file_key,
                 cipher,

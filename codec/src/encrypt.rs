@@ -3,6 +3,7 @@
 //! the header bytes as context.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kapsel_format::{
@@ -18,12 +19,40 @@ use crate::error::EncryptError;
 use crate::exchange::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
 use crate::hybrid::HybridRecipient;
+use crate::identity::IdentityKey;
 use crate::keys::{Identity, Recipient};
 use crate::passphrase::{Cost, Passphrase};
 use crate::payload::{ChunkCipher, PayloadWriter, SALT_LEN};
 use crate::pq;
 use crate::segment::{ExternalSigner, SegmentSigner};
 use crate::{FILE_KEY_LEN, HPKE_INFO};
+
+/// The key that signs a file's segments.
+#[derive(Clone)]
+enum SenderKey {
+    /// In memory: AWS-LC signs.
+    Software(Identity),
+    /// Elsewhere (a token): it signs, and the codec checks each signature.
+    Device(Arc<dyn IdentityKey>),
+}
+
+impl SenderKey {
+    fn recipient(&self) -> Recipient {
+        match self {
+            SenderKey::Software(id) => id.to_recipient(),
+            SenderKey::Device(key) => key.recipient(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SenderKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SenderKey::Software(_) => f.write_str("SenderKey::Software(..)"),
+            SenderKey::Device(_) => f.write_str("SenderKey::Device(..)"),
+        }
+    }
+}
 
 /// Configures and starts the encryption of one file.
 #[derive(Debug)]
@@ -32,7 +61,7 @@ pub struct Encryptor {
     hybrid: Vec<HybridRecipient>,
     passphrase: Option<(Passphrase, Cost)>,
     allow_classical_with_pq: bool,
-    sender: Option<Identity>,
+    sender: Option<SenderKey>,
     created_at: Option<u64>,
     serial: Option<u64>,
     hide_recipients: bool,
@@ -134,9 +163,18 @@ impl Encryptor {
         })
     }
 
-    /// Sets the Argon2id cost of a passphrase file. Hazardous: below the
-    /// default a stolen file is cheaper to attack; for tests and benches.
-    #[doc(hidden)]
+    /// Sets the Argon2id cost of a passphrase file (default
+    /// [`Cost::DEFAULT`]; no effect on a file to recipients). More memory
+    /// or passes make each guess of a stolen file costlier, and each
+    /// decryption too; a decoder refuses a cost above its [`WorkLimit`]
+    /// (by default [`WorkLimit::DEFAULT`]), so a receiver of a costlier
+    /// file must raise it ([`Keyring::with_work_limit`]). Below the default
+    /// a stolen file is cheaper to attack than SPEC.md advises: for tests
+    /// and benchmarks only.
+    ///
+    /// [`WorkLimit`]: crate::WorkLimit
+    /// [`WorkLimit::DEFAULT`]: crate::WorkLimit::DEFAULT
+    /// [`Keyring::with_work_limit`]: crate::Keyring::with_work_limit
     pub fn passphrase_cost(mut self, cost: Cost) -> Self {
         if let Some((_, c)) = &mut self.passphrase {
             *c = cost;
@@ -156,7 +194,19 @@ impl Encryptor {
     /// segment of 64 chunks ends with its ECDSA signature (SPEC.md section
     /// 6.5), so receivers release nothing it did not sign.
     pub fn sender(mut self, identity: Identity) -> Self {
-        self.sender = Some(identity);
+        self.sender = Some(SenderKey::Software(identity));
+        self
+    }
+
+    /// [`Encryptor::sender`] for a key that lives elsewhere, such as on a
+    /// PKCS#11 token: it signs every segment (one signature per 64 chunks,
+    /// 1 MiB), and each signature it returns is verified against its public
+    /// key before it is written. A key that fails mid-file ends the
+    /// encryption with [`CopyError::Signer`](crate::CopyError::Signer) (or
+    /// an `io::Error` that [`EncryptError::from_io`] recovers), and the
+    /// file is left unfinished, which no decoder accepts.
+    pub fn sender_key(mut self, key: Arc<dyn IdentityKey>) -> Self {
+        self.sender = Some(SenderKey::Device(key));
         self
     }
 
@@ -282,7 +332,7 @@ impl Encryptor {
             created_at: self.created_at.unwrap_or_else(now_unix_seconds),
             serial: self.serial.unwrap_or_else(|| rng.next_u64()),
             sender: match &self.sender {
-                Some(identity) => Sender::P256(identity.to_recipient().to_wire()),
+                Some(key) => Sender::P256(key.recipient().to_wire()),
                 None => Sender::Anonymous,
             },
             stanzas,
@@ -360,11 +410,8 @@ impl Encryptor {
         external: Option<ExternalSigner>,
     ) -> Result<FileWriter<W>, EncryptError> {
         output.write_all(&header_bytes)?;
-        // The file key always has FILE_KEY_LEN bytes, so payload setup
-        // cannot fail; report it without panicking all the same.
         let (cipher, prefix) =
-            ChunkCipher::for_encryption_with_salt(&file_key[..], &header_bytes, salt)
-                .map_err(|p| EncryptError::Io(io::Error::other(p)))?;
+            ChunkCipher::for_encryption_with_salt(&file_key, &header_bytes, salt);
         output.write_all(&prefix)?;
         let signer = match (self.sender.as_ref(), external) {
             (None, _) => None,
@@ -373,7 +420,13 @@ impl Encryptor {
                 &header_bytes,
                 &prefix,
             )),
-            (Some(id), None) => Some(SegmentSigner::new(id.secret_key(), &header_bytes, &prefix)),
+            (Some(SenderKey::Software(id)), None) => {
+                Some(SegmentSigner::new(id.secret_key(), &header_bytes, &prefix))
+            }
+            (Some(SenderKey::Device(key)), None) => Some(
+                SegmentSigner::with_key(Arc::clone(key), &header_bytes, &prefix)
+                    .map_err(EncryptError::Identity)?,
+            ),
         };
         let receipt_key = self
             .challenge

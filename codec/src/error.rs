@@ -81,7 +81,9 @@ pub enum DecryptError {
     #[error(transparent)]
     Signature(#[from] crate::segment::SignatureError),
     /// The file does not answer the challenge the caller expects (a message
-    /// of the live exchange, SPEC.md section 13.4).
+    /// of the live exchange, SPEC.md section 13.4). Only with the
+    /// `exchange` feature, which is the only way to expect one.
+    #[cfg(feature = "exchange")]
     #[error(transparent)]
     Challenge(#[from] crate::exchange::ChallengeMismatch),
     /// An identity's private-key operation failed (a token removed, a PIN
@@ -141,6 +143,7 @@ impl DecryptError {
             DecryptError::Payload(PayloadError::CommitmentMismatch) => Outcome::HeaderAuthFailed,
             DecryptError::Payload(_) => Outcome::PayloadFailed,
             DecryptError::Signature(_) => Outcome::SenderAuthFailed,
+            #[cfg(feature = "exchange")]
             DecryptError::Challenge(_) => Outcome::Refused,
             DecryptError::Armor(_) => Outcome::ArmorFailed,
             DecryptError::Identity(_) => Outcome::Io,
@@ -225,7 +228,31 @@ pub enum EncryptError {
     /// The header would be invalid (for example a creation time out of range).
     #[error(transparent)]
     Header(#[from] HeaderError),
+    /// The sender's key (a token) failed to sign, or signed wrongly.
+    #[error("cannot sign: {0}")]
+    Identity(#[source] crate::identity::IdentityError),
     /// Writing failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+impl EncryptError {
+    /// The typed error behind an `io::Error` returned by a
+    /// [`FileWriter`](crate::FileWriter): a signing key's failure comes
+    /// back as [`EncryptError::Identity`], anything else as
+    /// [`EncryptError::Io`].
+    pub fn from_io(e: io::Error) -> EncryptError {
+        if e.get_ref().is_none() {
+            return EncryptError::Io(e);
+        }
+        let kind = e.kind();
+        match e
+            .into_inner()
+            .map(|inner| inner.downcast::<crate::identity::IdentityError>())
+        {
+            Some(Ok(identity)) => EncryptError::Identity(*identity),
+            Some(Err(inner)) => EncryptError::Io(io::Error::new(kind, inner)),
+            None => EncryptError::Io(io::Error::from(kind)),
+        }
+    }
 }

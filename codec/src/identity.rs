@@ -6,7 +6,7 @@
 //!
 //! [`Identity`] is the in-memory implementation. A token-backed one
 //! implements [`IdentityKey`] and is passed to
-//! [`Decryptor::decrypt_with_keys`](crate::Decryptor::decrypt_with_keys).
+//! [`Keyring::with_keys`](crate::Keyring::with_keys).
 
 use zeroize::Zeroizing;
 
@@ -40,6 +40,18 @@ pub enum IdentityError {
     /// The key's device or service failed; the source says how.
     #[error("the identity's key is not available")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The key returned a signature that does not verify under its own
+    /// public key (a faulty device, or one that holds another key).
+    #[error("the identity's key made a signature that does not verify")]
+    InvalidSignature,
+}
+
+impl From<IdentityError> for std::io::Error {
+    /// An `io::Error` that carries the `IdentityError`; see
+    /// [`EncryptError::from_io`](crate::EncryptError::from_io).
+    fn from(e: IdentityError) -> Self {
+        std::io::Error::other(e)
+    }
 }
 
 /// A P-256 private key, wherever it lives.
@@ -50,7 +62,7 @@ pub enum IdentityError {
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use kapsel_codec::{Decryptor, Encryptor, Identity, IdentityKey};
+/// use kapsel_codec::{Decryptor, Encryptor, Identity, IdentityKey, Keyring};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let alice = Identity::generate();
@@ -59,7 +71,8 @@ pub enum IdentityError {
 /// let file = w.finish()?;
 /// let keys: [&dyn IdentityKey; 1] = [&alice];   // or a token-backed key
 /// let mut out = Vec::new();
-/// Decryptor::new(&file[..])?.decrypt_with_keys(&keys)?.read_to_end(&mut out)?;
+/// let keyring = Keyring::new().with_keys(keys);
+/// Decryptor::new(&file[..])?.decrypt_with(&keyring)?.read_to_end(&mut out)?;
 /// assert_eq!(out, b"hi");
 /// # Ok(())
 /// # }

@@ -14,7 +14,7 @@
 //! - Keys: [`Identity`] (a private key) and [`Recipient`] (its public key),
 //!   with their text forms (`KAPSEL-SECRET-KEY-1...`, `kapsel1...`) and PEM.
 //! - Keys on hardware: [`IdentityKey`] is the Diffie-Hellman and signing
-//!   of a private key wherever it lives; [`Decryptor::decrypt_with_keys`]
+//!   of a private key wherever it lives; [`Decryptor::decrypt_with`]
 //!   takes such keys.
 //! - Encrypting: [`Encryptor`] builds the header for some recipients (and
 //!   optionally a sender who signs); [`Encryptor::wrap_output`] gives a
@@ -37,7 +37,7 @@
 //! - Errors: [`EncryptError`], [`DecryptError`] with its SPEC outcome class
 //!   ([`Outcome`]); [`DecryptError::from_io`] recovers the error behind an
 //!   `io::Error` returned by a reader.
-//! - The live exchange of SPEC section 13: [`exchange`] (feature `exchange`,
+//! - The live exchange of SPEC section 13: the `exchange` module (feature `exchange`,
 //!   on by default).
 //! - Conformance vectors, benchmarks and fuzzing: the `hazmat` module
 //!   (feature `hazmat`), which lets its caller choose nonces, salts and

@@ -64,6 +64,7 @@ use std::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::aead::TAG_LEN;
+use crate::identity::IdentityError;
 use crate::payload::{
     open_segment_chunks, ChunkCipher, PayloadError, StreamError, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE,
 };
@@ -101,12 +102,17 @@ pub enum CopyError {
     /// [`ReleaseGate`]).
     #[error(transparent)]
     Refused(io::Error),
+    /// The sender's key (a token) failed to sign, or signed wrongly; the
+    /// output holds only the segments signed before it.
+    #[error("cannot sign: {0}")]
+    Signer(IdentityError),
 }
 
 impl From<CopyError> for io::Error {
     fn from(e: CopyError) -> Self {
         match e {
             CopyError::Input(e) | CopyError::Output(e) | CopyError::Refused(e) => e,
+            CopyError::Signer(e) => e.into(),
         }
     }
 }
@@ -241,7 +247,19 @@ fn fill<R: Read>(input: &mut Input<'_, '_, R>, buf: &mut [u8], unit: usize) -> (
             Err(e) => return (filled, End::Failed(e)),
         }
     }
-    (filled, End::More)
+    (filled, full_end(input))
+}
+
+/// How a read that filled its whole buffer ended: a pause too, when the
+/// input paused right at the buffer's end (a producer that writes exactly a
+/// batch, say 2 MiB, and waits), so the batch is flushed now rather than
+/// after the next input arrives.
+fn full_end<R: Read>(input: &mut Input<'_, '_, R>) -> End {
+    if input.stalled() {
+        End::Stalled
+    } else {
+        End::More
+    }
 }
 
 /// Reads up to `limit` bytes, as [`fill`] does, into a new vector.
@@ -292,7 +310,7 @@ fn fill_vectored<R: Read>(
             Err(e) => return (filled, End::Failed(e)),
         }
     }
-    (filled, End::More)
+    (filled, full_end(input))
 }
 
 /// Writes every slice, in order, with vectored writes where the writer
@@ -387,52 +405,9 @@ impl std::ops::DerefMut for AlignedBuf {
 
 /// Where the chunks of a batch lie in its buffer, which is laid out exactly
 /// as the file: chunk after chunk, and in a signed file a signature after
-/// every [`SEGMENT_CHUNKS`] chunks. Batches start on a segment boundary.
-#[derive(Clone, Copy, Debug)]
-struct Layout {
-    signed: bool,
-}
-
-impl Layout {
-    /// Buffer offset of chunk `k` of a batch.
-    fn chunk_offset(self, k: usize) -> usize {
-        if self.signed {
-            (k / SEGMENT_CHUNKS) * FULL_SEGMENT_LEN + (k % SEGMENT_CHUNKS) * ENCRYPTED_CHUNK_SIZE
-        } else {
-            k * ENCRYPTED_CHUNK_SIZE
-        }
-    }
-
-    /// Plaintext bytes of the smallest piece a batch may end with before the
-    /// end of input: a chunk, or a segment of a signed file (segments are
-    /// signed whole).
-    fn plaintext_unit(self) -> usize {
-        if self.signed {
-            SEGMENT_CHUNKS * CHUNK_SIZE
-        } else {
-            CHUNK_SIZE
-        }
-    }
-
-    /// The same unit as it is read by the decryptor: an encrypted chunk, or
-    /// a segment with its signature.
-    fn ciphertext_unit(self) -> usize {
-        if self.signed {
-            FULL_SEGMENT_LEN
-        } else {
-            ENCRYPTED_CHUNK_SIZE
-        }
-    }
-
-    /// Buffer bytes of a batch of `chunks` full chunks (and their signatures).
-    fn capacity(self, chunks: usize) -> usize {
-        if self.signed {
-            chunks.div_ceil(SEGMENT_CHUNKS) * FULL_SEGMENT_LEN
-        } else {
-            chunks * ENCRYPTED_CHUNK_SIZE
-        }
-    }
-}
+/// every [`SEGMENT_CHUNKS`] chunks. Batches start on a unit boundary, so
+/// the body's own unit arithmetic applies.
+use crate::segment::BodyUnits as Layout;
 
 // ---------------------------------------------------------------------------
 // Encryption
@@ -454,8 +429,16 @@ struct SealJob {
     end: End,
     /// Bytes of `buf` to write once sealed.
     sealed_len: usize,
-    /// The first chunk that could not be sealed (the 2^38 limit).
-    failure: Option<PayloadError>,
+    /// Why sealing stopped inside this batch: a chunk past the 2^38 limit,
+    /// or a signing key (a token) that failed.
+    failure: Option<SealFailure>,
+}
+
+/// Why a [`SealJob`] could not seal all of its chunks.
+#[derive(Debug)]
+enum SealFailure {
+    Payload(PayloadError),
+    Signer(IdentityError),
 }
 
 impl SealJob {
@@ -547,7 +530,7 @@ impl SealJob {
                         k
                     };
                     self.sealed_len = self.layout.chunk_offset(keep);
-                    self.failure = Some(e);
+                    self.failure = Some(SealFailure::Payload(e));
                     return;
                 }
             }
@@ -568,8 +551,14 @@ impl SealJob {
             }
             let start = s * FULL_SEGMENT_LEN;
             let end = group.last().copied().unwrap_or(start);
-            let signature = signer.sign(first_segment + s as u64, is_final, &self.buf[start..end]);
-            self.buf[end..end + SIGNATURE_LEN].copy_from_slice(&signature);
+            match signer.sign(first_segment + s as u64, is_final, &self.buf[start..end]) {
+                Ok(signature) => self.buf[end..end + SIGNATURE_LEN].copy_from_slice(&signature),
+                Err(e) => {
+                    // Only the segments signed so far go out.
+                    self.failure = Some(SealFailure::Signer(e));
+                    return;
+                }
+            }
             self.sealed_len = end + SIGNATURE_LEN;
         }
     }
@@ -579,8 +568,10 @@ impl SealJob {
         writer
             .write_all(&self.buf[..self.sealed_len])
             .map_err(CopyError::Output)?;
-        if let Some(e) = self.failure {
-            return Err(payload_failure(e));
+        match self.failure.take() {
+            Some(SealFailure::Payload(e)) => return Err(payload_failure(e)),
+            Some(SealFailure::Signer(e)) => return Err(CopyError::Signer(e)),
+            None => {}
         }
         match std::mem::replace(&mut self.end, End::More) {
             End::More => Ok(true),
@@ -621,9 +612,7 @@ pub(crate) fn encrypt_body<R: Read, W: Write + Send>(
     threads: usize,
     ready: Option<&mut InputReady<'_>>,
 ) -> Result<W, CopyError> {
-    let layout = Layout {
-        signed: signer.is_some(),
-    };
+    let layout = Layout::new(signer.is_some());
     let mut input = Input::new(reader, ready);
     // Read the start of the input first: a short input goes the sequential
     // way without allocating batch buffers or starting threads.
@@ -882,9 +871,7 @@ pub(crate) fn decrypt_body<R: Read, W: Write + Send>(
     gate: &mut ReleaseGate<'_>,
     ready: Option<&mut InputReady<'_>>,
 ) -> Result<u64, CopyError> {
-    let layout = Layout {
-        signed: verifier.is_some(),
-    };
+    let layout = Layout::new(verifier.is_some());
     let mut input = Input::new(reader, ready);
     let mut gate_passed = false;
     let mut release = |job: &mut OpenJob, writer: &mut W| -> Result<bool, CopyError> {

@@ -50,12 +50,6 @@ const AEAD_NAME: &[u8] = b"AEAD_AES_256_GCM";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PayloadError {
-    /// The input key is not 32 bytes.
-    #[error("input key must be 32 bytes, got {len}")]
-    InvalidKeySize {
-        /// The length given.
-        len: usize,
-    },
     /// The commitment does not match the key, salt and context.
     #[error("key commitment mismatch")]
     CommitmentMismatch,
@@ -83,15 +77,10 @@ impl hkdf::KeyType for OkmLen {
 
 /// Derives `key || base_nonce || commitment` for one message.
 fn derive(
-    input_key: &[u8],
+    input_key: &[u8; KEY_LEN],
     salt: &[u8; SALT_LEN],
     context: &[u8],
-) -> Result<(ChunkCipher, [u8; COMMITMENT_LEN]), PayloadError> {
-    if input_key.len() != KEY_LEN {
-        return Err(PayloadError::InvalidKeySize {
-            len: input_key.len(),
-        });
-    }
+) -> (ChunkCipher, [u8; COMMITMENT_LEN]) {
     let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA512, input_key);
     let info: [&[u8]; 5] = [LABEL, AEAD_NAME, &[0u8], salt, context];
     let mut okm = Zeroizing::new([0u8; KEY_LEN + NONCE_LEN + COMMITMENT_LEN]);
@@ -106,13 +95,13 @@ fn derive(
     base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
     let mut commitment = [0u8; COMMITMENT_LEN];
     commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
-    Ok((
+    (
         ChunkCipher {
             aead: Aes256Gcm::new(&key),
             base_nonce,
         },
         commitment,
-    ))
+    )
 }
 
 /// The stateless chunk primitive: seals and opens chunk `index` in place.
@@ -132,12 +121,12 @@ impl ChunkCipher {
     /// Derives the cipher for an existing payload from its input key, salt and
     /// context, checking the commitment in constant time.
     pub fn for_decryption(
-        input_key: &[u8],
+        input_key: &[u8; KEY_LEN],
         context: &[u8],
         salt: &[u8; SALT_LEN],
         commitment: &[u8; COMMITMENT_LEN],
     ) -> Result<Self, PayloadError> {
-        let (cipher, expected) = derive(input_key, salt, context)?;
+        let (cipher, expected) = derive(input_key, salt, context);
         if bool::from(expected.ct_eq(commitment)) {
             Ok(cipher)
         } else {
@@ -148,7 +137,7 @@ impl ChunkCipher {
     /// [`ChunkCipher::for_decryption`] with the salt and commitment as the 56
     /// bytes that precede the first chunk.
     pub fn for_decryption_with_prefix(
-        input_key: &[u8],
+        input_key: &[u8; KEY_LEN],
         context: &[u8],
         prefix: &[u8; PAYLOAD_HEADER_LEN],
     ) -> Result<Self, PayloadError> {
@@ -163,23 +152,23 @@ impl ChunkCipher {
     /// 56 bytes that must precede the first chunk. Use a fresh random salt
     /// ([`ChunkCipher::for_encryption`]) except in conformance tests.
     pub fn for_encryption_with_salt(
-        input_key: &[u8],
+        input_key: &[u8; KEY_LEN],
         context: &[u8],
         salt: [u8; SALT_LEN],
-    ) -> Result<(Self, [u8; PAYLOAD_HEADER_LEN]), PayloadError> {
-        let (cipher, commitment) = derive(input_key, &salt, context)?;
+    ) -> (Self, [u8; PAYLOAD_HEADER_LEN]) {
+        let (cipher, commitment) = derive(input_key, &salt, context);
         let mut prefix = [0u8; PAYLOAD_HEADER_LEN];
         prefix[..SALT_LEN].copy_from_slice(&salt);
         prefix[SALT_LEN..].copy_from_slice(&commitment);
-        Ok((cipher, prefix))
+        (cipher, prefix)
     }
 
     #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Derives the cipher for a new payload with a fresh random salt.
     pub fn for_encryption(
-        input_key: &[u8],
+        input_key: &[u8; KEY_LEN],
         context: &[u8],
-    ) -> Result<(Self, [u8; PAYLOAD_HEADER_LEN]), PayloadError> {
+    ) -> (Self, [u8; PAYLOAD_HEADER_LEN]) {
         let mut salt = [0u8; SALT_LEN];
         crate::backend::fill_random(&mut salt);
         Self::for_encryption_with_salt(input_key, context, salt)
@@ -306,8 +295,12 @@ impl<W: Write> std::fmt::Debug for PayloadWriter<W> {
 impl<W: Write> PayloadWriter<W> {
     #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Starts an unsigned payload: writes the salt and commitment to `inner`.
-    pub fn new(mut inner: W, input_key: &[u8], context: &[u8]) -> Result<Self, StreamError> {
-        let (cipher, prefix) = ChunkCipher::for_encryption(input_key, context)?;
+    pub fn new(
+        mut inner: W,
+        input_key: &[u8; KEY_LEN],
+        context: &[u8],
+    ) -> Result<Self, StreamError> {
+        let (cipher, prefix) = ChunkCipher::for_encryption(input_key, context);
         inner.write_all(&prefix)?;
         Ok(Self::from_parts(inner, cipher))
     }
@@ -364,7 +357,7 @@ impl<W: Write> PayloadWriter<W> {
             let segment_full = self.index % SEGMENT_CHUNKS as u64 == 0;
             if is_final || segment_full {
                 let digest = std::mem::take(&mut state.hasher).finish();
-                let signature = state.signer.sign_digest(segment, is_final, &digest);
+                let signature = state.signer.sign_digest(segment, is_final, &digest)?;
                 self.inner.write_all(&signature)?;
             }
         }
@@ -478,13 +471,11 @@ impl<R: Read> PayloadReader<R> {
     #[cfg_attr(not(feature = "hazmat"), allow(dead_code))] // used through `hazmat`
     /// Reads the salt and commitment of an unsigned payload and checks the
     /// commitment; no chunk is read or decrypted before it matched.
-    pub fn new(mut inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, StreamError> {
-        if input_key.len() != KEY_LEN {
-            return Err(PayloadError::InvalidKeySize {
-                len: input_key.len(),
-            }
-            .into());
-        }
+    pub fn new(
+        mut inner: R,
+        input_key: &[u8; KEY_LEN],
+        context: &[u8],
+    ) -> Result<Self, StreamError> {
         let prefix = read_payload_prefix(&mut inner)?;
         let cipher = ChunkCipher::for_decryption_with_prefix(input_key, context, &prefix)?;
         Ok(Self::from_parts(inner, cipher))

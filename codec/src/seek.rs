@@ -92,7 +92,7 @@ use crate::payload::{
     CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN,
 };
 use crate::segment::{
-    SegmentVerifier, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS, SEGMENT_PLAINTEXT,
+    BodyUnits, SegmentVerifier, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS,
     SIGNATURE_LEN,
 };
 
@@ -190,20 +190,12 @@ impl Layout {
 
     /// Plaintext bytes of a full unit.
     fn unit_plaintext(&self) -> u64 {
-        if self.signed {
-            SEGMENT_PLAINTEXT as u64
-        } else {
-            CHUNK_SIZE as u64
-        }
+        BodyUnits::new(self.signed).plaintext_unit() as u64
     }
 
     /// Bytes of a full unit in the source.
     fn unit_len(&self) -> usize {
-        if self.signed {
-            FULL_SEGMENT_LEN
-        } else {
-            ENCRYPTED_CHUNK_SIZE
-        }
+        BodyUnits::new(self.signed).ciphertext_unit()
     }
 
     /// The source bytes `read_at(offset, len)` reads: from the start of the
@@ -302,8 +294,7 @@ impl<R: Read + Seek> SeekablePayload<R> {
     /// salt and commitment and checks the commitment for `input_key` and
     /// `context`.
     ///
-    /// Errors, in this order: an input key that is not 32 bytes
-    /// ([`PayloadError::InvalidKeySize`]); a payload shorter than 56 bytes or
+    /// Errors, in this order: a payload shorter than 56 bytes or
     /// a source that ends first ([`PayloadError::Truncated`]); a commitment
     /// mismatch ([`PayloadError::CommitmentMismatch`]); a length no payload
     /// can have ([`PayloadError::Truncated`]) or of 2^38 chunks or more
@@ -312,15 +303,9 @@ impl<R: Read + Seek> SeekablePayload<R> {
         mut source: R,
         payload_start: u64,
         payload_len: u64,
-        input_key: &[u8],
+        input_key: &[u8; KEY_LEN],
         context: &[u8],
     ) -> Result<Self, StreamError> {
-        if input_key.len() != KEY_LEN {
-            return Err(PayloadError::InvalidKeySize {
-                len: input_key.len(),
-            }
-            .into());
-        }
         if payload_start.checked_add(payload_len).is_none() {
             return Err(invalid_input("payload start and length overflow").into());
         }

@@ -17,8 +17,8 @@
 //! - Callers verify a segment's bytes from memory and open its chunks from
 //!   those same bytes: nothing here reads a source.
 //!
-//! The layout helpers (`SegmentLayout`) compute where segments and chunks
-//! lie from the payload length alone, for the seekable path.
+//! [`BodyUnits`] holds the arithmetic of the body's units (a chunk, or a
+//! segment with its signature) that the parallel and seekable paths share.
 
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ use aws_lc_rs::signature::{
 };
 
 use crate::ec::{PublicKey, SecretKey, ORDER};
+use crate::identity::{IdentityError, IdentityKey};
 
 use crate::payload::{CHUNK_SIZE, COMMITMENT_LEN, ENCRYPTED_CHUNK_SIZE, SALT_LEN};
 
@@ -48,6 +49,60 @@ pub const SEGMENT_LABEL: &[u8] = b"kapsel/v1 segment\x00";
 /// Length of the signed message.
 pub const SIGNED_MESSAGE_LEN: usize =
     SEGMENT_LABEL.len() + 32 + SALT_LEN + COMMITMENT_LEN + 8 + 1 + 32;
+
+/// The unit a body is verified in: an encrypted chunk in an anonymous
+/// file, a segment with its signature in a signed one (SPEC.md sections
+/// 6.3 and 6.5). Every offset in a run of units that starts on a unit
+/// boundary follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BodyUnits {
+    /// Whether the body is in signed segments.
+    pub(crate) signed: bool,
+}
+
+impl BodyUnits {
+    pub(crate) const fn new(signed: bool) -> Self {
+        BodyUnits { signed }
+    }
+
+    /// Plaintext bytes of a full unit: a chunk, or a segment's 64 chunks.
+    pub(crate) const fn plaintext_unit(self) -> usize {
+        if self.signed {
+            SEGMENT_PLAINTEXT
+        } else {
+            CHUNK_SIZE
+        }
+    }
+
+    /// Bytes of a full unit in the file: an encrypted chunk, or a
+    /// segment's chunks and its signature.
+    pub(crate) const fn ciphertext_unit(self) -> usize {
+        if self.signed {
+            FULL_SEGMENT_LEN
+        } else {
+            ENCRYPTED_CHUNK_SIZE
+        }
+    }
+
+    /// Offset of chunk `k` of a run from the run's start.
+    pub(crate) const fn chunk_offset(self, k: usize) -> usize {
+        if self.signed {
+            (k / SEGMENT_CHUNKS) * FULL_SEGMENT_LEN + (k % SEGMENT_CHUNKS) * ENCRYPTED_CHUNK_SIZE
+        } else {
+            k * ENCRYPTED_CHUNK_SIZE
+        }
+    }
+
+    /// Bytes of a run of `chunks` full chunks (with the signatures of the
+    /// segments they start).
+    pub(crate) const fn capacity(self, chunks: usize) -> usize {
+        if self.signed {
+            chunks.div_ceil(SEGMENT_CHUNKS) * FULL_SEGMENT_LEN
+        } else {
+            chunks * ENCRYPTED_CHUNK_SIZE
+        }
+    }
+}
 
 /// A segment signature that did not verify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -174,14 +229,21 @@ impl std::fmt::Debug for ExternalSigner {
 }
 
 enum SignWith {
+    /// An in-memory key: AWS-LC signs.
     Key(EcdsaKeyPair),
+    /// A key elsewhere (a token): it signs, and every signature it returns
+    /// is checked against its public key before it is written.
+    Device(Arc<dyn IdentityKey>, ParsedPublicKey),
     External(ExternalSigner),
 }
 
 /// Signs the segments of one file. Its `Debug` output shows no key.
 ///
-/// Real files are signed by AWS-LC (randomized nonces), low-`s` normalized
-/// here; conformance vectors through an [`ExternalSigner`].
+/// Real files are signed by AWS-LC (randomized nonces) or by an
+/// [`IdentityKey`] (a token), low-`s` normalized here; conformance vectors
+/// through an [`ExternalSigner`]. A signature from an [`IdentityKey`] is
+/// verified before it is returned, so a faulty or hostile device cannot
+/// make a file that its receiver refuses only at its last segment.
 pub struct SegmentSigner {
     binding: FileBinding,
     with: SignWith,
@@ -191,6 +253,7 @@ impl std::fmt::Debug for SegmentSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SegmentSigner")
             .field("external", &matches!(self.with, SignWith::External(_)))
+            .field("device", &matches!(self.with, SignWith::Device(..)))
             .finish_non_exhaustive()
     }
 }
@@ -237,6 +300,25 @@ impl SegmentSigner {
         }
     }
 
+    /// A signer whose signatures come from `key` (a token or other device),
+    /// each checked against `key`'s public key.
+    pub fn with_key(
+        key: Arc<dyn IdentityKey>,
+        header: &[u8],
+        payload_prefix: &[u8; SALT_LEN + COMMITMENT_LEN],
+    ) -> Result<Self, IdentityError> {
+        let public = key.recipient();
+        let parsed = ParsedPublicKey::new(
+            &ECDSA_P256_SHA256_FIXED,
+            public.public_key().as_uncompressed(),
+        )
+        .map_err(|_| IdentityError::InvalidSignature)?;
+        Ok(SegmentSigner {
+            binding: FileBinding::new(header, payload_prefix),
+            with: SignWith::Device(key, parsed),
+        })
+    }
+
     /// A signer whose signatures come from `external` (conformance vectors).
     #[doc(hidden)]
     pub fn with_external(
@@ -251,22 +333,35 @@ impl SegmentSigner {
     }
 
     /// The signature of segment `index` whose chunk bytes hash to `digest`.
+    /// Fails only for a device key that fails or signs wrongly.
     pub fn sign_digest(
         &self,
         index: u64,
         is_final: bool,
         digest: &[u8; 32],
-    ) -> [u8; SIGNATURE_LEN] {
+    ) -> Result<[u8; SIGNATURE_LEN], IdentityError> {
         let message = self.binding.message(index, is_final, digest);
-        let sig = match &self.with {
-            SignWith::External(f) => (f.0)(&message),
-            SignWith::Key(pair) => sign_with(pair, &message),
-        };
-        low_s(&sig)
+        match &self.with {
+            SignWith::External(f) => Ok(low_s(&(f.0)(&message))),
+            SignWith::Key(pair) => Ok(low_s(&sign_with(pair, &message))),
+            SignWith::Device(key, public) => {
+                let sig = low_s(&key.sign(&message)?);
+                if verify_with(public, &message, &sig, true) {
+                    Ok(sig)
+                } else {
+                    Err(IdentityError::InvalidSignature)
+                }
+            }
+        }
     }
 
     /// The signature of segment `index` with these chunk bytes.
-    pub fn sign(&self, index: u64, is_final: bool, chunk_bytes: &[u8]) -> [u8; SIGNATURE_LEN] {
+    pub fn sign(
+        &self,
+        index: u64,
+        is_final: bool,
+        chunk_bytes: &[u8],
+    ) -> Result<[u8; SIGNATURE_LEN], IdentityError> {
         self.sign_digest(index, is_final, &SegmentHasher::digest(chunk_bytes))
     }
 }
@@ -436,7 +531,7 @@ mod tests {
         let verifier = SegmentVerifier::new(key.public_key(), b"header", &prefix).expect("key");
         let mut saw_flip = false;
         for i in 0..64 {
-            let sig = signer.sign(i, false, b"chunks");
+            let sig = signer.sign(i, false, b"chunks").unwrap();
             assert!(!is_high(&sig[32..]));
             assert_eq!(verifier.verify(i, false, b"chunks", &sig), Ok(()));
             assert!(verifier.verify(i, true, b"chunks", &sig).is_err());

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kapsel_codec::{
-    replay_id, DecryptError, Decryptor, Encryptor, Identity, IdentityError, IdentityKey,
+    replay_id, DecryptError, Decryptor, Encryptor, Identity, IdentityError, IdentityKey, Keyring,
     PolicyError, ReceiverPolicy, Recipient, SharedSecret,
 };
 
@@ -69,7 +69,7 @@ fn a_key_behind_the_identity_trait_decrypts_like_an_in_memory_one() {
     let mut out = Vec::new();
     Decryptor::new(&file[..])
         .unwrap()
-        .decrypt_with_keys(&[&token])
+        .decrypt_with(&Keyring::new().with_keys([&token as &dyn IdentityKey]))
         .unwrap()
         .read_to_end(&mut out)
         .unwrap();
@@ -88,7 +88,7 @@ fn a_failing_key_is_an_identity_error_not_a_wrong_recipient() {
     };
     let err = Decryptor::new(&file[..])
         .unwrap()
-        .decrypt_with_keys(&[&token])
+        .decrypt_with(&Keyring::new().with_keys([&token as &dyn IdentityKey]))
         .unwrap_err();
     assert!(matches!(err, DecryptError::Identity(_)), "{err:?}");
 }

@@ -450,3 +450,92 @@ fn a_pausing_producer_gets_each_full_chunk_through_at_once() {
         assert!(plain == expected, "signed {signed}: the whole stream");
     }
 }
+
+/// A producer that writes exactly one batch (the size at which the codec
+/// hands a batch on without looking for a pause mid-read) and waits: the
+/// batch still goes out and is flushed at once, through an output that
+/// buffers everything until flushed, on both sides.
+#[test]
+fn a_pause_right_at_a_batch_boundary_is_flushed_at_once() {
+    let id = Identity::generate();
+    let sender = Identity::generate();
+    let batch = BATCH_CHUNKS * CHUNK_SIZE;
+    for signed in [false, true] {
+        let plaintext = pattern(batch, 21);
+        let input = Pipe::default();
+        let (tx, rx) = mpsc::channel();
+        let mut enc = encryptor(&id);
+        if signed {
+            enc = enc.sender(sender.clone());
+        }
+        let buffered = io::BufWriter::with_capacity(4 * batch, Tap(tx));
+        let writer = enc.wrap_output(buffered).expect("header");
+        let (probe, reader) = (input.clone(), input.clone());
+        let encrypting = std::thread::spawn(move || {
+            writer
+                .encrypt_live_from(reader, 2, &mut || probe.ready())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
+        input.push(&plaintext);
+        let unit_len = if signed {
+            kapsel_codec::hazmat::segment::FULL_SEGMENT_LEN
+        } else {
+            ENCRYPTED_CHUNK_SIZE
+        };
+        let units = if signed {
+            batch / SEGMENT_PLAINTEXT
+        } else {
+            BATCH_CHUNKS
+        };
+        let mut file = Vec::new();
+        // The output buffers all until flushed, so the header arrives with
+        // the batch or not at all.
+        collect(&rx, &mut file, 1, &format!("signed {signed}: the header"));
+        let header_len = Decryptor::new(&file[..])
+            .expect("the header arrived whole")
+            .unverified_header_bytes()
+            .len();
+        collect(
+            &rx,
+            &mut file,
+            header_len + PAYLOAD_HEADER_LEN + units * unit_len,
+            &format!("signed {signed}: the encrypted batch"),
+        );
+        let released_at_pause = file.len();
+
+        // Decrypting exactly what arrived, with its input still open,
+        // releases the whole batch through a buffering output too.
+        let cipher_in = Pipe::default();
+        cipher_in.push(&file);
+        let (ptx, prx) = mpsc::channel();
+        let (probe, reader) = (cipher_in.clone(), cipher_in.clone());
+        let ids = vec![id.clone()];
+        let decrypting = std::thread::spawn(move || {
+            let out = io::BufWriter::with_capacity(4 * batch, Tap(ptx));
+            Decryptor::new(reader)
+                .and_then(|d| d.decrypt(&ids))
+                .map_err(|e| e.to_string())?
+                .decrypt_live_to(out, 2, &mut || Ok(()), &mut || probe.ready())
+                .map_err(|e| e.to_string())
+        });
+        let mut plain = Vec::new();
+        collect(
+            &prx,
+            &mut plain,
+            batch,
+            &format!("signed {signed}: the decrypted batch"),
+        );
+        assert!(plain == plaintext, "signed {signed}");
+
+        input.close();
+        encrypting.join().expect("encryptor").expect("encryption");
+        while let Ok(piece) = rx.recv() {
+            file.extend_from_slice(&piece);
+        }
+        cipher_in.push(&file[released_at_pause..]);
+        cipher_in.close();
+        let total = decrypting.join().expect("decryptor").expect("decryption");
+        assert_eq!(total as usize, batch);
+    }
+}

@@ -233,7 +233,7 @@ fn co_recipient_payload_under_the_genuine_header_releases_nothing() {
     let b_signer_prefix =
         |prefix: &[u8; PAYLOAD_HEADER_LEN]| SegmentSigner::new(b.secret_key(), header, prefix);
     for attempt in ["copied", "zero", "own key"] {
-        let (cipher, prefix) = ChunkCipher::for_encryption(&key, header).unwrap();
+        let (cipher, prefix) = ChunkCipher::for_encryption(&key, header);
         let own = b_signer_prefix(&prefix);
         let mut seg = 0usize;
         let body = forge_body(cipher, &evil, |j, is_final, chunks| match attempt {
@@ -243,7 +243,7 @@ fn co_recipient_payload_under_the_genuine_header_releases_nothing() {
                 file[end - SIGNATURE_LEN..end].try_into().unwrap()
             }
             "zero" => [0u8; SIGNATURE_LEN],
-            _ => own.sign(j, is_final, chunks),
+            _ => own.sign(j, is_final, chunks).unwrap(),
         });
         let forged = [header, &prefix[..], &body].concat();
         assert_eq!(forged.len(), file.len());
@@ -280,10 +280,10 @@ fn co_recipient_cannot_refresh_the_header_either() {
     let mut header = read::header_exact(&file[..header_len(&file)]).unwrap();
     header.serial += 1;
     let new_header = write::header_to_vec(&header).unwrap();
-    let (cipher, prefix) = ChunkCipher::for_encryption(&key, &new_header).unwrap();
+    let (cipher, prefix) = ChunkCipher::for_encryption(&key, &new_header);
     let own = SegmentSigner::new(b.secret_key(), &new_header, &prefix);
     let body = forge_body(cipher, &pattern(SEGMENT_PLAINTEXT + 5), |j, f, c| {
-        own.sign(j, f, c)
+        own.sign(j, f, c).unwrap()
     });
     let forged = [&new_header[..], &prefix[..], &body].concat();
     let (released, outcome) = decode(&a, &forged);

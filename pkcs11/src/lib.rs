@@ -105,7 +105,13 @@ fn retries_note(final_try: bool, count_low: bool) -> &'static str {
 fn module_error(e: CkError) -> TokenError {
     match e {
         CkError::Pkcs11(
-            RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::SessionHandleInvalid,
+            RvError::DeviceRemoved
+            | RvError::TokenNotPresent
+            | RvError::SessionHandleInvalid
+            // A key found earlier in this session that is gone: its token
+            // (or the token's store) went away.
+            | RvError::ObjectHandleInvalid
+            | RvError::KeyHandleInvalid,
             _,
         ) => TokenError::Removed,
         other => TokenError::Module(other.to_string()),

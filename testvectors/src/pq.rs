@@ -246,8 +246,7 @@ fn raw_header(
 fn seal_file(rng: &mut ChaCha20Rng, header: &[u8], file_key: &[u8; 32], pt: &[u8]) -> Vec<u8> {
     let mut salt = [0u8; 24];
     rng.fill_bytes(&mut salt);
-    let (cipher, prefix) =
-        ChunkCipher::for_encryption_with_salt(file_key, header, salt).expect("payload key");
+    let (cipher, prefix) = ChunkCipher::for_encryption_with_salt(file_key, header, salt);
     let mut out = header.to_vec();
     out.extend_from_slice(&prefix);
     let full = pt.len() / CHUNK;

@@ -235,7 +235,7 @@ fn segment_signatures_verify_under_an_independent_verifier() {
         for _ in 0..2 {
             let signer = SegmentSigner::new(&secret, &header, &prefix);
             let (index, is_final) = (*tc_id as u64, tc_id % 2 == 0);
-            let sig = signer.sign(index, is_final, msg);
+            let sig = signer.sign(index, is_final, msg).unwrap();
             // signed_j of SPEC.md section 6.5, built independently.
             let signed = [
                 SEGMENT_LABEL,

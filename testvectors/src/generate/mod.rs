@@ -528,7 +528,10 @@ impl<'a> Signing<'a> {
     }
 
     fn sign(&self, index: u64, is_final: bool, chunk_bytes: &[u8]) -> [u8; 64] {
-        let sig = self.codec.sign(index, is_final, chunk_bytes);
+        let sig = self
+            .codec
+            .sign(index, is_final, chunk_bytes)
+            .expect("an external signer cannot fail");
         let msg = signed_message(
             SEGMENT_SIGNATURE_LABEL,
             &self.header,
@@ -561,8 +564,7 @@ fn seal_pieces(
     salt: [u8; 24],
     pieces: &[(u64, &[u8])],
 ) -> Sealed {
-    let (cipher, prefix) =
-        ChunkCipher::for_encryption_with_salt(file_key, header, salt).expect("payload key");
+    let (cipher, prefix) = ChunkCipher::for_encryption_with_salt(file_key, header, salt);
     let chunks = pieces
         .iter()
         .map(|(index, piece)| {
