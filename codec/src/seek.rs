@@ -198,6 +198,28 @@ impl Layout {
         BodyUnits::new(self.signed).ciphertext_unit()
     }
 
+    /// The source bytes `read_at(offset, len)` reads: from the start of the
+    /// unit holding `offset` to the end of the unit holding `offset + len - 1`,
+    /// and through the final unit when the range reaches past the end of the
+    /// plaintext (which authenticates the length). `None` for an empty range.
+    fn source_range(&self, offset: u64, len: u64) -> Option<std::ops::Range<u64>> {
+        if len == 0 {
+            return None;
+        }
+        let unit = self.unit_plaintext();
+        let end = offset.saturating_add(len);
+        let first = (offset / unit).min(self.last());
+        let last = if end > self.plaintext_len {
+            self.last()
+        } else {
+            // end >= 1 since len > 0.
+            ((end - 1) / unit).min(self.last())
+        };
+        let (start, _) = self.location(first);
+        let (at, n) = self.location(last);
+        Some(start..at + n as u64)
+    }
+
     /// Source offset and length of unit `index` (< unit_count).
     fn location(&self, index: u64) -> (u64, usize) {
         let len = if index == self.last() {
@@ -718,6 +740,23 @@ impl<R: Read + Seek> SeekableReader<R> {
 }
 
 impl<R> SeekableReader<R> {
+    /// The one contiguous range of source bytes (offsets into the whole
+    /// file, header included) that [`read_at`](Self::read_at) of `len`
+    /// bytes at plaintext `offset` reads: the chunks it touches (in a signed
+    /// file, the whole segments, signatures included), and the final unit
+    /// too when the range reaches past the end of the plaintext. `None` when
+    /// `len` is 0, as such a read reads nothing.
+    ///
+    /// For readers whose source is remote: fetch this range in one request
+    /// and serve the reader's source from it. It tells nothing secret (it
+    /// follows from the file length alone), and a range that turns out
+    /// wrong can only make a read fail, never return unverified plaintext.
+    pub fn source_range(&self, offset: u64, len: u64) -> Option<std::ops::Range<u64>> {
+        self.payload.layout.source_range(offset, len)
+    }
+}
+
+impl<R> SeekableReader<R> {
     /// The parsed header, authenticated by the key commitment (and, for a
     /// signed file, by every segment signature that verified).
     pub fn header(&self) -> &Header {
@@ -759,6 +798,12 @@ impl<R> SeekableReader<R> {
     /// authenticated** (see [`plaintext_len`](Self::plaintext_len)).
     pub fn unverified_plaintext_len(&self) -> u64 {
         self.payload.unverified_plaintext_len()
+    }
+
+    /// Whether the final chunk (or segment) verified, which authenticates
+    /// the length ([`plaintext_len`](Self::plaintext_len) makes it so).
+    pub fn is_length_verified(&self) -> bool {
+        self.payload.is_length_verified()
     }
 
     /// How many chunks were decrypted so far (over all reads).

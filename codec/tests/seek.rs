@@ -831,3 +831,100 @@ fn seekable_payload_matches_c2sp_chunked_encryption_aes_256_gcm_vectors() {
     assert_eq!(counts.get("header failure"), Some(&10));
     assert_eq!(counts.get("invalid, valid final chunk"), Some(&4));
 }
+
+/// A source that serves only the bytes inside a window of a file (which the
+/// test narrows while a reader holds the source), as a reader fed from one
+/// ranged request would.
+struct Window {
+    file: Vec<u8>,
+    allowed: std::sync::Arc<std::sync::Mutex<std::ops::Range<u64>>>,
+    pos: u64,
+}
+
+impl Read for Window {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = self.file.len() as u64;
+        if self.pos >= len {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(len - self.pos);
+        let allowed = self.allowed.lock().unwrap().clone();
+        if n > 0 && !(allowed.start <= self.pos && self.pos + n <= allowed.end) {
+            return Err(io::Error::other("read outside the fetched window"));
+        }
+        let at = self.pos as usize;
+        buf[..n as usize].copy_from_slice(&self.file[at..at + n as usize]);
+        self.pos += n;
+        Ok(n as usize)
+    }
+}
+
+impl Seek for Window {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.pos = match to {
+            SeekFrom::Start(n) => n,
+            SeekFrom::End(d) => self.file.len().checked_add_signed(d as isize).unwrap() as u64,
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d).unwrap(),
+        };
+        Ok(self.pos)
+    }
+}
+
+#[test]
+fn source_range_covers_exactly_what_a_ranged_read_reads() {
+    let alice = Identity::generate();
+    let sam = Identity::generate();
+    let c = CHUNK_SIZE as u64;
+    for (sender, len) in [
+        (None, 0usize),
+        (None, 1),
+        (None, 3 * CHUNK_SIZE + 5),
+        (Some(&sam), 2 * 64 * CHUNK_SIZE + 100),
+    ] {
+        let plain = pattern(len);
+        let file = encrypt(&alice, sender, &plain);
+        let header = header_len(&file) as u64;
+        let len = len as u64;
+        let unit = if sender.is_some() { 64 * c } else { c };
+        for (offset, want) in [
+            (0, 1),
+            (0, c + 1),
+            (c - 1, 2),
+            (c, c),
+            (unit + 1, 10),
+            (len.saturating_sub(3), 10),
+            (len + 5, 1),
+        ] {
+            // A fresh reader each time, so its one-unit cache is empty.
+            let allowed = std::sync::Arc::new(std::sync::Mutex::new(0..file.len() as u64));
+            let source = Window {
+                file: file.clone(),
+                allowed: allowed.clone(),
+                pos: 0,
+            };
+            let reader = open(&alice, source).unwrap();
+            assert_eq!(reader.source_range(offset, 0), None);
+            let range = reader.source_range(offset, want).unwrap();
+            assert!(range.start >= header + 56 && range.end <= file.len() as u64);
+            *allowed.lock().unwrap() = range.clone();
+            let mut buf = vec![0u8; want as usize];
+            let n = reader.read_at(offset, &mut buf).unwrap();
+            let start = offset.min(len) as usize;
+            let end = (offset + want).min(len) as usize;
+            assert_eq!(&buf[..n], &plain[start..end], "offset {offset} len {want}");
+            // One byte less at either end, and the read fails (a fresh
+            // reader each time, so that no unit comes from its cache).
+            for narrower in [range.start..range.end - 1, range.start + 1..range.end] {
+                *allowed.lock().unwrap() = 0..file.len() as u64;
+                let source = Window {
+                    file: file.clone(),
+                    allowed: allowed.clone(),
+                    pos: 0,
+                };
+                let reader = open(&alice, source).unwrap();
+                *allowed.lock().unwrap() = narrower;
+                assert!(reader.read_at(offset, &mut buf).is_err());
+            }
+        }
+    }
+}
