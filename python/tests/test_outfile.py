@@ -400,3 +400,45 @@ def test_the_unnamed_file_falls_back_where_the_directory_refuses_it(alice, tmp_p
     with kapsel.open(tmp_path / "out.kap", "wb", recipients=[alice.to_recipient()]) as f:
         f.write(b"data")
     assert os.listdir(tmp_path) == ["out.kap"]
+
+
+FSSPEC_WRITER = """
+import sys, fsspec, kapsel
+me = kapsel.Recipient.from_string(sys.argv[2])
+w = fsspec.open("kapsel::file://" + sys.argv[1], "wb", kapsel={"recipients": [me]}).open()
+block = bytes(range(256)) * 4096
+for _ in range(16):
+    w.write(block)
+print("writing", flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_sigkill_mid_write_through_fsspec_on_local_files(alice, how, tmp_path):
+    pytest.importorskip("fsspec")
+    child = _start(FSSPEC_WRITER, str(tmp_path / "out.kap"), str(alice.to_recipient()))
+    try:
+        _assert_mid_write(child, tmp_path, how)
+    finally:
+        _kill(child)
+    if how == "unnamed":
+        assert os.listdir(tmp_path) == []
+    else:
+        assert os.listdir(tmp_path) == partials(tmp_path)
+
+
+def test_fsspec_local_writer_appears_only_complete(alice, how, tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    url = f"kapsel::file://{tmp_path}/out.kap"
+    with pytest.raises(Boom):
+        with fsspec.open(url, "wb", kapsel={"recipients": [alice.to_recipient()]}) as f:
+            f.write(b"x" * 100_000)
+            raise Boom
+    assert os.listdir(tmp_path) == []
+    with fsspec.open(url, "wb", kapsel={"recipients": [alice.to_recipient()]}) as f:
+        f.write(b"x" * 100_000)
+        if how == "unnamed":
+            assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["out.kap"]
+    assert kapsel.decrypt_bytes((tmp_path / "out.kap").read_bytes(), alice) == b"x" * 100_000
