@@ -19,8 +19,9 @@ writes (``open(path, "wb")``, ``encrypt`` and ``decrypt`` to a path):
   writes into the directory, once its process is gone and nothing changed
   it for a minute. The package installs no signal handlers.
 - A symbolic link is followed: the file it points to is replaced (the link
-  stays). A device, FIFO or socket is written in place: there is nothing to
-  make atomic. A directory is refused.
+  stays). A device, FIFO or socket, ``/dev/stdout`` and anything under
+  ``/proc`` or ``/dev/fd`` is written in place: there is nothing to make
+  atomic. A directory is refused.
 - A replaced regular file keeps its permission bits (never set-user-ID or
   set-group-ID) and, where allowed, its owner and group; a new file gets
   the mode the umask leaves of 0666. Until the commit the file is 0600.
@@ -129,10 +130,10 @@ def remove_stale(directory: str) -> None:
             pass
 
 
-def _resolve(path: str) -> str:
-    """``path`` with its symbolic links followed (to a file that may not
-    exist yet)."""
-    return os.path.realpath(os.path.abspath(path))
+def _is_magic(path: str) -> bool:
+    """Paths whose symbolic links are the kernel's, not file names: written
+    in place, never followed or replaced (``/dev/stdout`` too)."""
+    return path in ("/dev/stdout", "/dev/stderr") or path.startswith(("/proc/", "/dev/fd/"))
 
 
 class Output:
@@ -145,7 +146,9 @@ class Output:
     """
 
     def __init__(self, path: PathLike, exclusive: bool = False):
-        self.path = _resolve(os.fspath(path))
+        given = os.path.abspath(os.fspath(path))
+        # Symbolic links followed, to a file that may not exist yet.
+        self.path = given if _is_magic(given) else os.path.realpath(given)
         self.exclusive = exclusive
         self.tmp: Optional[str] = None  # the named fallback's path
         self._dirfd: Optional[int] = None
@@ -160,16 +163,18 @@ class Output:
             raise IsADirectoryError(f"{self.path} is a directory")
         if st is not None and exclusive:
             raise FileExistsError(self.path)
-        if st is not None and not stat.S_ISREG(st.st_mode):
+        if _is_magic(self.path) or (st is not None and not stat.S_ISREG(st.st_mode)):
             # A device, FIFO or socket: nothing to make atomic.
             self._in_place = True
-            self.file: Optional[BinaryIO] = open(self.path, "wb")
-            self.write_path = self.path
+            self.path = given
+            self.file: Optional[BinaryIO] = open(given, "wb")
+            self.write_path = given
             return
         self._existing = st
-        self._dirfd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        if os.name == "posix":  # to link into and to sync
+            self._dirfd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
         try:
-            fd = _unnamed(directory)
+            fd = _unnamed(directory) if self._dirfd is not None else None
             if fd is None:
                 remove_stale(directory)
                 fd, self.tmp = tempfile.mkstemp(
@@ -180,11 +185,14 @@ class Output:
                 self.write_path = _proc_fd(fd)
             self.file = os.fdopen(fd, "wb")
         except BaseException:
-            os.close(self._dirfd)
-            self._dirfd = None
+            if self._dirfd is not None:
+                os.close(self._dirfd)
+                self._dirfd = None
             raise
 
     def _set_mode(self, fd: int) -> None:
+        if not hasattr(os, "fchmod"):
+            return
         old = self._existing
         if old is None:
             os.fchmod(fd, 0o666 & ~_UMASK)
@@ -208,7 +216,6 @@ class Output:
             self.file = None
             f.close()
             return
-        assert self._dirfd is not None
         try:
             f.flush()
             fd = f.fileno()
@@ -219,7 +226,8 @@ class Output:
             else:
                 self._rename_named()
             # The new name is what a caller relies on.
-            os.fsync(self._dirfd)
+            if self._dirfd is not None:
+                os.fsync(self._dirfd)
         finally:
             self.discard()
 

@@ -176,6 +176,19 @@ def test_a_symbolic_link_is_followed(alice, how, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["c.kap", "link", "real"]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_devices_and_fifos_are_written_in_place(alice, how, tmp_path):
+    (tmp_path / "c.kap").write_bytes(kapsel.encrypt_bytes(b"to nowhere", alice.to_recipient()))
+    assert kapsel.decrypt(tmp_path / "c.kap", "/dev/null", alice).plaintext_len == 10
+    with kapsel.open("/dev/null", "wb", recipients=[alice.to_recipient()]) as f:
+        f.write(b"x")
+    os.mkfifo(tmp_path / "fifo")
+    reader = subprocess.Popen(["cat", str(tmp_path / "fifo")], stdout=subprocess.PIPE)
+    kapsel.decrypt(tmp_path / "c.kap", tmp_path / "fifo", alice)
+    assert reader.communicate()[0] == b"to nowhere"
+    assert sorted(os.listdir(tmp_path)) == ["c.kap", "fifo"]
+
+
 def test_a_directory_is_refused(alice, tmp_path):
     with pytest.raises(IsADirectoryError):
         kapsel.open(tmp_path, "wb", recipients=[alice.to_recipient()])
