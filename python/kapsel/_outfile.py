@@ -21,7 +21,8 @@ writes (``open(path, "wb")``, ``encrypt`` and ``decrypt`` to a path):
 - A symbolic link is followed: the file it points to is replaced (the link
   stays). A device, FIFO or socket, ``/dev/stdout`` and anything under
   ``/proc`` or ``/dev/fd`` is written in place: there is nothing to make
-  atomic. A directory is refused.
+  atomic. A directory is refused, and so is a regular file one may not
+  write (as ``cp`` and the CLI refuse it; root replaces it).
 - A replaced regular file keeps its permission bits (never set-user-ID or
   set-group-ID) and, where allowed, its owner and group; a new file gets
   the mode the umask leaves of 0666. Until the commit the file is 0600.
@@ -29,6 +30,7 @@ writes (``open(path, "wb")``, ``encrypt`` and ``decrypt`` to a path):
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -170,6 +172,9 @@ class Output:
             self.file: Optional[BinaryIO] = open(given, "wb")
             self.write_path = given
             return
+        if st is not None and not os.access(self.path, os.W_OK):
+            # As cp, and the CLI: a file one may not write is not replaced.
+            raise PermissionError(errno.EACCES, "the file is read-only for you", self.path)
         self._existing = st
         if os.name == "posix":  # to link into and to sync
             self._dirfd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)

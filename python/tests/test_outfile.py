@@ -189,6 +189,18 @@ def test_devices_and_fifos_are_written_in_place(alice, how, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["c.kap", "fifo"]
 
 
+def test_a_read_only_file_is_not_replaced(alice, tmp_path, monkeypatch):
+    target = tmp_path / "ro.kap"
+    target.write_bytes(b"keep")
+    os.chmod(target, 0o444)
+    if os.geteuid() == 0:  # root may write any file: pretend otherwise
+        monkeypatch.setattr(_outfile.os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError):
+        kapsel.open(target, "wb", recipients=[alice.to_recipient()])
+    assert target.read_bytes() == b"keep"
+    assert os.listdir(tmp_path) == ["ro.kap"]
+
+
 def test_a_directory_is_refused(alice, tmp_path):
     with pytest.raises(IsADirectoryError):
         kapsel.open(tmp_path, "wb", recipients=[alice.to_recipient()])
