@@ -178,6 +178,7 @@ class Output:
         self._existing = st
         if os.name == "posix":  # to link into and to sync
             self._dirfd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        fd = None
         try:
             fd = _unnamed(directory) if self._dirfd is not None else None
             if fd is None:
@@ -190,6 +191,11 @@ class Output:
                 self.write_path = _proc_fd(fd)
             self.file = os.fdopen(fd, "wb")
         except BaseException:
+            if fd is not None:
+                os.close(fd)
+            if self.tmp is not None:
+                os.unlink(self.tmp)
+                self.tmp = None
             if self._dirfd is not None:
                 os.close(self._dirfd)
                 self._dirfd = None
@@ -204,13 +210,14 @@ class Output:
             return
         # The old file's owner (where allowed: root, or a group of ours) and
         # permission bits, never set-user-ID or set-group-ID.
-        try:
-            os.fchown(fd, old.st_uid, old.st_gid)
-        except OSError:
+        if hasattr(os, "fchown"):
             try:
-                os.fchown(fd, -1, old.st_gid)
+                os.fchown(fd, old.st_uid, old.st_gid)
             except OSError:
-                pass
+                try:
+                    os.fchown(fd, -1, old.st_gid)
+                except OSError:
+                    pass
         os.fchmod(fd, stat.S_IMODE(old.st_mode) & 0o1777)
 
     def commit(self) -> None:
