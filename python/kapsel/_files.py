@@ -6,12 +6,15 @@ Invariants:
   file, from segments whose signature verified); the end of the plaintext
   (a short read, ``seek(0, SEEK_END)``) is reported only after the final
   chunk verified, which authenticates the length.
-- Writers to a path write a temporary file next to it and rename it into
-  place only when the file is finished; an exception inside a ``with``
-  block, or a writer dropped without ``close()``, leaves no file at the
-  path. Written to a file object, an unfinished file fails to decrypt (the
-  format is truncation-proof).
-- ``decrypt`` to a path leaves nothing at the path when decryption fails.
+- Every path output (writers, ``encrypt`` and ``decrypt`` to a path) is
+  an :class:`~kapsel._outfile.Output`: written to an unnamed file in the
+  target's directory (Linux ``O_TMPFILE``) and linked into place only when
+  the file is finished and synced, so an exception inside a ``with`` block,
+  a writer dropped without ``close()``, a failed decryption and even a
+  SIGKILL leave no file, visible or hidden. Elsewhere a hidden
+  ``.NAME.PID.XXXXXXXX.kapsel-partial`` beside the target, removed on any
+  exception (see :mod:`kapsel._outfile`). Written to a file object, an
+  unfinished file fails to decrypt (the format is truncation-proof).
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import datetime
 import io
 import os
 import sys
-import tempfile
 from typing import Any, BinaryIO, Callable, Optional, Union
 
 from . import _kapsel
 from ._kapsel import Identity, Recipient
+from ._outfile import Output
 from .errors import InvalidKeyError, NotKapselError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -152,43 +155,6 @@ def _warn_if_readable_by_others(path: PathLike) -> None:
         )
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-class _AtomicFile:
-    """A temporary file next to ``path``, renamed to it by ``commit``."""
-
-    def __init__(self, path: PathLike):
-        self.path = os.path.abspath(os.fspath(path))
-        directory, name = os.path.split(self.path)
-        fd, self.tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".kapsel-tmp")
-        os.chmod(self.tmp, 0o666 & ~_UMASK)
-        self.file: Optional[BinaryIO] = os.fdopen(fd, "wb")
-
-    def commit(self) -> None:
-        assert self.file is not None
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        self.file = None
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
-
-
 def encrypt(
     src: Source,
     dst: Source,
@@ -217,13 +183,14 @@ def encrypt(
     recipients = as_recipients(recipients)
     sender = as_sender(sign_as)
     if _is_path(src) and _is_path(dst):
-        target = _AtomicFile(dst)
-        assert target.file is not None
-        target.file.close()
-        target.file = None
+        target = Output(dst)
         try:
-            _kapsel.encrypt_file(os.fspath(src), target.tmp, recipients, sender, armor, passphrase_bytes(passphrase))
-            os.replace(target.tmp, target.path)
+            # Rust opens the output file anew by this path (the unnamed
+            # file's /proc/self/fd link, or the named fallback).
+            _kapsel.encrypt_file(
+                os.fspath(src), target.write_path, recipients, sender, armor, passphrase_bytes(passphrase)
+            )
+            target.commit()
         except BaseException:
             target.discard()
             raise
@@ -271,7 +238,7 @@ def decrypt(
     """
     ids = as_identities(identities)
     if _is_path(dst):
-        target = _AtomicFile(dst)
+        target = Output(dst)
         try:
             result = _kapsel.decrypt_stream(
                 os.fspath(src) if _is_path(src) else src, target.file, ids, passphrase_bytes(passphrase), armor
@@ -581,9 +548,7 @@ def open(
     if mode in ("wb", "w", "xb"):
         enc = _kapsel.Encrypting(as_recipients(recipients), as_sender(sign_as), armor, passphrase_bytes(passphrase))
         if _is_path(file):
-            if mode == "xb" and os.path.exists(file):
-                raise FileExistsError(os.fspath(file))
-            target = _AtomicFile(file)
+            target = Output(file, exclusive=mode == "xb")
             return KapselWriter(target.file, enc, target.commit, target.discard, target.path)
         return KapselWriter(file, enc, lambda: None, lambda: None, getattr(file, "name", ""))
     raise ValueError(f"kapsel.open: mode must be 'rb' or 'wb', not {mode!r}")

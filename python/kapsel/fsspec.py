@@ -46,7 +46,10 @@ Invariants:
   fail. ``"ciphertext_size"`` is the stored size.
 - A file written through ``open(path, "wb")`` is committed only by a clean
   ``close()``: an exception while writing leaves no finished file (where
-  the underlying filesystem can discard an upload, none at all).
+  the underlying filesystem can discard an upload, none at all). On the
+  local filesystem it is written as :func:`kapsel.open` writes a path: to
+  an unnamed file (Linux ``O_TMPFILE``) linked into place when complete,
+  so not even a SIGKILL leaves a partial file.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from ._files import (
     recipients_from_file,
     refuse_armor,
 )
+from ._outfile import Output
 from .errors import PayloadAuthenticationError
 
 __all__ = ["KapselFileSystem", "KapselFile"]
@@ -286,14 +290,24 @@ class KapselFileSystem(ChainedFileSystem):
 
     def _open_writer(self, path: str, mode: str) -> KapselWriter:
         enc = self._encrypting()
+        from fsspec.implementations.local import LocalFileSystem
         from fsspec.implementations.memory import MemoryFileSystem
 
+        if isinstance(self.fs, LocalFileSystem):
+            # A local file is written as kapsel.open writes one (unnamed
+            # until complete), not through fsspec's temporary file in the
+            # system's temporary directory.
+            local = self.fs._strip_protocol(path)
+            if getattr(self.fs, "auto_mkdir", False):
+                self.fs.makedirs(self.fs._parent(local), exist_ok=True)
+            target = Output(local, exclusive=mode == "xb")
+            return KapselWriter(target.file, enc, target.commit, target.discard, path)
         inner = None
         if not isinstance(self.fs, MemoryFileSystem):  # it commits at open
             try:
                 # Where the filesystem supports it, nothing appears at the
-                # path before commit (local files: a temporary file renamed;
-                # object stores: an upload completed only then).
+                # path before commit (object stores: an upload completed
+                # only then).
                 inner = self.fs.open(path, mode, autocommit=False)
             except (TypeError, NotImplementedError, ValueError):
                 inner = None

@@ -291,7 +291,9 @@ impl Encrypting {
 }
 
 /// Encrypts the file `src` into `dst` (created or truncated), in parallel,
-/// with the GIL released throughout. The caller renames `dst` into place.
+/// with the GIL released throughout. `dst` is the caller's pending output
+/// (`kapsel._outfile`: the `/proc/self/fd` link of an unnamed file, or a
+/// named temporary file), which the caller puts into place.
 #[pyfunction]
 #[pyo3(signature = (src, dst, recipients, sign_as = None, armor = false, passphrase = None))]
 pub fn encrypt_file(
@@ -338,7 +340,9 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Decrypts a whole stream: `src` is a path or a binary file object, `dst`
-/// a path (created or truncated) or a binary file object. `armor`: `None`
+/// a path (created or truncated, written in place: the Python package
+/// passes a pending output's file object or path, never its target) or a
+/// binary file object. `armor`: `None`
 /// detects ASCII armor, `True` requires it, `False` reads binary.
 ///
 /// Returns the plaintext length and the verified sender's recipient string

@@ -131,7 +131,7 @@ def test_round_trip_through_paths_signed_and_armored(alice, sam, tmp_path):
     out = io.BytesIO()
     kapsel.decrypt(tmp_path / "a.kap", out, [alice])
     assert out.getvalue() == data
-    assert not [p for p in os.listdir(tmp_path) if "kapsel-tmp" in p]
+    assert not [p for p in os.listdir(tmp_path) if "kapsel-partial" in p]
 
 
 def test_passphrase_round_trip():
