@@ -104,6 +104,38 @@ def as_sender(sign_as: Any) -> Optional[Identity]:
     raise TypeError(f"sign_as must be a kapsel.Identity, not {type(sign_as).__name__}")
 
 
+#: The clock skew allowed for files from the future by default, as the
+#: CLI's ``--max-skew``: 5 minutes.
+DEFAULT_MAX_SKEW = 300
+
+Seconds = Union[int, float, datetime.timedelta]
+
+
+def _seconds(value: Any, what: str) -> int:
+    """A duration in whole seconds (rounded down: never more lenient than
+    asked) from an int, a float or a :class:`datetime.timedelta`."""
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be seconds (int or float) or a datetime.timedelta, not {type(value).__name__}")
+    if value != value or value < 0:
+        raise ValueError(f"{what} must be a non-negative duration, not {value!r}")
+    if value == float("inf"):
+        raise ValueError(f"{what} must be finite (leave it out for no limit)")
+    return int(value)
+
+
+def policy_options(expect_sender: Any = None, max_age: Any = None, max_skew: Any = None) -> dict:
+    """The receiver policy as the extension's readers take it: expected
+    senders (a :class:`Recipient`, a recipient string, or a list of them),
+    a maximum age and the allowed clock skew, in seconds."""
+    return {
+        "expect_sender": as_recipients(expect_sender),
+        "max_age": None if max_age is None else _seconds(max_age, "max_age"),
+        "max_skew": DEFAULT_MAX_SKEW if max_skew is None else _seconds(max_skew, "max_skew"),
+    }
+
+
 def identities_from_file(path: PathLike) -> list:
     """Every identity in an identity file (``KAPSEL-SECRET-KEY-1...``,
     ``KAPSEL-PQ-SECRET-KEY-1...``, PEM and unencrypted OpenSSH private keys,
@@ -225,6 +257,9 @@ def decrypt(
     *,
     passphrase: Union[str, bytes, None] = None,
     armor: Optional[bool] = None,
+    expect_sender: Any = None,
+    max_age: Optional[Seconds] = None,
+    max_skew: Optional[Seconds] = None,
 ) -> Decrypted:
     """Decrypts a whole file or stream ``src`` (a path or a binary file
     object) into ``dst`` (a path or a binary file object) with
@@ -235,13 +270,46 @@ def decrypt(
     segment). If decryption fails, a file object ``dst`` holds the verified
     plaintext before the failure (never a byte that did not verify), and a
     path ``dst`` is not created.
+
+    The receiver policy (SPEC.md section 12, as the CLI's ``decrypt``):
+
+    - ``expect_sender``: a :class:`Recipient`, a recipient string, or a
+      list of them; the file must be signed by one of them. A file that
+      names another sender, or none, is refused; the named sender's
+      signatures are then verified segment by segment
+      (:class:`SenderAuthenticationError` if they do not).
+    - ``max_age``: seconds (int or float) or a :class:`datetime.timedelta`;
+      files created longer ago are refused, and so are files created more
+      than ``max_skew`` (default 5 minutes) in the future.
+
+    The policy is checked on the authenticated header, before anything is
+    written; a refusal raises :class:`RefusedError` (``dst`` untouched, a
+    path ``dst`` not created). There is no replay ledger here (the CLI's
+    ``--replay-db`` is the CLI's): a file accepted once is accepted again.
+
+    >>> import io, kapsel
+    >>> alice, bob = kapsel.Identity.generate(), kapsel.Identity.generate()
+    >>> data = kapsel.encrypt_bytes(b"hi", bob.to_recipient(), sign_as=alice)
+    >>> out = io.BytesIO()
+    >>> kapsel.decrypt(io.BytesIO(data), out, bob, expect_sender=alice.to_recipient(), max_age=86400).verified_sender == alice.to_recipient()
+    True
+    >>> kapsel.decrypt(io.BytesIO(data), io.BytesIO(), bob, expect_sender=bob.to_recipient())
+    Traceback (most recent call last):
+    ...
+    kapsel.errors.RefusedError: the file names sender kapsel1..., which is not an expected sender
     """
     ids = as_identities(identities)
+    policy = policy_options(expect_sender, max_age, max_skew)
     if _is_path(dst):
         target = Output(dst)
         try:
             result = _kapsel.decrypt_stream(
-                os.fspath(src) if _is_path(src) else src, target.file, ids, passphrase_bytes(passphrase), armor
+                os.fspath(src) if _is_path(src) else src,
+                target.file,
+                ids,
+                passphrase_bytes(passphrase),
+                armor,
+                **policy,
             )
             target.commit()
         except BaseException:
@@ -249,7 +317,7 @@ def decrypt(
             raise
     else:
         result = _kapsel.decrypt_stream(
-            os.fspath(src) if _is_path(src) else src, dst, ids, passphrase_bytes(passphrase), armor
+            os.fspath(src) if _is_path(src) else src, dst, ids, passphrase_bytes(passphrase), armor, **policy
         )
     length, sender = result
     return Decrypted(length, Recipient.from_string(sender) if sender else None)
@@ -263,7 +331,9 @@ def encrypt_bytes(data: bytes, recipients: Any = None, **options: Any) -> bytes:
 
 
 def decrypt_bytes(data: bytes, identities: Any = None, **options: Any) -> bytes:
-    """The plaintext of the kapsel file ``data`` (see :func:`decrypt`)."""
+    """The plaintext of the kapsel file ``data`` (see :func:`decrypt`, whose
+    options it takes, the receiver policy included: ``expect_sender``,
+    ``max_age``, ``max_skew``)."""
     out = io.BytesIO()
     decrypt(io.BytesIO(data), out, identities, **options)
     return out.getvalue()
@@ -501,13 +571,27 @@ def open(
     recipients: Any = None,
     sign_as: Any = None,
     armor: bool = False,
+    expect_sender: Any = None,
+    max_age: Optional[Seconds] = None,
+    max_skew: Optional[Seconds] = None,
 ) -> Any:
     """Opens a kapsel file.
 
     ``mode="rb"``: ``file`` is a path or a seekable binary file object;
     returns a :class:`KapselReader` (decrypting with ``identities``, the
     identities in ``identity_file``, or ``passphrase``). ASCII-armored files
-    cannot be read at random: use :func:`decrypt`.
+    cannot be read at random: use :func:`decrypt`. ``expect_sender``,
+    ``max_age`` and ``max_skew`` are the receiver policy of :func:`decrypt`,
+    checked on the authenticated header before ``open`` returns: a refused
+    file raises :class:`RefusedError` and no reader is made (no replay
+    ledger: see :func:`decrypt`).
+
+    >>> import io, kapsel
+    >>> alice, bob = kapsel.Identity.generate(), kapsel.Identity.generate()
+    >>> data = kapsel.encrypt_bytes(b"hi", bob.to_recipient(), sign_as=alice)
+    >>> with kapsel.open(io.BytesIO(data), identities=[bob], expect_sender=[alice.to_recipient()], max_age=3600) as f:
+    ...     f.read()
+    b'hi'
 
     ``mode="wb"``: ``file`` is a path or a binary file object; returns a
     :class:`KapselWriter` encrypting to ``recipients`` (or ``passphrase``),
@@ -521,13 +605,14 @@ def open(
             raise TypeError("kapsel.open: identities given twice")
         mode, identities = "rb", mode
     if mode in ("rb", "r"):
+        policy = policy_options(expect_sender, max_age, max_skew)
         ids = as_identities(identities)
         if identity_file is not None:
             ids += identities_from_file(identity_file)
         if _is_path(file):
             path = os.fspath(file)
             try:
-                seekable = _kapsel.Seekable.open_path(path, ids, passphrase_bytes(passphrase))
+                seekable = _kapsel.Seekable.open_path(path, ids, passphrase_bytes(passphrase), **policy)
             except NotKapselError:
                 with builtins_open(path, "rb") as f:
                     refuse_armor(f.read(256), path)
@@ -543,9 +628,11 @@ def open(
             f.seek(start)
             return f.read(end - start)
 
-        seekable = _kapsel.Seekable.open_fetch(fetch, size, first, ids, passphrase_bytes(passphrase))
+        seekable = _kapsel.Seekable.open_fetch(fetch, size, first, ids, passphrase_bytes(passphrase), **policy)
         return KapselReader(_RawReader(seekable, getattr(f, "name", "")))
     if mode in ("wb", "w", "xb"):
+        if expect_sender is not None or max_age is not None or max_skew is not None:
+            raise TypeError("kapsel.open: expect_sender, max_age and max_skew are for reading ('rb')")
         enc = _kapsel.Encrypting(as_recipients(recipients), as_sender(sign_as), armor, passphrase_bytes(passphrase))
         if _is_path(file):
             target = Output(file, exclusive=mode == "xb")

@@ -9,7 +9,13 @@ Chain it in front of the filesystem that holds the ciphertext::
         f.read(100)
 
 or pass ``storage_options={"kapsel": {...}}`` (pandas, Dask, PyArrow
-through fsspec). The package registers the protocol through its
+through fsspec). Only files signed by Alice, at most a day old::
+
+    dask.bytes.read_bytes("kapsel::s3://bucket/*.csv.kap",
+                          kapsel={"identity_file": "/etc/keys/me.key",
+                                  "expect_sender": "kapsel1...alice",
+                                  "max_age": 86400})
+ The package registers the protocol through its
 ``fsspec.specs`` entry point; ``import kapsel`` is not needed.
 
 Storage options (the same names for reading and writing):
@@ -27,6 +33,13 @@ Storage options (the same names for reading and writing):
 - ``sign_as`` (an Identity) or ``sign_as_file`` (a path): the sender that
   signs written files.
 - ``armor``: write ASCII armor (such files cannot be read at random).
+- ``expect_sender`` (a :class:`kapsel.Recipient`, a recipient string, or a
+  list of them), ``max_age`` (seconds or a ``datetime.timedelta``) and
+  ``max_skew`` (default 5 minutes): the receiver policy of
+  :func:`kapsel.decrypt`, checked on every file opened for reading, on its
+  authenticated header before any plaintext is returned; a refused file
+  raises :class:`kapsel.RefusedError` at open (with Dask: in the task).
+  There is no replay ledger (the CLI's is the CLI's).
 
 Invariants:
 
@@ -70,6 +83,7 @@ from ._files import (
     as_recipients,
     as_sender,
     passphrase_bytes,
+    policy_options,
     identities_from_file,
     identity_from_file,
     recipients_from_file,
@@ -118,6 +132,9 @@ class KapselFileSystem(ChainedFileSystem):
         sign_as: Any = None,
         sign_as_file: Any = None,
         armor: bool = False,
+        expect_sender: Any = None,
+        max_age: Any = None,
+        max_skew: Any = None,
         fo: Optional[str] = None,
         **kwargs: Any,
     ):
@@ -133,6 +150,8 @@ class KapselFileSystem(ChainedFileSystem):
         self._sign_as = sign_as
         self._sign_as_file = sign_as_file
         self._armor = armor
+        # Checked here, so that a bad option fails where it is given.
+        self._policy = policy_options(expect_sender, max_age, max_skew)
         self._loaded_ids: Optional[list] = None
         self._headers: "OrderedDict[tuple, tuple]" = OrderedDict()
         self._lock = threading.Lock()
@@ -356,7 +375,9 @@ class KapselFile(AbstractBufferedFile):
         def fetch(start: int, end: int) -> bytes:
             return inner_fs.cat_file(path, start, end)
 
-        self._reader = _kapsel.Seekable.open_fetch(fetch, size, first, fs.identity_list(), fs._passphrase)
+        self._reader = _kapsel.Seekable.open_fetch(
+            fetch, size, first, fs.identity_list(), fs._passphrase, **fs._policy
+        )
         kwargs.pop("size", None)
         super().__init__(
             fs,

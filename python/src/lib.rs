@@ -19,6 +19,7 @@
 
 mod errors;
 mod keys;
+mod policy;
 mod reader;
 mod stream;
 

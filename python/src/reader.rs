@@ -29,6 +29,7 @@ use pyo3::types::{PyBytes, PyDict};
 
 use crate::errors::{decrypt_error, io_error, raise};
 use crate::keys::{split_identities, AnyRecipient, PyIdentity, PyRecipient};
+use crate::policy::{check, receiver_policy, refused};
 
 /// The bytes a fetched source holds: the first fetch (the header and the
 /// salt and commitment) and the range fetched last.
@@ -191,15 +192,23 @@ impl std::fmt::Debug for Seekable {
 #[pymethods]
 impl Seekable {
     /// Opens a local file: reads the header, finds the file key, checks the
-    /// commitment. No chunk is read.
+    /// commitment, then the receiver policy (`RefusedError`). No chunk is
+    /// read.
     #[staticmethod]
-    #[pyo3(signature = (path, identities, passphrase = None))]
+    #[pyo3(signature = (
+        path, identities, passphrase = None,
+        expect_sender = Vec::new(), max_age = None, max_skew = kapsel_codec::DEFAULT_MAX_SKEW
+    ))]
     fn open_path(
         py: Python<'_>,
         path: PathBuf,
         identities: Vec<Bound<'_, PyIdentity>>,
         passphrase: Option<&[u8]>,
+        expect_sender: Vec<Bound<'_, PyRecipient>>,
+        max_age: Option<u64>,
+        max_skew: u64,
     ) -> PyResult<Self> {
+        let policy = receiver_policy(&expect_sender, max_age, max_skew)?;
         let keys = keyring(&identities, passphrase);
         let file = py
             .detach(|| File::open(&path))
@@ -207,6 +216,8 @@ impl Seekable {
         let reader = py
             .detach(|| Decryptor::new(file).and_then(|d| d.decrypt_seekable_with(&keys)))
             .map_err(|e| decrypt_error(py, e))?;
+        check(&policy, reader.header(), reader.claimed_sender().as_ref())
+            .map_err(|e| refused(py, e))?;
         Ok(Seekable {
             inner: Inner::Local(reader),
         })
@@ -214,9 +225,14 @@ impl Seekable {
 
     /// Opens a file of `size` bytes served by `fetch(start, end) -> bytes`.
     /// `first` holds the file's first bytes (at least the header, the salt
-    /// and the commitment, or all of a shorter file, saves a fetch).
+    /// and the commitment, or all of a shorter file, saves a fetch). The
+    /// receiver policy is checked as by `open_path`.
     #[staticmethod]
-    #[pyo3(signature = (fetch, size, first, identities, passphrase = None))]
+    #[pyo3(signature = (
+        fetch, size, first, identities, passphrase = None,
+        expect_sender = Vec::new(), max_age = None, max_skew = kapsel_codec::DEFAULT_MAX_SKEW
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn open_fetch(
         py: Python<'_>,
         fetch: Py<PyAny>,
@@ -224,7 +240,11 @@ impl Seekable {
         first: &[u8],
         identities: Vec<Bound<'_, PyIdentity>>,
         passphrase: Option<&[u8]>,
+        expect_sender: Vec<Bound<'_, PyRecipient>>,
+        max_age: Option<u64>,
+        max_skew: u64,
     ) -> PyResult<Self> {
+        let policy = receiver_policy(&expect_sender, max_age, max_skew)?;
         let keys = keyring(&identities, passphrase);
         let shared = Arc::new(Fetched {
             len: size,
@@ -243,6 +263,8 @@ impl Seekable {
         let reader = py
             .detach(|| Decryptor::new(source).and_then(|d| d.decrypt_seekable_with(&keys)))
             .map_err(|e| decrypt_error(py, e))?;
+        check(&policy, reader.header(), reader.claimed_sender().as_ref())
+            .map_err(|e| refused(py, e))?;
         Ok(Seekable {
             inner: Inner::Fetched(reader, shared),
         })

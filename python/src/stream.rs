@@ -28,6 +28,7 @@ use pyo3::types::PyBytes;
 
 use crate::errors::{decrypt_error, encrypt_error, io_error, raise};
 use crate::keys::{split_identities, AnyIdentity, AnyRecipient, PyIdentity, PyRecipient};
+use crate::policy::{check, receiver_policy, refused};
 
 /// Bytes moved per call to a Python file object.
 const BLOCK: usize = 1 << 20;
@@ -345,10 +346,19 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// binary file object. `armor`: `None`
 /// detects ASCII armor, `True` requires it, `False` reads binary.
 ///
+/// The receiver policy (`expect_sender`, `max_age`, `max_skew`, SPEC.md
+/// section 12) is checked on the authenticated header before a path `dst`
+/// is opened and before any plaintext is written; a refusal raises
+/// `RefusedError`.
+///
 /// Returns the plaintext length and the verified sender's recipient string
 /// (`None` for an anonymous file).
 #[pyfunction]
-#[pyo3(signature = (src, dst, identities, passphrase = None, armor = None))]
+#[pyo3(signature = (
+    src, dst, identities, passphrase = None, armor = None,
+    expect_sender = Vec::new(), max_age = None, max_skew = kapsel_codec::DEFAULT_MAX_SKEW
+))]
+#[allow(clippy::too_many_arguments)]
 pub fn decrypt_stream(
     py: Python<'_>,
     src: &Bound<'_, PyAny>,
@@ -356,7 +366,11 @@ pub fn decrypt_stream(
     identities: Vec<Bound<'_, PyIdentity>>,
     passphrase: Option<&[u8]>,
     armor: Option<bool>,
+    expect_sender: Vec<Bound<'_, PyRecipient>>,
+    max_age: Option<u64>,
+    max_skew: u64,
 ) -> PyResult<(u64, Option<String>)> {
+    let policy = receiver_policy(&expect_sender, max_age, max_skew)?;
     let mut reader: Box<dyn Read + Send> = match src.extract::<PathBuf>() {
         Ok(path) => Box::new(
             py.detach(|| File::open(&path))
@@ -364,13 +378,15 @@ pub fn decrypt_stream(
         ),
         Err(_) => Box::new(PyReader(src.clone().unbind())),
     };
-    let mut writer: Box<dyn Write + Send> = match dst.extract::<PathBuf>() {
-        Ok(path) => Box::new(BufWriter::with_capacity(
-            BLOCK,
-            py.detach(|| File::create(&path))
-                .map_err(|e| raise(py, "KapselIOError", format!("{}: {e}", path.display())))?,
-        )),
-        Err(_) => Box::new(PyWriter(dst.clone().unbind())),
+    // A path is created only once the header authenticated and the policy
+    // accepted it.
+    enum Dst {
+        Path(PathBuf),
+        Object(PyWriter),
+    }
+    let dst = match dst.extract::<PathBuf>() {
+        Ok(path) => Dst::Path(path),
+        Err(_) => Dst::Object(PyWriter(dst.clone().unbind())),
     };
     let (p256, hybrid) = split_identities(&identities);
     let mut keyring = Keyring::new()
@@ -381,6 +397,8 @@ pub fn decrypt_stream(
     }
     enum Failure {
         Decrypt(kapsel_codec::DecryptError),
+        Refused(kapsel_codec::PolicyError),
+        Open(String),
         Io(io::Error),
     }
     let run = py.detach(|| -> Result<(u64, Option<String>), Failure> {
@@ -397,6 +415,16 @@ pub fn decrypt_stream(
         let mut plain = Decryptor::new(source)
             .and_then(|d| d.decrypt_with(&keyring))
             .map_err(Failure::Decrypt)?;
+        check(&policy, plain.header(), plain.claimed_sender().as_ref())
+            .map_err(Failure::Refused)?;
+        let mut writer: Box<dyn Write + Send> = match dst {
+            Dst::Path(path) => Box::new(BufWriter::with_capacity(
+                BLOCK,
+                File::create(&path)
+                    .map_err(|e| Failure::Open(format!("{}: {e}", path.display())))?,
+            )),
+            Dst::Object(w) => Box::new(w),
+        };
         let mut buf = zeroize::Zeroizing::new(vec![0u8; BLOCK]);
         let mut total = 0u64;
         loop {
@@ -414,6 +442,8 @@ pub fn decrypt_stream(
     });
     run.map_err(|f| match f {
         Failure::Decrypt(e) => decrypt_error(py, e),
+        Failure::Refused(e) => refused(py, e),
+        Failure::Open(message) => raise(py, "KapselIOError", message),
         Failure::Io(e) => io_error(py, e),
     })
 }
