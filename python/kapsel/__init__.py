@@ -19,6 +19,9 @@ b'hello'
 - Random access: :func:`open` in ``"rb"`` gives a seekable reader that
   decrypts only the chunks each read touches; in ``"wb"`` an encrypting
   writer that finishes the file on ``close``.
+- Receiver policy: ``expect_sender=``, ``max_age=``, ``max_skew=`` on
+  the readers refuse, with :class:`RefusedError` and before any plaintext
+  is out, files from other senders or too old (no replay ledger).
 - :func:`inspect`: the header without a key (unauthenticated).
 - Errors: :mod:`kapsel.errors`, one class per decoder outcome class.
 - fsspec: the ``kapsel`` protocol (:mod:`kapsel.fsspec`), so

@@ -330,12 +330,38 @@ def encrypt_bytes(data: bytes, recipients: Any = None, **options: Any) -> bytes:
     return out.getvalue()
 
 
-def decrypt_bytes(data: bytes, identities: Any = None, **options: Any) -> bytes:
+def decrypt_bytes(
+    data: bytes,
+    identities: Any = None,
+    *,
+    passphrase: Union[str, bytes, None] = None,
+    armor: Optional[bool] = None,
+    expect_sender: Any = None,
+    max_age: Optional[Seconds] = None,
+    max_skew: Optional[Seconds] = None,
+) -> bytes:
     """The plaintext of the kapsel file ``data`` (see :func:`decrypt`, whose
     options it takes, the receiver policy included: ``expect_sender``,
-    ``max_age``, ``max_skew``)."""
+    ``max_age``, ``max_skew``; a refusal raises :class:`RefusedError` and
+    returns nothing).
+
+    >>> import kapsel
+    >>> alice, bob = kapsel.Identity.generate(), kapsel.Identity.generate()
+    >>> data = kapsel.encrypt_bytes(b"hi", bob.to_recipient(), sign_as=alice)
+    >>> kapsel.decrypt_bytes(data, bob, expect_sender=[str(alice.to_recipient())], max_age=86400)
+    b'hi'
+    """
     out = io.BytesIO()
-    decrypt(io.BytesIO(data), out, identities, **options)
+    decrypt(
+        io.BytesIO(data),
+        out,
+        identities,
+        passphrase=passphrase,
+        armor=armor,
+        expect_sender=expect_sender,
+        max_age=max_age,
+        max_skew=max_skew,
+    )
     return out.getvalue()
 
 

@@ -83,11 +83,25 @@ def decrypt_stream(
     identities: Sequence[Identity],
     passphrase: Optional[bytes] = None,
     armor: Optional[bool] = None,
-) -> Tuple[int, Optional[str]]: ...
+    expect_sender: Sequence[Recipient] = (),
+    max_age: Optional[int] = None,
+    max_skew: int = 300,
+) -> Tuple[int, Optional[str]]:
+    """Raises ``RefusedError`` if the receiver policy (expected senders,
+    maximum age and clock skew, in seconds) refuses the authenticated
+    header; then nothing is written and a path ``dst`` is not created."""
 
 class Seekable:
     @staticmethod
-    def open_path(path: str, identities: Sequence[Identity], passphrase: Optional[bytes] = None) -> "Seekable": ...
+    def open_path(
+        path: str,
+        identities: Sequence[Identity],
+        passphrase: Optional[bytes] = None,
+        expect_sender: Sequence[Recipient] = (),
+        max_age: Optional[int] = None,
+        max_skew: int = 300,
+    ) -> "Seekable":
+        """Raises ``RefusedError`` if the receiver policy refuses the file."""
     @staticmethod
     def open_fetch(
         fetch: Callable[[int, int], bytes],
@@ -95,7 +109,11 @@ class Seekable:
         first: bytes,
         identities: Sequence[Identity],
         passphrase: Optional[bytes] = None,
-    ) -> "Seekable": ...
+        expect_sender: Sequence[Recipient] = (),
+        max_age: Optional[int] = None,
+        max_skew: int = 300,
+    ) -> "Seekable":
+        """Raises ``RefusedError`` if the receiver policy refuses the file."""
     def read_at(self, offset: int, n: int) -> bytes: ...
     def source_range(self, offset: int, n: int) -> Optional[Tuple[int, int]]: ...
     def plaintext_len(self) -> int: ...

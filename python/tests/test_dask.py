@@ -135,3 +135,18 @@ def test_to_csv_writes_encrypted_partitions(client, files, alice, tmp_path):
     assert kapsel.inspect(out / names[0]).stanzas == ("p256",)
     back = dd.read_csv(f"kapsel::file://{out}/part-*.csv.kap", storage_options={"identities": [alice]})
     pd.testing.assert_frame_equal(back.compute().reset_index(drop=True), ddf.compute().reset_index(drop=True))
+
+
+def test_the_receiver_policy_applies_on_the_workers(client, files, alice, sam, tmp_path):
+    """The files fixture is anonymous: a task that expects a sender is
+    refused on its worker; one signed by the expected sender is read."""
+    url = f"kapsel::file://{files / 'data.csv.kap'}"
+    opts = {"identities": [alice], "expect_sender": str(sam.to_recipient()), "max_age": 3600}
+    _, blocks = read_bytes(url, blocksize=BLOCK, delimiter=None, sample=False, kapsel=opts)
+    with pytest.raises(kapsel.RefusedError, match="no sender"):
+        client.compute(blocks[0], sync=True)
+    plain = (files / "plain.csv").read_bytes()
+    signed = tmp_path / "signed.csv.kap"
+    kapsel.encrypt(files / "plain.csv", signed, alice.to_recipient(), sign_as=sam)
+    _, blocks = read_bytes(f"kapsel::file://{signed}", blocksize=BLOCK, delimiter=None, sample=False, kapsel=opts)
+    assert b"".join(client.compute(blocks[0], sync=True)) == plain
