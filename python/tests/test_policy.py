@@ -13,7 +13,10 @@ Old files: ``kapsel encrypt`` has no flag to set the creation time, and
 neither has the Python API, so the old file is a conformance vector
 (testvectors/vectors/encoder_signed): a genuine signed file whose
 authenticated header says it was created on 2026-01-01. Its key and sender
-are in the vector, so it is decrypted like any received file.
+are in the vector, so it is decrypted like any received file. Likewise
+created_at_max (the year 9999: from the future, beyond any clock skew) and
+created_at_zero (1970). A message answering a live-exchange challenge is
+made by the CLI (`encrypt --challenge`).
 """
 
 from __future__ import annotations
@@ -263,6 +266,53 @@ def test_max_age_refuses_an_old_file(tmp_path):
     got = kapsel.decrypt(tmp_path / "old.kap", tmp_path / "out", ids, expect_sender=sender, max_age=long)
     assert str(got.verified_sender) == sender
     assert kapsel.decrypt_bytes(body, ids) == (tmp_path / "out").read_bytes()
+
+
+def test_max_age_refuses_a_file_from_the_future():
+    """The vector created_at_max was made in the year 9999: beyond any
+    sensible clock skew. The skew applies with a maximum age (as the
+    CLI's --max-skew does)."""
+    ids, _, body = vector("created_at_max")
+    created = kapsel.inspect(body).created_at
+    assert created > time.time() + 86400
+    with pytest.raises(RefusedError, match="in the future"):
+        kapsel.decrypt_bytes(body, ids, max_age=86400)
+    with pytest.raises(RefusedError, match="in the future"):
+        kapsel.decrypt_bytes(body, ids, max_age=86400, max_skew=datetime.timedelta(days=365))
+    with pytest.raises(RefusedError, match="in the future"):
+        kapsel.open(io.BytesIO(body), identities=ids, max_age=86400)
+    plain = kapsel.decrypt_bytes(body, ids)  # no maximum age: no freshness check
+    skew = created - int(time.time()) + 3600
+    assert kapsel.decrypt_bytes(body, ids, max_age=86400, max_skew=skew) == plain
+
+
+def test_max_age_refuses_a_file_made_in_1970():
+    ids, _, body = vector("created_at_zero")
+    assert kapsel.inspect(body).created_at == 0
+    with pytest.raises(RefusedError, match="too old"):
+        kapsel.decrypt_bytes(body, ids, max_age=datetime.timedelta(days=365 * 50))
+
+
+def test_a_live_message_is_refused_offline(cli, tmp_path, alice, bob, data):
+    """A message that answers a live-exchange challenge, captured and
+    replayed into a receiver that checks senders or freshness: refused
+    (SPEC.md section 12.1 check 0), since only the receiver holding that
+    challenge may accept it."""
+    (tmp_path / "alice.key").write_text(alice.secret_string() + "\n")
+    os.chmod(tmp_path / "alice.key", 0o600)
+    (tmp_path / "plain").write_bytes(data)
+    challenge = run(cli, "challenge", "-q").decode().strip()
+    run(
+        cli, "encrypt", "-q", "-r", str(bob.to_recipient()), "--sign-as", str(tmp_path / "alice.key"),
+        "--challenge", challenge, "--serial-db", str(tmp_path / "serials.db"),
+        "-o", str(tmp_path / "live.kap"), str(tmp_path / "plain"),
+    )
+    for options in ({"expect_sender": alice.to_recipient()}, {"max_age": 3600}):
+        with pytest.raises(RefusedError, match="live-exchange challenge"):
+            kapsel.decrypt(tmp_path / "live.kap", tmp_path / "out", bob, **options)
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(RefusedError, match="live-exchange challenge"):
+            kapsel.open(tmp_path / "live.kap", identities=[bob], **options)
 
 
 def test_a_fresh_file_passes_max_age(from_alice, alice, bob, data):
