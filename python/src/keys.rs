@@ -94,6 +94,7 @@ impl PyIdentity {
     /// `kapsel.identities_from_file`).
     #[staticmethod]
     fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        warn_if_readable_by_others(py, &path)?;
         let mut keys = identities_from_file(py, path.clone())?;
         if keys.len() != 1 {
             return Err(key_error(
@@ -287,6 +288,30 @@ fn read_key_file(py: Python<'_>, path: &PathBuf) -> PyResult<Zeroizing<String>> 
         Ok(Zeroizing::new(text.to_owned()))
     });
     read.map_err(|e| key_error(py, format!("{}: {e}", path.display())))
+}
+
+/// A `UserWarning` when the identity file at `path` is readable or
+/// writable by others, as `kapsel decrypt -i` warns (and as
+/// `kapsel.identities_from_file` does on the Python side).
+fn warn_if_readable_by_others(py: Python<'_>, path: &std::path::Path) -> PyResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let exposed = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0);
+        if exposed {
+            let message = format!(
+                "{}: the identity file is readable by other users (chmod 600 it)",
+                path.display()
+            );
+            let message = std::ffi::CString::new(message)
+                .map_err(|_| pyo3::exceptions::PyValueError::new_err("path holds a NUL byte"))?;
+            let category = py.get_type::<pyo3::exceptions::PyUserWarning>();
+            PyErr::warn(py, category.as_any(), &message, 1)?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (py, path);
+    Ok(())
 }
 
 /// The identities in a file (identity strings, PEM and OpenSSH private

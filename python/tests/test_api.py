@@ -52,6 +52,7 @@ def test_post_quantum_keys(tmp_path):
 def test_identity_files_in_the_cli_formats(alice, cli, tmp_path):
     native = tmp_path / "native.key"
     native.write_text(f"# created by a test\n\n{alice.secret_string()}\n")
+    os.chmod(native, 0o600)
     assert kapsel.Identity.from_file(native) == alice
     # The CLI's own files: P-256 and post-quantum.
     run(cli, "keygen", "-o", str(tmp_path / "cli.key"))
@@ -241,9 +242,12 @@ def test_an_identity_file_readable_by_others_warns(alice, tmp_path):
     os.chmod(key, 0o644)
     with pytest.warns(UserWarning, match="readable by other users"):
         kapsel.identities_from_file(key)
+    with pytest.warns(UserWarning, match="readable by other users"):
+        assert kapsel.Identity.from_file(key) == alice
     os.chmod(key, 0o600)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert kapsel.identities_from_file(key) == [alice]
+        assert kapsel.Identity.from_file(key) == alice
