@@ -260,6 +260,15 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
             return Err(CliError::io(format!("cannot read {}", input.name), e)
                 .with_hint("the message was abandoned; the receiver keeps nothing"));
         }
+        Err(CopyError::Signer(e)) => {
+            // The --sign-as token failed: abandon the message, as for a
+            // failed read.
+            if let Ok(frames) = framed.into_inner().into_inner() {
+                let _ = frames.abort();
+            }
+            return Err(crate::error::token_key_failed(&e)
+                .with_hint("the message was abandoned; the receiver keeps nothing"));
+        }
         Err(CopyError::Output(e) | CopyError::Refused(e)) => {
             return Err(lost(&mut conn.reader, &e))
         }

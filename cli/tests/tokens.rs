@@ -479,3 +479,74 @@ fn listen_receives_with_a_token_key() {
     assert!(status.success(), "{rest}");
     assert_eq!(std::fs::read(&out).unwrap(), plain);
 }
+
+#[test]
+fn send_abandons_the_message_when_the_signing_token_goes_away() {
+    use std::io::{BufRead, Write};
+    let Some(h) = Hsm::new() else { return };
+    let (uri, _) = token_key(&h);
+    let (bob_key, bob) = h.env.identity("bob.key");
+    let out = h.env.p("received");
+    let mut listener = h
+        .kapsel()
+        .args([
+            "listen",
+            "127.0.0.1:0",
+            "-i",
+            &bob_key,
+            "-o",
+            &out,
+            "--timeout",
+            "20s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(listener.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("kapsel: listening on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    let mut sender = h
+        .kapsel()
+        .env("KAPSEL_PKCS11_PIN", "1234")
+        .args([
+            "send",
+            &addr,
+            "-r",
+            &bob.to_recipient().to_string(),
+            "--sign-as",
+            uri,
+        ])
+        .args(["--timeout", "20s"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = sender.stdin.take().unwrap();
+    let chunk = vec![3u8; 1 << 20];
+    stdin.write_all(&chunk).unwrap();
+    for entry in std::fs::read_dir(h.env.path("tokens")).unwrap() {
+        std::fs::remove_dir_all(entry.unwrap().path()).unwrap();
+    }
+    for _ in 0..4 {
+        if stdin.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    drop(stdin);
+    let sent = sender.wait_with_output().unwrap();
+    assert_eq!(sent.status.code(), Some(9), "{}", text(&sent.stderr));
+    assert!(
+        text(&sent.stderr).contains("token"),
+        "{}",
+        text(&sent.stderr)
+    );
+    // The receiver keeps nothing.
+    let status = listener.wait().unwrap();
+    assert!(!status.success());
+    assert!(!h.env.path("received").exists());
+}
