@@ -602,14 +602,10 @@ pub(crate) fn find_file_key(
                 Ok(Err(e)) => return Err(DecryptError::Identity(e)),
                 Err(_) => continue,
             };
-            let mut ctx = hpke::Context::new(Mode::Base, &shared, HPKE_INFO);
-            let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
-            if ctx
-                .open_into(b"", &wrapped_key[..], &mut file_key[..])
-                .is_err()
-            {
+            let ctx = hpke::Context::new(Mode::Base, &shared, HPKE_INFO);
+            let Some(file_key) = unwrap_file_key(ctx, &wrapped_key[..]) else {
                 continue;
-            }
+            };
             opened_any = true;
             if let Some(found) = try_key(file_key, &mut prefix)? {
                 return Ok(found);
@@ -630,14 +626,10 @@ pub(crate) fn find_file_key(
             let Ok(shared) = pq::decap(enc, identity.secret_key()) else {
                 continue;
             };
-            let mut ctx = hpke::Context::for_kem(pq::KEM_ID, Mode::Base, &shared, HPKE_INFO);
-            let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
-            if ctx
-                .open_into(b"", &wrapped_key[..], &mut file_key[..])
-                .is_err()
-            {
+            let ctx = hpke::Context::for_kem(pq::KEM_ID, Mode::Base, &shared, HPKE_INFO);
+            let Some(file_key) = unwrap_file_key(ctx, &wrapped_key[..]) else {
                 continue;
-            }
+            };
             opened_any = true;
             if let Some(found) = try_key(file_key, &mut prefix)? {
                 return Ok(found);
@@ -649,4 +641,16 @@ pub(crate) fn find_file_key(
     } else {
         DecryptError::NoMatchingRecipient
     })
+}
+
+/// The file key a stanza's HPKE context opens from its wrapped key, if the
+/// tag verifies (the first and only message of the context).
+fn unwrap_file_key(
+    mut ctx: hpke::Context,
+    wrapped_key: &[u8],
+) -> Option<Zeroizing<[u8; FILE_KEY_LEN]>> {
+    let mut file_key = Zeroizing::new([0u8; FILE_KEY_LEN]);
+    ctx.open_into(b"", wrapped_key, &mut file_key[..])
+        .ok()
+        .map(|_| file_key)
 }

@@ -27,6 +27,17 @@ use crate::pq;
 use crate::segment::{ExternalSigner, SegmentSigner};
 use crate::{FILE_KEY_LEN, HPKE_INFO};
 
+/// The items of `items` with later duplicates dropped, in order.
+fn unique<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
 /// The key that signs a file's segments.
 #[derive(Clone)]
 enum SenderKey {
@@ -69,25 +80,10 @@ pub struct Encryptor {
 }
 
 impl Encryptor {
-    /// An encryptor to these recipients (duplicates are dropped).
-    pub fn new(recipients: impl IntoIterator<Item = Recipient>) -> Result<Self, EncryptError> {
-        let mut unique: Vec<Recipient> = Vec::new();
-        for r in recipients {
-            if !unique.contains(&r) {
-                unique.push(r);
-            }
-        }
-        if unique.is_empty() {
-            return Err(EncryptError::NoRecipients);
-        }
-        if unique.len() > usize::from(MAX_RECIPIENTS) {
-            return Err(EncryptError::TooManyRecipients {
-                count: unique.len(),
-                max: MAX_RECIPIENTS,
-            });
-        }
-        Ok(Encryptor {
-            recipients: unique,
+    /// Nothing to encrypt to yet, every option at its default.
+    fn blank() -> Self {
+        Encryptor {
+            recipients: Vec::new(),
             hybrid: Vec::new(),
             passphrase: None,
             allow_classical_with_pq: false,
@@ -96,7 +92,12 @@ impl Encryptor {
             serial: None,
             hide_recipients: false,
             challenge: None,
-        })
+        }
+    }
+
+    /// An encryptor to these recipients (duplicates are dropped).
+    pub fn new(recipients: impl IntoIterator<Item = Recipient>) -> Result<Self, EncryptError> {
+        Self::with_recipients(recipients, std::iter::empty())
     }
 
     /// An encryptor to P-256 and hybrid post-quantum recipients (duplicates
@@ -108,37 +109,22 @@ impl Encryptor {
         p256: impl IntoIterator<Item = Recipient>,
         hybrid: impl IntoIterator<Item = HybridRecipient>,
     ) -> Result<Self, EncryptError> {
-        let mut unique_pq: Vec<HybridRecipient> = Vec::new();
-        for r in hybrid {
-            if !unique_pq.contains(&r) {
-                unique_pq.push(r);
-            }
+        let (recipients, hybrid) = (unique(p256), unique(hybrid));
+        let count = recipients.len() + hybrid.len();
+        if count == 0 {
+            return Err(EncryptError::NoRecipients);
         }
-        let p256: Vec<Recipient> = p256.into_iter().collect();
-        let mut e = match Encryptor::new(p256) {
-            Ok(e) => e,
-            Err(EncryptError::NoRecipients) if !unique_pq.is_empty() => Encryptor {
-                recipients: Vec::new(),
-                hybrid: Vec::new(),
-                passphrase: None,
-                allow_classical_with_pq: false,
-                sender: None,
-                created_at: None,
-                serial: None,
-                hide_recipients: false,
-                challenge: None,
-            },
-            Err(e) => return Err(e),
-        };
-        let count = e.recipients.len() + unique_pq.len();
         if count > usize::from(MAX_RECIPIENTS) {
             return Err(EncryptError::TooManyRecipients {
                 count,
                 max: MAX_RECIPIENTS,
             });
         }
-        e.hybrid = unique_pq;
-        Ok(e)
+        Ok(Encryptor {
+            recipients,
+            hybrid,
+            ..Self::blank()
+        })
     }
 
     /// An encryptor to a passphrase alone (the only stanza of its file),
@@ -151,15 +137,8 @@ impl Encryptor {
             return Err(EncryptError::PassphraseUnavailable);
         }
         Ok(Encryptor {
-            recipients: Vec::new(),
-            hybrid: Vec::new(),
             passphrase: Some((passphrase, Cost::DEFAULT)),
-            allow_classical_with_pq: false,
-            sender: None,
-            created_at: None,
-            serial: None,
-            hide_recipients: false,
-            challenge: None,
+            ..Self::blank()
         })
     }
 

@@ -192,28 +192,7 @@ fn decode(s: &str, kind: KeyKind) -> Result<Vec<u8>, KeyParseError> {
             HYBRID_RECIPIENT_STRING_LEN,
         ),
     };
-    if s.is_empty() {
-        return Err(KeyParseError::Empty);
-    }
-    let Some(sep) = s.rfind('1') else {
-        return Err(KeyParseError::NoSeparator);
-    };
-    let has_lower = s.bytes().any(|b| b.is_ascii_lowercase());
-    let has_upper = s.bytes().any(|b| b.is_ascii_uppercase());
-    if has_lower && has_upper {
-        return Err(KeyParseError::MixedCase);
-    }
-    let found = crate::keys::kind_of_key_prefix(&s[..sep]);
-    match found {
-        Some(f) if f == kind => {}
-        Some(found) => {
-            return Err(KeyParseError::WrongType {
-                expected: kind,
-                found,
-            })
-        }
-        None => return Err(KeyParseError::UnknownPrefix { expected: kind }),
-    }
+    crate::keys::check_prefix(s, kind)?;
     if s.len() != total {
         return Err(KeyParseError::WrongLength {
             expected: total,

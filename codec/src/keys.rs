@@ -381,8 +381,29 @@ impl std::str::FromStr for Recipient {
 const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 
 /// What a human-readable part says a string is, if it is any key we know.
-pub(crate) fn kind_of_key_prefix(hrp: &str) -> Option<KeyKind> {
-    kind_of_prefix(hrp)
+/// The first checks of SPEC.md 4.1 on a key string meant to be of `kind`,
+/// shared by every key type: empty, separator, case, prefix. Returns the
+/// position of the separator.
+pub(crate) fn check_prefix(s: &str, kind: KeyKind) -> Result<usize, KeyParseError> {
+    if s.is_empty() {
+        return Err(KeyParseError::Empty);
+    }
+    let Some(sep) = s.rfind('1') else {
+        return Err(KeyParseError::NoSeparator);
+    };
+    let has_lower = s.bytes().any(|b| b.is_ascii_lowercase());
+    let has_upper = s.bytes().any(|b| b.is_ascii_uppercase());
+    if has_lower && has_upper {
+        return Err(KeyParseError::MixedCase);
+    }
+    match kind_of_prefix(&s[..sep]) {
+        Some(found) if found == kind => Ok(sep),
+        Some(found) => Err(KeyParseError::WrongType {
+            expected: kind,
+            found,
+        }),
+        None => Err(KeyParseError::UnknownPrefix { expected: kind }),
+    }
 }
 
 fn kind_of_prefix(hrp: &str) -> Option<KeyKind> {
@@ -415,27 +436,7 @@ fn decode(s: &str, kind: KeyKind) -> Result<Vec<u8>, KeyParseError> {
         KeyKind::Identity => (IDENTITY_HRP, 32, 77),
         _ => (RECIPIENT_HRP, 33, 66),
     };
-    if s.is_empty() {
-        return Err(KeyParseError::Empty);
-    }
-    let Some(sep) = s.rfind('1') else {
-        return Err(KeyParseError::NoSeparator);
-    };
-    let has_lower = s.bytes().any(|b| b.is_ascii_lowercase());
-    let has_upper = s.bytes().any(|b| b.is_ascii_uppercase());
-    if has_lower && has_upper {
-        return Err(KeyParseError::MixedCase);
-    }
-    match kind_of_prefix(&s[..sep]) {
-        Some(found) if found == kind => {}
-        Some(found) => {
-            return Err(KeyParseError::WrongType {
-                expected: kind,
-                found,
-            })
-        }
-        None => return Err(KeyParseError::UnknownPrefix { expected: kind }),
-    }
+    let sep = check_prefix(s, kind)?;
     if let Some(i) = s[sep + 1..]
         .chars()
         .position(|c| !c.is_ascii() || !BECH32_CHARSET.contains(&(c as u8).to_ascii_lowercase()))

@@ -244,3 +244,40 @@ def test_pandas_and_pyarrow_read_encrypted_parquet(stored, alice):
     dataset = ds.dataset(fs._parent(path), filesystem=PyFileSystem(FSSpecHandler(fs)), format="parquet")
     assert dataset.to_table().num_rows == 100_000
     assert isinstance(dataset.to_table(filter=ds.field("x") < 10), pa.Table)
+
+
+def test_a_storage_server_that_changes_bytes_between_reads_is_caught(alice, plain, cipher):
+    """The server serves the true file for the first read, then a chunk of
+    another file (same recipient, same length) at the place of chunk 20,
+    then chunk 30 copied to the place of chunk 35: every later read of a
+    changed chunk fails with the payload's authentication error, and an
+    untouched range still reads right. (Bytes verified earlier may be served
+    from the reader's cache: they are genuine.)"""
+    path = f"/{uuid.uuid4().hex}/f.kap"
+    store = MemoryFileSystem()
+    store.pipe_file(path, cipher)
+    other = kapsel.encrypt_bytes(pattern(SIZE)[::-1], alice.to_recipient())
+    assert len(other) == len(cipher)
+    enc = C + 16
+    # The body: 40 full chunks and a final one of 77 bytes, each with its tag.
+    body_start = len(cipher) - (40 * enc + 77 + 16)
+
+    def chunk_at(k):
+        return slice(body_start + k * enc, body_start + (k + 1) * enc)
+
+    with fsspec.open(f"kapsel::memory://{path}", "rb", kapsel={"identities": [alice]}) as f:
+        assert f.read(C) == plain[:C]
+        swapped = bytearray(cipher)
+        swapped[chunk_at(20)] = other[chunk_at(20)]
+        store.pipe_file(path, bytes(swapped))
+        f.seek(20 * C + 10)
+        with pytest.raises(kapsel.PayloadAuthenticationError):
+            f.read(100)
+        moved = bytearray(cipher)
+        moved[chunk_at(35)] = cipher[chunk_at(30)]
+        store.pipe_file(path, bytes(moved))
+        f.seek(35 * C)
+        with pytest.raises(kapsel.PayloadAuthenticationError):
+            f.read(10)
+        f.seek(38 * C)
+        assert f.read(C) == plain[38 * C : 39 * C]

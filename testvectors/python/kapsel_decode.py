@@ -759,6 +759,19 @@ def read_payload_prefix(src):
     return prefix
 
 
+def hinted_first(stanzas, hint_of):
+    """The stanzas with the ones whose non-zero hint matches ``hint_of(enc)``
+    first (SPEC 5.3: a decoder tries those first), and whether there were any."""
+    hinted, others = [], []
+    for stanza in stanzas:
+        hint, enc, _wrapped = stanza
+        if hint != ZERO_HINT and hint == hint_of(enc):
+            hinted.append(stanza)
+        else:
+            others.append(stanza)
+    return hinted + others, bool(hinted)
+
+
 def find_file_key(header, identities, read_prefix):
     """Section 5.3 steps 2 and 3 with the commitment check of 6.3 step 2.
 
@@ -800,16 +813,9 @@ def find_file_key(header, identities, read_prefix):
             fail("header_auth_failure", "the passphrase opens a key that fails the commitment")
         return found
     for ident in [k for k in identities if isinstance(k, HybridIdentity)]:
-        hinted, others = [], []
-        for stanza in header.hybrid:
-            hint, enc, _wrapped = stanza
-            if hint != ZERO_HINT and hint == hybrid_hint(ident.public, enc):
-                hinted.append(stanza)
-            else:
-                others.append(stanza)
-        if hinted:
-            addressed = True
-        for _hint, enc, wrapped in hinted + others:
+        ordered, hinted = hinted_first(header.hybrid, lambda enc: hybrid_hint(ident.public, enc))
+        addressed |= hinted
+        for _hint, enc, wrapped in ordered:
             candidate = open_hybrid_stanza(enc, wrapped, ident)
             if candidate is None:
                 continue
@@ -819,16 +825,9 @@ def find_file_key(header, identities, read_prefix):
                 return found
     for sk in [k for k in identities if isinstance(k, ec.EllipticCurvePrivateKey)]:
         own = compressed(sk.public_key())
-        hinted, others = [], []
-        for stanza in header.stanzas:
-            hint, enc, _wrapped = stanza
-            if hint != ZERO_HINT and hint == stanza_hint(own, enc):
-                hinted.append(stanza)
-            else:
-                others.append(stanza)
-        if hinted:
-            addressed = True
-        for _hint, enc, wrapped in hinted + others:
+        ordered, hinted = hinted_first(header.stanzas, lambda enc: stanza_hint(own, enc))
+        addressed |= hinted
+        for _hint, enc, wrapped in ordered:
             candidate = open_stanza(enc, wrapped, sk)
             if candidate is None:
                 continue
