@@ -23,17 +23,14 @@
 //!   policy.
 //! - `--keep-going` never replaces a file in its inbox.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kapsel_codec::exchange::{
-    self, exchange_error_of, Challenge, ExchangeError, FrameReader, FrameWriter, Reply, TailReader,
-    TailWriter,
-};
+use kapsel_codec::exchange::{self, Challenge, ExchangeError, MessageReader, MessageWriter, Reply};
 use kapsel_codec::CopyError;
 use kapsel_codec::Decryptor;
 
@@ -48,9 +45,6 @@ use crate::policy::Policy;
 const DRAIN_FOR: Duration = Duration::from_secs(2);
 /// At most this many message bytes are drained after a refusal.
 const DRAIN_AT_MOST: u64 = 64 << 20;
-/// The sender's buffer in front of the framing (large writes pass
-/// through it unbuffered).
-const SEND_BUFFER: usize = 64 << 10;
 
 /// `kapsel challenge`: prints a fresh challenge for the offline exchange.
 pub fn challenge() -> Result<(), CliError> {
@@ -151,7 +145,7 @@ fn peer_error(peer: &str, what: &str, e: &io::Error, timeout: Duration) -> CliEr
     } else {
         format!("{peer}: ")
     };
-    match exchange_error_of(e) {
+    match ExchangeError::from_io(e) {
         Some(ExchangeError::NotExchange) => CliError::new(Exit::BadHeader, format!("{peer}{e}"))
             .with_hint("the address is not a kapsel listen endpoint"),
         Some(ExchangeError::Closed(exchange::Phase::Hello)) => CliError::other(format!(
@@ -221,13 +215,9 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
     let challenge = exchange::read_hello(&mut conn.reader)
         .map_err(|e| peer_error(&peer, "waiting for the challenge", &e, timeout))?;
 
-    // Message bytes pass the tail watcher, then the framing, then the
-    // transport; the writer stays ours so that a failed input can still be
+    // The message writer stays ours so that a failed input can still be
     // answered with the abort marker.
-    let mut framed = TailWriter::new(BufWriter::with_capacity(
-        SEND_BUFFER,
-        FrameWriter::new(conn.writer),
-    ));
+    let mut framed = MessageWriter::new(conn.writer);
     let mut file = encryptor
         .challenge(challenge)
         .wrap_output(&mut framed)
@@ -254,18 +244,14 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         Ok(()) => {}
         Err(CopyError::Input(e)) => {
             // Tell the receiver to discard what it has (best effort).
-            if let Ok(frames) = framed.into_inner().into_inner() {
-                let _ = frames.abort();
-            }
+            let _ = framed.abort();
             return Err(CliError::io(format!("cannot read {}", input.name), e)
                 .with_hint("the message was abandoned; the receiver keeps nothing"));
         }
         Err(CopyError::Signer(e)) => {
             // The --sign-as token failed: abandon the message, as for a
             // failed read.
-            if let Ok(frames) = framed.into_inner().into_inner() {
-                let _ = frames.abort();
-            }
+            let _ = framed.abort();
             return Err(crate::error::token_key_failed(&e)
                 .with_hint("the message was abandoned; the receiver keeps nothing"));
         }
@@ -274,15 +260,10 @@ pub fn send(args: SendArgs<'_>) -> Result<(), CliError> {
         }
         Err(e) => return Err(lost(&mut conn.reader, &e.into())),
     }
-    let tail = framed.tail();
-    let sent = framed
-        .into_inner()
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(FrameWriter::finish);
-    if let Err(e) = sent {
-        return Err(lost(&mut conn.reader, &e));
-    }
+    let tail = match framed.finish() {
+        Ok((_, tail)) => tail,
+        Err(e) => return Err(lost(&mut conn.reader, &e)),
+    };
     match exchange::read_reply(&mut conn.reader) {
         Ok(Reply::Accepted(receipt)) if receipt_key.verify(&tail, &receipt) => {
             if args.progress {
@@ -731,7 +712,7 @@ fn serve(
         None => LiveInput::of(io::stdin().as_fd()),
     };
     let pace = conn.pace.clone();
-    let mut input = TailReader::new(FrameReader::new(conn.reader));
+    let mut input = MessageReader::new(conn.reader);
     let mut authenticated = false;
     let mut on_header = || {
         authenticated = true;
@@ -750,7 +731,7 @@ fn serve(
     );
     let result = match received {
         Ok((output, key, stored)) => {
-            if !input.get_ref().ended() {
+            if !input.ended() {
                 Err(CliError::other(format!(
                     "{peer}: the message did not end with its end marker"
                 )))
@@ -780,7 +761,7 @@ fn serve(
     // failed after a chunk that was already read and then failed to open:
     // that failure came first, and its class stands (an error of any class
     // but I/O).
-    let failure = input.get_ref().failure().filter(|_| e.exit == Exit::Other);
+    let failure = input.failure().filter(|_| e.exit == Exit::Other);
     // Bad framing is a malformed message, whichever layer noticed it.
     let e = match failure {
         Some(ExchangeError::FrameLength(_)) => CliError {
@@ -837,7 +818,7 @@ fn refusal_status(exit: Exit, authenticated: bool) -> u8 {
 fn commit_message<R: Read>(
     output: Output,
     target: &Target,
-    input: &TailReader<FrameReader<R>>,
+    input: &MessageReader<R>,
     peer: &str,
     key: exchange::ReceiptKey,
     writer: &mut Box<dyn Write + Send>,
@@ -895,8 +876,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// The decryptor of a listener's message: the header and payload prefix
 /// from memory, then the rest of the connection.
-type MessageDecryptor<'r, R> =
-    Decryptor<io::Chain<io::Cursor<Vec<u8>>, &'r mut TailReader<FrameReader<R>>>>;
+type MessageDecryptor<'r, R> = Decryptor<io::Chain<io::Cursor<Vec<u8>>, &'r mut MessageReader<R>>>;
 
 /// Reads the message's header and payload prefix before any key is used,
 /// so that neither the work nor the time before a refusal depends on the
@@ -905,7 +885,7 @@ type MessageDecryptor<'r, R> =
 /// trial decryptions, without trying any. Returns a decryptor over the
 /// bytes read and the rest of the input.
 fn read_message_start<'r, R: Read>(
-    input: &'r mut TailReader<FrameReader<R>>,
+    input: &'r mut MessageReader<R>,
     challenge: &Challenge,
     receiver: &Receiver,
 ) -> Result<MessageDecryptor<'r, R>, CliError> {
@@ -959,7 +939,7 @@ fn read_message_start<'r, R: Read>(
 /// Reads and checks the message, writing its plaintext to an uncommitted
 /// output; returns the output, the receipt key and the plaintext length.
 fn receive<R: Read>(
-    input: &mut TailReader<FrameReader<R>>,
+    input: &mut MessageReader<R>,
     challenge: &Challenge,
     receiver: &Receiver,
     target: &Target,

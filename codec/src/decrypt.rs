@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::error::DecryptError;
 #[cfg(feature = "exchange")]
-use crate::exchange::{Challenge, ReceiptKey};
+use crate::exchange_wire::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
 use crate::hybrid::HybridIdentity;
 use crate::identity::IdentityKey;

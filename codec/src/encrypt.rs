@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::backend::{fill_random, SystemRng};
 use crate::ec::SecretKey;
 use crate::error::EncryptError;
-use crate::exchange::{Challenge, ReceiptKey};
+use crate::exchange_wire::{Challenge, ReceiptKey};
 use crate::hpke::{self, Mode};
 use crate::hybrid::HybridRecipient;
 use crate::identity::IdentityKey;

@@ -85,7 +85,7 @@ pub enum DecryptError {
     /// `exchange` feature, which is the only way to expect one.
     #[cfg(feature = "exchange")]
     #[error(transparent)]
-    Challenge(#[from] crate::exchange::ChallengeMismatch),
+    Challenge(#[from] crate::exchange_wire::ChallengeMismatch),
     /// An identity's private-key operation failed (a token removed, a PIN
     /// refused); the file itself may be fine.
     #[error(transparent)]
@@ -118,7 +118,7 @@ impl DecryptError {
             return DecryptError::from(*p);
         }
         #[cfg(feature = "exchange")]
-        if let Some(c) = inner.downcast_ref::<crate::exchange::ChallengeMismatch>() {
+        if let Some(c) = inner.downcast_ref::<crate::exchange_wire::ChallengeMismatch>() {
             return DecryptError::Challenge(*c);
         }
         DecryptError::Io(e)

@@ -86,11 +86,8 @@ mod decrypt;
 mod ec;
 mod encrypt;
 mod error;
-#[cfg(feature = "exchange")]
-pub mod exchange;
-#[cfg(not(feature = "exchange"))]
-#[allow(dead_code)]
-mod exchange;
+#[cfg_attr(not(feature = "exchange"), allow(dead_code))]
+mod exchange_wire;
 mod hpke;
 mod hybrid;
 mod identity;
@@ -130,6 +127,32 @@ pub use segment::SignatureError;
 const FILE_KEY_LEN: usize = 32;
 /// HPKE `info` for every stanza of a v1 file.
 const HPKE_INFO: &[u8] = b"kapsel/v1 file key";
+
+#[cfg(feature = "exchange")]
+pub mod exchange {
+    //! The live exchange of SPEC.md section 13 (feature `exchange`, on by
+    //! default): the receiver sends a fresh [`Challenge`], the sender answers
+    //! with a message made for it, the receiver replies with a [`Receipt`]
+    //! that only a holder of the file key who read the whole message in this
+    //! session can make. Replay is impossible: a recorded message answers
+    //! another challenge.
+    //!
+    //! The sender: [`read_hello`]; `Encryptor::challenge(challenge)`;
+    //! `wrap_output(`[`MessageWriter`]`)` and write the message; keep
+    //! `FileWriter::receipt_key`; [`MessageWriter::finish`]; [`read_reply`]
+    //! and [`ReceiptKey::verify`] the receipt against the tail.
+    //!
+    //! The receiver: [`write_hello`] with [`Challenge::generate`];
+    //! `Decryptor::new(`[`MessageReader`]`)`, `decrypt_live` with the
+    //! challenge (which also gives the [`ReceiptKey`]), read the message to
+    //! its end; then [`write_receipt`] of [`ReceiptKey::receipt`] over
+    //! [`MessageReader::tail`], or [`write_refusal`].
+    pub use crate::exchange_wire::{
+        read_hello, read_reply, write_hello, write_receipt, write_refusal, Challenge,
+        ChallengeMismatch, ChallengeParseError, ExchangeError, MessageReader, MessageTail,
+        MessageWriter, Phase, Receipt, ReceiptKey, Reply, CHALLENGE_LEN,
+    };
+}
 
 #[cfg(feature = "hazmat")]
 pub mod hazmat {
@@ -183,6 +206,14 @@ pub mod hazmat {
     /// primitive, with derandomized encapsulation for vectors.
     pub mod pq {
         pub use crate::pq::*;
+    }
+    /// The live exchange's framing and wire constants, for its vectors.
+    #[cfg(feature = "exchange")]
+    pub mod exchange {
+        pub use crate::exchange_wire::{
+            FrameReader, FrameWriter, TailReader, TailWriter, ABORT_MARKER, END_MARKER, HELLO_LEN,
+            HELLO_MAGIC, MAX_FRAME_LEN, RECEIPT_LEN, STATUS_ACCEPTED, TAIL_LEN,
+        };
     }
     /// Argon2id with the caller's parameters (RFC 9106 vectors).
     pub mod passphrase {

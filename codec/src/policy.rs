@@ -44,7 +44,7 @@ pub struct ReceiverPolicy {
     max_skew: u64,
     ledger: bool,
     #[cfg(feature = "exchange")]
-    challenge: Option<crate::exchange::Challenge>,
+    challenge: Option<crate::exchange_wire::Challenge>,
 }
 
 impl Default for ReceiverPolicy {
@@ -60,7 +60,7 @@ pub enum PolicyError {
     /// The file does not answer the challenge this receiver expects.
     #[cfg(feature = "exchange")]
     #[error(transparent)]
-    Challenge(#[from] crate::exchange::ChallengeMismatch),
+    Challenge(#[from] crate::exchange_wire::ChallengeMismatch),
     /// The file answers a live-exchange challenge, but this receiver checks
     /// no challenge while it guards against replays or checks senders: a
     /// captured live message must not replay into an offline receiver.
@@ -139,7 +139,7 @@ impl ReceiverPolicy {
 
     /// Accepts only files that answer `challenge` (SPEC.md section 13.4).
     #[cfg(feature = "exchange")]
-    pub fn expect_challenge(mut self, challenge: crate::exchange::Challenge) -> Self {
+    pub fn expect_challenge(mut self, challenge: crate::exchange_wire::Challenge) -> Self {
         self.challenge = Some(challenge);
         self
     }

@@ -5,12 +5,12 @@
 // inside them.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread;
 
 use kapsel_codec::exchange::{
-    self, Challenge, ChallengeMismatch, FrameReader, FrameWriter, Reply, TailReader, TailWriter,
+    self, Challenge, ChallengeMismatch, MessageReader, MessageWriter, Reply,
 };
 use kapsel_codec::{Decryptor, Encryptor, Identity};
 
@@ -30,17 +30,10 @@ fn send(
     if let Some(identity) = sign_as {
         encryptor = encryptor.sender(identity);
     }
-    let framed = BufWriter::new(FrameWriter::new(stream));
-    let mut writer = encryptor.wrap_output(TailWriter::new(framed)).unwrap();
+    let mut writer = encryptor.wrap_output(MessageWriter::new(stream)).unwrap();
     let receipt_key = writer.receipt_key().cloned().expect("a challenge was set");
     writer.write_all(plaintext)?;
-    let tail_writer = writer.finish()?;
-    let tail = tail_writer.tail();
-    tail_writer
-        .into_inner()
-        .into_inner()
-        .map_err(io::IntoInnerError::into_error)?
-        .finish()?;
+    let (_, tail) = writer.finish()?.finish()?;
     Ok(match exchange::read_reply(&mut reader)? {
         Reply::Accepted(receipt) => {
             assert!(
@@ -62,7 +55,7 @@ fn receive(
 ) -> Result<Vec<u8>, String> {
     let mut writer = stream.try_clone().unwrap();
     exchange::write_hello(&mut writer, &challenge).unwrap();
-    let mut input = TailReader::new(FrameReader::new(stream));
+    let mut input = MessageReader::new(stream);
     let outcome = (|| {
         let decryptor = Decryptor::new(&mut input).map_err(|e| e.to_string())?;
         challenge
@@ -77,7 +70,7 @@ fn receive(
     })();
     match outcome {
         Ok((out, key)) => {
-            assert!(input.get_ref().ended());
+            assert!(input.ended());
             exchange::write_receipt(&mut writer, &key.receipt(&input.tail())).unwrap();
             Ok(out)
         }
@@ -184,16 +177,16 @@ fn receipts_of_two_messages_do_not_cross() {
     let bob = Identity::generate();
     let challenge = Challenge::generate();
     let make = |text: &[u8]| {
-        let mut file = Vec::new();
+        let mut framed = Vec::new();
         let mut w = Encryptor::new([bob.to_recipient()])
             .unwrap()
             .challenge(challenge)
-            .wrap_output(TailWriter::new(&mut file))
+            .wrap_output(MessageWriter::new(&mut framed))
             .unwrap();
         let key = w.receipt_key().cloned().unwrap();
         w.write_all(text).unwrap();
-        let tail = w.finish().unwrap().tail();
-        (file, key, tail)
+        let (_, tail) = w.finish().unwrap().finish().unwrap();
+        (framed, key, tail)
     };
     let (file1, key1, tail1) = make(b"first message");
     let (_, key2, tail2) = make(b"first message");
@@ -205,15 +198,19 @@ fn receipts_of_two_messages_do_not_cross() {
     );
 
     // The receiver derives the same key from the file key it unwraps.
-    let (mut reader, receiver_key) = Decryptor::new(&file1[..])
+    let mut input = MessageReader::new(&file1[..]);
+    let (mut reader, receiver_key) = Decryptor::new(&mut input)
         .unwrap()
         .decrypt_live(std::slice::from_ref(&bob), &challenge)
         .unwrap();
     io::copy(&mut reader, &mut io::sink()).unwrap();
+    drop(reader);
+    assert!(input.ended());
+    assert_eq!(input.tail(), tail1);
     assert_eq!(receiver_key.receipt(&tail1), receipt1);
     // A receiver that expects another challenge refuses the message
     // outright: it derives no receipt key for it.
-    let e = Decryptor::new(&file1[..])
+    let e = Decryptor::new(MessageReader::new(&file1[..]))
         .unwrap()
         .decrypt_live(std::slice::from_ref(&bob), &Challenge::generate())
         .unwrap_err();
@@ -228,14 +225,14 @@ fn a_receiver_cut_off_mid_message_releases_no_final_chunk_and_gives_no_receipt()
     let mut w = Encryptor::new([bob.to_recipient()])
         .unwrap()
         .challenge(challenge)
-        .wrap_output(FrameWriter::new(&mut framed))
+        .wrap_output(MessageWriter::new(&mut framed))
         .unwrap();
     w.write_all(&[1u8; 100_000]).unwrap();
     w.finish().unwrap().finish().unwrap();
     // Cut before the end marker: the reader reports a closed connection,
     // never a clean end of input.
     let cut = &framed[..framed.len() - 4];
-    let mut input = FrameReader::new(cut);
+    let mut input = MessageReader::new(cut);
     let (mut reader, _) = Decryptor::new(&mut input)
         .unwrap()
         .decrypt_live(std::slice::from_ref(&bob), &challenge)

@@ -7,7 +7,8 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use kapsel_codec::exchange::{Challenge, FrameWriter};
+use kapsel_codec::exchange::Challenge;
+use kapsel_codec::hazmat::exchange::FrameWriter;
 use kapsel_codec::hazmat::payload::{ChunkCipher, PayloadWriter};
 use kapsel_codec::ArmoredWriter;
 use kapsel_codec::{hazmat::hpke, Encryptor, Identity};

@@ -7,7 +7,7 @@
 
 use std::io::Read;
 
-use kapsel_codec::exchange::{Challenge, FrameReader, TailReader};
+use kapsel_codec::exchange::{Challenge, MessageReader};
 use kapsel_codec::{hazmat::hpke, Decryptor, Identity};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,7 +22,7 @@ const CHALLENGE: [u8; 32] = [0x5c; 32];
 fuzz_target!(|data: &[u8]| {
     let id = identity();
     let challenge = Challenge::from_bytes(CHALLENGE);
-    let mut input = TailReader::new(FrameReader::new(data));
+    let mut input = MessageReader::new(data);
     let Ok(decryptor) = Decryptor::new(&mut input) else {
         return;
     };
@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     };
     drop(reader);
     if ok {
-        assert!(input.get_ref().ended(), "success without the end marker");
+        assert!(input.ended(), "success without the end marker");
         let receipt = key.receipt(&input.tail());
         assert!(key.verify(&input.tail(), &receipt));
     }

@@ -21,10 +21,8 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use kapsel_codec::exchange::{
-    Challenge, ExchangeError, FrameReader, Receipt, TailReader, TailWriter, ABORT_MARKER,
-    MAX_FRAME_LEN,
-};
+use kapsel_codec::exchange::{Challenge, ExchangeError, MessageReader, Receipt};
+use kapsel_codec::hazmat::exchange::{TailWriter, ABORT_MARKER, MAX_FRAME_LEN};
 use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity};
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
@@ -103,7 +101,7 @@ pub fn receive(
     challenge: &Challenge,
     piece: usize,
 ) -> Received {
-    let mut input = TailReader::new(FrameReader::new(wire));
+    let mut input = MessageReader::new(wire);
     let mut released = Vec::new();
     let result = (|| -> Result<Receipt, Option<kapsel_codec::Outcome>> {
         let decryptor = Decryptor::new(&mut input).map_err(|e| Some(e.outcome()))?;
@@ -128,7 +126,7 @@ pub fn receive(
         drop(reader);
         Ok(key.receipt(&input.tail()))
     })();
-    let framing = input.get_ref().failure();
+    let framing = input.failure();
     let outcome = match (&result, framing) {
         (Err(_), Some(ExchangeError::Closed(_))) => "connection_closed".to_string(),
         (Err(_), Some(ExchangeError::Aborted)) => "abandoned".to_string(),

@@ -13,6 +13,13 @@
 //! message length and the message's last [`TAIL_LEN`] bytes: only a holder
 //! of the file key who read the whole message in this session can make it.
 //!
+//! An application speaks it through the `exchange` module: [`write_hello`]
+//! and [`read_hello`], a [`MessageWriter`] or [`MessageReader`] for the
+//! message, then [`write_receipt`] or [`write_refusal`] and [`read_reply`].
+//! The framing parts under them ([`FrameWriter`], [`FrameReader`],
+//! [`TailWriter`], [`TailReader`]) and the wire constants are public only
+//! through `hazmat`, for the conformance vectors.
+//!
 //! Invariants:
 //! - A [`FrameReader`] reports end of input (`Ok(0)`) only after the end
 //!   marker. A transport that ends first, the abort marker or a length above
@@ -25,7 +32,7 @@
 //!   drop and never printed.
 
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, BufWriter, IoSlice, Read, Write};
 use std::str::FromStr;
 
 use aws_lc_rs::{digest, hkdf, hmac};
@@ -57,8 +64,9 @@ pub const TAIL_LEN: usize = 80;
 const RECEIPT_KEY_INFO: &[u8] = b"kapsel/v1 receipt key";
 const RECEIPT_LABEL: &[u8] = b"kapsel/v1 receipt\0";
 
-/// Why an exchange failed on the wire. Travels inside `io::Error`s from
-/// [`FrameReader`]; see [`exchange_error_of`].
+/// Why an exchange failed on the wire. Travels inside the `io::Error`s of
+/// [`read_hello`], [`MessageReader`] and [`read_reply`]; see
+/// [`ExchangeError::from_io`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExchangeError {
@@ -66,10 +74,10 @@ pub enum ExchangeError {
     /// message, or the reply.
     #[error("the peer closed the connection {0}")]
     Closed(Phase),
-    /// The hello does not start with [`HELLO_MAGIC`].
+    /// The hello does not start with the magic `\x8bKXCHG1\n`.
     #[error("the peer is not a kapsel exchange receiver (its greeting is not kapsel exchange version 1)")]
     NotExchange,
-    /// A frame length above [`MAX_FRAME_LEN`] (and not a marker).
+    /// A frame length above the largest, 1 MiB (and not a marker).
     #[error("bad frame length {0} (at most {MAX_FRAME_LEN})")]
     FrameLength(u32),
     /// The sender sent the abort marker.
@@ -108,11 +116,14 @@ impl From<ExchangeError> for io::Error {
     }
 }
 
-/// The [`ExchangeError`] inside an `io::Error`, if it carries one.
-pub fn exchange_error_of(e: &io::Error) -> Option<ExchangeError> {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<ExchangeError>())
-        .copied()
+impl ExchangeError {
+    /// The exchange failure inside an `io::Error` returned by this module's
+    /// readers, if it carries one (a transport error carries none).
+    pub fn from_io(e: &io::Error) -> Option<ExchangeError> {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ExchangeError>())
+            .copied()
+    }
 }
 
 /// A receiver's fresh random challenge.
@@ -381,8 +392,9 @@ impl<R: Read> Read for FrameReader<R> {
     }
 }
 
-/// The length and the last [`TAIL_LEN`] bytes of a message, as the receipt
-/// covers them; kept by [`TailWriter`] and [`TailReader`] as the bytes pass.
+/// The length and the last 80 bytes of a message, as the receipt
+/// covers them; kept by [`MessageWriter`] and [`MessageReader`] as the bytes
+/// pass.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct MessageTail {
     len: u64,
@@ -507,6 +519,122 @@ impl<R: Read> Read for TailReader<R> {
     }
 }
 
+/// Capacity of a [`MessageWriter`]'s buffer in front of the framing; a
+/// larger write passes through it unbuffered.
+const MESSAGE_BUFFER: usize = 64 << 10;
+
+/// The sender's message on the wire: frames what is written (buffered, so
+/// that small writes do not become small frames) and keeps the
+/// [`MessageTail`] the receipt covers. Hand it to
+/// `Encryptor::wrap_output`, then end the message with
+/// [`MessageWriter::finish`] (or abandon it with [`MessageWriter::abort`]).
+/// Dropping it without either leaves the receiver waiting for the end
+/// marker, which it never takes a closed connection for.
+#[derive(Debug)]
+pub struct MessageWriter<W: Write> {
+    inner: TailWriter<BufWriter<FrameWriter<W>>>,
+}
+
+impl<W: Write> MessageWriter<W> {
+    /// Frames the message written to `transport`.
+    pub fn new(transport: W) -> Self {
+        MessageWriter {
+            inner: TailWriter::new(BufWriter::with_capacity(
+                MESSAGE_BUFFER,
+                FrameWriter::new(transport),
+            )),
+        }
+    }
+
+    /// The length and tail of what was written so far.
+    pub fn tail(&self) -> MessageTail {
+        self.inner.tail()
+    }
+
+    /// Writes what is buffered and the end marker, flushes, and returns the
+    /// transport (for [`read_reply`]) with the tail of the whole message
+    /// (for [`ReceiptKey::verify`]).
+    pub fn finish(self) -> io::Result<(W, MessageTail)> {
+        let tail = self.inner.tail();
+        let frames = self
+            .inner
+            .into_inner()
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        Ok((frames.finish()?, tail))
+    }
+
+    /// Abandons the message: writes what is buffered, then the abort
+    /// marker, so that the receiver discards everything it has. Returns
+    /// the transport.
+    pub fn abort(self) -> io::Result<W> {
+        let frames = self
+            .inner
+            .into_inner()
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        frames.abort()
+    }
+}
+
+impl<W: Write> Write for MessageWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The receiver's message on the wire: yields the message bytes, reports
+/// end of input only after the end marker (a cut, aborted or badly framed
+/// message is an error carrying an [`ExchangeError`]), and keeps the
+/// [`MessageTail`] the receipt covers. It never reads past the end marker.
+#[derive(Debug)]
+pub struct MessageReader<R: Read> {
+    inner: TailReader<FrameReader<R>>,
+}
+
+impl<R: Read> MessageReader<R> {
+    /// Unframes the message arriving on `transport`.
+    pub fn new(transport: R) -> Self {
+        MessageReader {
+            inner: TailReader::new(FrameReader::new(transport)),
+        }
+    }
+
+    /// Whether the end marker was read: the message is complete.
+    pub fn ended(&self) -> bool {
+        self.inner.get_ref().ended()
+    }
+
+    /// The framing failure or closed connection that stopped this reader,
+    /// if any (transport errors are not kept).
+    pub fn failure(&self) -> Option<ExchangeError> {
+        self.inner.get_ref().failure()
+    }
+
+    /// The length and tail of what was read so far; once [`ended`], of the
+    /// whole message (for [`ReceiptKey::receipt`]).
+    ///
+    /// [`ended`]: MessageReader::ended
+    pub fn tail(&self) -> MessageTail {
+        self.inner.tail()
+    }
+
+    /// The transport.
+    pub fn into_inner(self) -> R {
+        self.inner.into_inner().into_inner()
+    }
+}
+
+impl<R: Read> Read for MessageReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
 /// A receipt: proof, for the sender, that a holder of the file key read the
 /// whole message in this session. Compared in constant time; check one with
 /// [`ReceiptKey::verify`].
@@ -515,12 +643,12 @@ pub struct Receipt([u8; RECEIPT_LEN]);
 
 impl Receipt {
     /// A receipt from its 32 bytes as sent on the wire.
-    pub fn from_bytes(bytes: [u8; RECEIPT_LEN]) -> Self {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Receipt(bytes)
     }
 
     /// The 32 bytes as sent on the wire.
-    pub fn as_bytes(&self) -> &[u8; RECEIPT_LEN] {
+    pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 }
@@ -674,15 +802,18 @@ mod tests {
         assert_eq!(wire.len(), HELLO_LEN);
         assert_eq!(read_hello(&mut &wire[..]).unwrap(), c);
         let err = read_hello(&mut &b"SSH-2.0-OpenSSH_9.2\r\n"[..]).unwrap_err();
-        assert_eq!(exchange_error_of(&err), Some(ExchangeError::NotExchange));
+        assert_eq!(
+            ExchangeError::from_io(&err),
+            Some(ExchangeError::NotExchange)
+        );
         let err = read_hello(&mut &wire[..20]).unwrap_err();
         assert_eq!(
-            exchange_error_of(&err),
+            ExchangeError::from_io(&err),
             Some(ExchangeError::Closed(Phase::Hello))
         );
         let err = read_hello(&mut &b""[..]).unwrap_err();
         assert_eq!(
-            exchange_error_of(&err),
+            ExchangeError::from_io(&err),
             Some(ExchangeError::Closed(Phase::Hello))
         );
     }
@@ -747,7 +878,7 @@ mod tests {
             let mut r = FrameReader::new(&wire[..cut]);
             let err = r.read_to_end(&mut Vec::new()).unwrap_err();
             assert_eq!(
-                exchange_error_of(&err),
+                ExchangeError::from_io(&err),
                 Some(ExchangeError::Closed(Phase::Message)),
                 "cut {cut}"
             );
@@ -759,13 +890,13 @@ mod tests {
         let err = FrameReader::new(&aborted[..])
             .read_to_end(&mut Vec::new())
             .unwrap_err();
-        assert_eq!(exchange_error_of(&err), Some(ExchangeError::Aborted));
+        assert_eq!(ExchangeError::from_io(&err), Some(ExchangeError::Aborted));
         let oversized = (MAX_FRAME_LEN + 1).to_be_bytes();
         let err = FrameReader::new(&oversized[..])
             .read_to_end(&mut Vec::new())
             .unwrap_err();
         assert_eq!(
-            exchange_error_of(&err),
+            ExchangeError::from_io(&err),
             Some(ExchangeError::FrameLength(MAX_FRAME_LEN + 1))
         );
         let mut w = FrameWriter::new(Vec::new());
@@ -841,7 +972,7 @@ mod tests {
         );
         let err = read_reply(&mut &wire[..10]).unwrap_err();
         assert_eq!(
-            exchange_error_of(&err),
+            ExchangeError::from_io(&err),
             Some(ExchangeError::Closed(Phase::Reply))
         );
         let mut wire = Vec::new();
@@ -849,7 +980,7 @@ mod tests {
         assert_eq!(read_reply(&mut &wire[..]).unwrap(), Reply::Refused(6));
         let err = read_reply(&mut &b""[..]).unwrap_err();
         assert_eq!(
-            exchange_error_of(&err),
+            ExchangeError::from_io(&err),
             Some(ExchangeError::Closed(Phase::Reply))
         );
     }
