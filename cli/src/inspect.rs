@@ -98,7 +98,7 @@ pub fn run(input: crate::files::Input, as_json: bool) -> Result<(), CliError> {
             // A pipe or armor: count the rest to report the size.
             let mut rest = decryptor.into_source();
             Some(std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| {
-                match kapsel_codec::outcome_of_io_error(&e) {
+                match kapsel_codec::Outcome::of_io(&e) {
                     kapsel_codec::Outcome::Io => CliError::io(format!("cannot read {name}"), e),
                     _ => crate::error::from_decrypt_io(e),
                 }

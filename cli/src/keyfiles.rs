@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use kapsel_codec::ssh::{self, PrivateKeyFile, SshKeyError};
 use kapsel_codec::KeyKind;
 use kapsel_codec::{HybridIdentity, HybridRecipient, Identity, KeyParseError, Recipient};
-use kapsel_codec::{HYBRID_IDENTITY_HRP, HYBRID_RECIPIENT_HRP};
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
@@ -177,9 +176,9 @@ fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key,
         return parse_ssh_line(line, n, source, want).map(Key::Recipient);
     }
     // The line may be secret: errors say what is wrong, never its text.
-    let hrp = line.rfind('1').map(|i| &line[..i]);
-    let hybrid_identity = hrp.is_some_and(|h| h.eq_ignore_ascii_case(HYBRID_IDENTITY_HRP));
-    let hybrid_recipient = hrp.is_some_and(|h| h.eq_ignore_ascii_case(HYBRID_RECIPIENT_HRP));
+    let kind = KeyKind::of(line);
+    let hybrid_identity = kind == Some(KeyKind::HybridIdentity);
+    let hybrid_recipient = kind == Some(KeyKind::HybridRecipient);
     if (hybrid_identity && want != Want::Recipients)
         || (hybrid_recipient && want != Want::Identities)
     {
@@ -204,9 +203,7 @@ fn parse_key_line(line: &str, n: usize, source: &str, want: Want) -> Result<Key,
     let as_identity = match want {
         Want::Identities => true,
         Want::Recipients => false,
-        Want::Any => line
-            .rfind('1')
-            .is_some_and(|i| line[..i].eq_ignore_ascii_case(kapsel_codec::IDENTITY_HRP)),
+        Want::Any => kind == Some(KeyKind::Identity),
     };
     let noun = match want {
         Want::Recipients => "recipient",
@@ -673,9 +670,7 @@ fn shown(s: &str) -> String {
 /// Parses one recipient string given with `-r`: exactly the string, with no
 /// white space around it (SPEC.md 4.1).
 pub fn parse_recipient(s: &str) -> Result<AnyRecipient, CliError> {
-    let pq = s
-        .rfind('1')
-        .is_some_and(|i| s[..i].eq_ignore_ascii_case(HYBRID_RECIPIENT_HRP));
+    let pq = KeyKind::of(s) == Some(KeyKind::HybridRecipient);
     if !pq {
         return parse_recipient_arg(s, "recipient").map(AnyRecipient::P256);
     }

@@ -147,7 +147,7 @@ impl DecryptError {
             DecryptError::Challenge(_) => Outcome::Refused,
             DecryptError::Armor(_) => Outcome::ArmorFailed,
             DecryptError::Identity(_) => Outcome::Io,
-            DecryptError::Io(e) => outcome_of_io_error(e),
+            DecryptError::Io(e) => Outcome::of_io(e),
         }
     }
 }
@@ -171,20 +171,26 @@ impl From<crate::payload::StreamError> for DecryptError {
     }
 }
 
-/// The outcome class of an error returned by a decrypting reader's `read`:
-/// payload failures travel inside `io::Error` as a [`PayloadError`].
-pub fn outcome_of_io_error(e: &io::Error) -> Outcome {
-    if e.get_ref()
-        .is_some_and(|inner| inner.is::<crate::armor::ArmorError>())
-    {
-        return Outcome::ArmorFailed;
+impl Outcome {
+    /// The outcome class of an error returned by a decrypting reader's
+    /// `read`, without taking the error: the class of
+    /// [`DecryptError::from_io`] of it.
+    pub fn of_io(e: &io::Error) -> Outcome {
+        let Some(inner) = e.get_ref() else {
+            return Outcome::Io;
+        };
+        if inner.is::<crate::armor::ArmorError>() {
+            return Outcome::ArmorFailed;
+        }
+        if inner.is::<crate::segment::SignatureError>() {
+            return Outcome::SenderAuthFailed;
+        }
+        #[cfg(feature = "exchange")]
+        if inner.is::<crate::exchange_wire::ChallengeMismatch>() {
+            return Outcome::Refused;
+        }
+        payload_error_of(e).map_or(Outcome::Io, |p| DecryptError::from(p).outcome())
     }
-    if e.get_ref()
-        .is_some_and(|inner| inner.is::<crate::segment::SignatureError>())
-    {
-        return Outcome::SenderAuthFailed;
-    }
-    payload_error_of(e).map_or(Outcome::Io, |p| DecryptError::from(p).outcome())
 }
 
 /// The payload failure inside an `io::Error`, if that is what it carries.

@@ -24,9 +24,9 @@ use crate::pq::{HybridPublicKey, HybridSecretKey, PUBLIC_KEY_LEN, SEED_LEN};
 use kapsel_format::KEY_HINT_LEN;
 
 /// Human-readable part of hybrid recipient strings.
-pub const HYBRID_RECIPIENT_HRP: &str = "kapselpq";
+pub(crate) const HYBRID_RECIPIENT_HRP: &str = "kapselpq";
 /// Human-readable part of hybrid identity strings (written upper case).
-pub const HYBRID_IDENTITY_HRP: &str = "kapsel-pq-secret-key-";
+pub(crate) const HYBRID_IDENTITY_HRP: &str = "kapsel-pq-secret-key-";
 /// Length of a hybrid recipient string.
 pub const HYBRID_RECIPIENT_STRING_LEN: usize = 2014;
 /// Length of a hybrid identity string.

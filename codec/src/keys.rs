@@ -24,9 +24,9 @@ use crate::ec::{PublicKey, SecretKey};
 use kapsel_format::{P256Point, KEY_HINT_LEN};
 
 /// Human-readable part of recipient strings.
-pub const RECIPIENT_HRP: &str = "kapsel";
+pub(crate) const RECIPIENT_HRP: &str = "kapsel";
 /// Human-readable part of identity strings (written upper case).
-pub const IDENTITY_HRP: &str = "kapsel-secret-key-";
+pub(crate) const IDENTITY_HRP: &str = "kapsel-secret-key-";
 
 /// What a key string is, judged by its prefix (Bech32 human-readable part).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +44,16 @@ pub enum KeyKind {
     AgeRecipient,
     /// An age identity (`AGE-SECRET-KEY-1...`, plugins included).
     AgeIdentity,
+}
+
+impl KeyKind {
+    /// The kind of key string `s` claims to be, by its prefix (the part
+    /// before the last `1`, either case) alone. Nothing else is checked: use
+    /// it to choose a parser and to name what was given, never to accept a
+    /// key.
+    pub fn of(s: &str) -> Option<KeyKind> {
+        s.rfind('1').and_then(|sep| kind_of_prefix(&s[..sep]))
+    }
 }
 
 impl fmt::Display for KeyKind {
@@ -474,6 +484,30 @@ fn decode(s: &str, kind: KeyKind) -> Result<Vec<u8>, KeyParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_kind_of_reads_the_prefix_in_either_case() {
+        let id = Identity::generate();
+        let recipient = id.to_recipient().to_string();
+        let secret = id.to_secret_string();
+        for (s, want) in [
+            (recipient.as_str(), Some(KeyKind::Recipient)),
+            (&recipient.to_uppercase(), Some(KeyKind::Recipient)),
+            (secret.as_str(), Some(KeyKind::Identity)),
+            ("kapselpq1qqqq", Some(KeyKind::HybridRecipient)),
+            ("KAPSEL-PQ-SECRET-KEY-1QQQQ", Some(KeyKind::HybridIdentity)),
+            ("age1qqqq", Some(KeyKind::AgeRecipient)),
+            ("age1yubikey1qqqq", Some(KeyKind::AgeRecipient)),
+            ("AGE-SECRET-KEY-1QQQQ", Some(KeyKind::AgeIdentity)),
+            ("AGE-PLUGIN-YUBIKEY-1QQQQ", Some(KeyKind::AgeIdentity)),
+            ("kapsel", None),
+            ("", None),
+            ("ssh-ed25519 AAAA", None),
+            ("kapselx1qqqq", None),
+        ] {
+            assert_eq!(KeyKind::of(s), want, "{s}");
+        }
+    }
 
     fn recipient_error(s: &str) -> KeyParseError {
         s.parse::<Recipient>().expect_err("refused")

@@ -110,10 +110,10 @@ pub use armor::{
 };
 pub use decrypt::{passphrase_cost, ClaimedSender, Decryptor, Keyring, PlaintextReader};
 pub use encrypt::{Encryptor, FileWriter};
-pub use error::{outcome_of_io_error, DecryptError, EncryptError, Outcome};
-pub use hybrid::{HybridIdentity, HybridRecipient, HYBRID_IDENTITY_HRP, HYBRID_RECIPIENT_HRP};
+pub use error::{DecryptError, EncryptError, Outcome};
+pub use hybrid::{HybridIdentity, HybridRecipient};
 pub use identity::{IdentityError, IdentityKey, SharedSecret};
-pub use keys::{Identity, KeyKind, KeyParseError, Recipient, IDENTITY_HRP, RECIPIENT_HRP};
+pub use keys::{Identity, KeyKind, KeyParseError, Recipient};
 pub use parallel::{CopyError, InputReady, ReleaseGate};
 pub use passphrase::{
     Cost, Passphrase, PassphraseError, WorkLimit, AVAILABLE as PASSPHRASE_AVAILABLE,

@@ -56,7 +56,7 @@
 //! Errors: a [`CopyError::Input`] carries read errors and payload failures;
 //! the latter are a [`PayloadError`] inside the `io::Error`, exactly as
 //! `PayloadReader::read` reports them, so
-//! [`outcome_of_io_error`](crate::outcome_of_io_error) classifies both paths
+//! [`Outcome::of_io`](crate::Outcome::of_io) classifies both paths
 //! alike. A [`CopyError::Output`] is a write error.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};

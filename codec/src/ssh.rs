@@ -36,7 +36,7 @@ use crate::ec::{PublicKey, SecretKey, SCALAR_LEN, UNCOMPRESSED_LEN};
 use crate::keys::{Identity, Recipient};
 
 /// The key type kapsel accepts.
-pub const KEY_TYPE: &str = "ecdsa-sha2-nistp256";
+const KEY_TYPE: &str = "ecdsa-sha2-nistp256";
 const CURVE: &str = "nistp256";
 const MAGIC: &[u8] = b"openssh-key-v1\0";
 /// The PEM-style label of an OpenSSH private key file.
@@ -47,7 +47,7 @@ pub const PRIVATE_KEY_LABEL: &str = "OPENSSH PRIVATE KEY";
 pub const MAX_BCRYPT_ROUNDS: u32 = 1024;
 /// The largest private key file text accepted (a P-256 key is about 500
 /// bytes; comments can make it longer).
-pub const MAX_PRIVATE_KEY_TEXT: usize = 64 * 1024;
+const MAX_PRIVATE_KEY_TEXT: usize = 64 * 1024;
 
 /// Why an SSH key was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use kapsel_codec::hazmat::parallel::{CopyError, BATCH_CHUNKS, SEQUENTIAL_BELOW};
 use kapsel_codec::hazmat::payload::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, PAYLOAD_HEADER_LEN};
 use kapsel_codec::hazmat::segment::SEGMENT_PLAINTEXT;
-use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity, Outcome};
+use kapsel_codec::{Decryptor, Encryptor, Identity, Outcome};
 use rand_core::{CryptoRng, RngCore};
 
 /// A deterministic generator: the same file key, salt and ephemeral key on
@@ -152,7 +152,7 @@ fn sequential_decrypt(id: &Identity, file: &[u8]) -> (Vec<u8>, Result<(), Outcom
         match r.read(&mut buf) {
             Ok(0) => return (out, Ok(())),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => return (out, Err(outcome_of_io_error(&e))),
+            Err(e) => return (out, Err(Outcome::of_io(&e))),
         }
     }
 }
@@ -172,7 +172,7 @@ fn live_decrypt(
     let result = plaintext.decrypt_live_to(&mut out, threads, &mut || Ok(()), &mut coin(seed));
     let result = match result {
         Ok(_) => Ok(()),
-        Err(CopyError::Input(e)) => Err(outcome_of_io_error(&e)),
+        Err(CopyError::Input(e)) => Err(Outcome::of_io(&e)),
         Err(e) => panic!("{e}"),
     };
     (out, result)

@@ -13,7 +13,7 @@ use kapsel_codec::hazmat::payload::{
     ENCRYPTED_CHUNK_SIZE, PAYLOAD_HEADER_LEN, SALT_LEN,
 };
 use kapsel_codec::hazmat::payload_error_of;
-use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity, Outcome};
+use kapsel_codec::{Decryptor, Encryptor, Identity, Outcome};
 
 const KEY: [u8; 32] = [0x42; 32];
 const CONTEXT: &[u8] = b"parallel test context";
@@ -652,7 +652,7 @@ fn cli_decrypt(id: &Identity, file: &[u8], threads: usize) -> (Vec<u8>, Result<(
     let mut out = Vec::new();
     let result = match reader.decrypt_to(&mut out, threads, &mut || Ok(())) {
         Ok(_) => Ok(()),
-        Err(CopyError::Input(e)) => Err(outcome_of_io_error(&e)),
+        Err(CopyError::Input(e)) => Err(Outcome::of_io(&e)),
         Err(e) => panic!("{e}"),
     };
     (out, result)
@@ -669,7 +669,7 @@ fn sequential_decrypt(id: &Identity, file: &[u8]) -> (Vec<u8>, Result<(), Outcom
         match r.read(&mut buf) {
             Ok(0) => return (out, Ok(())),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => return (out, Err(outcome_of_io_error(&e))),
+            Err(e) => return (out, Err(Outcome::of_io(&e))),
         }
     }
 }

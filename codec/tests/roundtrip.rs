@@ -17,7 +17,7 @@ fn decrypt_with(identities: &[Identity], file: &[u8]) -> Result<Vec<u8>, Outcome
     let mut r = d.decrypt(identities).map_err(|e| e.outcome())?;
     let mut out = Vec::new();
     r.read_to_end(&mut out)
-        .map_err(|e| kapsel_codec::outcome_of_io_error(&e))?;
+        .map_err(|e| kapsel_codec::Outcome::of_io(&e))?;
     Ok(out)
 }
 

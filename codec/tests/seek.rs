@@ -17,7 +17,7 @@ use kapsel_codec::hazmat::payload::{PayloadError, PayloadReader, StreamError, CH
 use kapsel_codec::hazmat::payload_error_of;
 use kapsel_codec::hazmat::seek::{SeekablePayload, SeekableReader};
 use kapsel_codec::hazmat::segment::SIGNATURE_LEN;
-use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity, Outcome};
+use kapsel_codec::{Decryptor, Encryptor, Identity, Outcome};
 use serde::Deserialize;
 use sha2::{Digest, Sha512};
 
@@ -200,7 +200,7 @@ fn seek_from_end_fails_on_truncated_or_extended_files() {
         };
         cuts_that_opened += 1;
         let e = r.seek(SeekFrom::End(0)).expect_err("truncation caught");
-        assert_eq!(outcome_of_io_error(&e), Outcome::PayloadFailed, "cut {cut}");
+        assert_eq!(Outcome::of_io(&e), Outcome::PayloadFailed, "cut {cut}");
         assert!(matches!(
             payload_error(&e),
             PayloadError::ChunkAuthFailed { .. }
@@ -223,7 +223,7 @@ fn seek_from_end_fails_on_truncated_or_extended_files() {
         longer.extend(std::iter::repeat_n(0u8, extra));
         if let Ok(mut r) = open(&id, Cursor::new(longer)) {
             let e = r.seek(SeekFrom::End(0)).expect_err("trailing data caught");
-            assert_eq!(outcome_of_io_error(&e), Outcome::PayloadFailed);
+            assert_eq!(Outcome::of_io(&e), Outcome::PayloadFailed);
         }
     }
 }
@@ -313,7 +313,7 @@ fn a_corrupt_chunk_fails_only_the_ranges_that_touch_it() {
     assert_eq!(r.read(&mut buf).unwrap(), 10);
     assert_eq!(buf[..10], pt[2 * CHUNK_SIZE - 10..2 * CHUNK_SIZE]);
     let e = r.read(&mut buf).unwrap_err();
-    assert_eq!(outcome_of_io_error(&e), Outcome::PayloadFailed);
+    assert_eq!(Outcome::of_io(&e), Outcome::PayloadFailed);
     // And reading past it works again.
     r.seek(SeekFrom::Start(3 * c)).unwrap();
     r.read_exact(&mut buf).unwrap();
@@ -394,7 +394,7 @@ fn signed_files_verify_every_segment_a_range_touches() {
     let e = r
         .read_exact_at(5 * CHUNK_SIZE as u64, &mut buf)
         .unwrap_err();
-    assert_eq!(outcome_of_io_error(&e), Outcome::SenderAuthFailed);
+    assert_eq!(Outcome::of_io(&e), Outcome::SenderAuthFailed);
     assert_eq!(r.verified_sender(), None);
 
     // A chunk byte flipped: the segment's signature fails first.
@@ -403,13 +403,13 @@ fn signed_files_verify_every_segment_a_range_touches() {
     bad_chunk[at] ^= 0x01;
     let r = open(&to, Cursor::new(bad_chunk)).unwrap();
     let e = r.read_exact_at(0, &mut buf).unwrap_err();
-    assert_eq!(outcome_of_io_error(&e), Outcome::SenderAuthFailed);
+    assert_eq!(Outcome::of_io(&e), Outcome::SenderAuthFailed);
 
     // Cut into the signature: the final segment's signature fails.
     let cut = file[..file.len() - 1].to_vec();
     let r = open(&to, Cursor::new(cut)).unwrap();
     assert_eq!(
-        outcome_of_io_error(&r.plaintext_len().unwrap_err()),
+        Outcome::of_io(&r.plaintext_len().unwrap_err()),
         Outcome::SenderAuthFailed
     );
     // Too short to hold a final segment at all.

@@ -20,9 +20,7 @@ use kapsel_codec::hazmat::payload::{ChunkCipher, PayloadWriter, CHUNK_SIZE, PAYL
 use kapsel_codec::hazmat::segment::{
     SegmentSigner, FULL_SEGMENT_LEN, SEGMENT_CHUNK_BYTES, SEGMENT_PLAINTEXT, SIGNATURE_LEN,
 };
-use kapsel_codec::{
-    hazmat::HPKE_INFO, outcome_of_io_error, DecryptError, Decryptor, Encryptor, Identity, Outcome,
-};
+use kapsel_codec::{hazmat::HPKE_INFO, DecryptError, Decryptor, Encryptor, Identity, Outcome};
 use kapsel_format::{read, write, Header, P256Point, Sender, Stanza, Suite};
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -54,7 +52,7 @@ fn sequential(identities: &[Identity], file: &[u8]) -> Decoded {
             Err(e) => {
                 // Once failed, it keeps failing.
                 assert!(r.read(&mut buf).is_err());
-                return (released, Err(outcome_of_io_error(&e)));
+                return (released, Err(Outcome::of_io(&e)));
             }
         }
     }
@@ -71,7 +69,7 @@ fn parallel(identities: &[Identity], file: &[u8], threads: usize) -> Decoded {
             assert_eq!(n, released.len() as u64);
             Ok(())
         }
-        Err(CopyError::Input(e)) => Err(outcome_of_io_error(&e)),
+        Err(CopyError::Input(e)) => Err(Outcome::of_io(&e)),
         Err(e) => panic!("{e}"),
     };
     (released, result)
@@ -89,7 +87,7 @@ fn seekable(identities: &[Identity], file: &[u8]) -> Decoded {
         match r.read(&mut buf) {
             Ok(0) => return (released, Ok(())),
             Ok(n) => released.extend_from_slice(&buf[..n]),
-            Err(e) => return (released, Err(outcome_of_io_error(&e))),
+            Err(e) => return (released, Err(Outcome::of_io(&e))),
         }
     }
 }

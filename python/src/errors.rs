@@ -57,7 +57,7 @@ pub fn io_error(py: Python<'_>, e: io::Error) -> PyErr {
     }
     match DecryptError::from_io(e) {
         DecryptError::Io(e) => {
-            let outcome = kapsel_codec::outcome_of_io_error(&e);
+            let outcome = kapsel_codec::Outcome::of_io(&e);
             if outcome == Outcome::Io {
                 PyErr::from(e)
             } else {

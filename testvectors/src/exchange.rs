@@ -23,7 +23,7 @@ use std::path::Path;
 
 use kapsel_codec::exchange::{Challenge, ExchangeError, MessageReader, Receipt};
 use kapsel_codec::hazmat::exchange::{TailWriter, ABORT_MARKER, MAX_FRAME_LEN};
-use kapsel_codec::{outcome_of_io_error, Decryptor, Encryptor, Identity};
+use kapsel_codec::{Decryptor, Encryptor, Identity, Outcome};
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -120,7 +120,7 @@ pub fn receive(
                 Ok(0) => break,
                 Ok(n) => released.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Some(outcome_of_io_error(&e))),
+                Err(e) => return Err(Some(Outcome::of_io(&e))),
             }
         }
         drop(reader);

@@ -8,9 +8,7 @@
 use std::io::{self, BufReader, Read};
 
 use kapsel_codec::ArmoredReader;
-use kapsel_codec::{
-    outcome_of_io_error, Decryptor, HybridIdentity, Identity, Keyring, Outcome, Passphrase,
-};
+use kapsel_codec::{Decryptor, HybridIdentity, Identity, Keyring, Outcome, Passphrase};
 
 use crate::vector::Expect;
 
@@ -113,7 +111,7 @@ pub fn decode_with(
             Ok(0) => return (None, released),
             Ok(n) => released.extend_from_slice(&buf[..n]),
             Err(e) => {
-                let outcome = outcome_of_io_error(&e);
+                let outcome = Outcome::of_io(&e);
                 // SPEC 6.4: it keeps failing, and never reports a clean end.
                 // (The class of the later errors is not checked: after an
                 // error from below the payload layer, an armor or signature
@@ -161,7 +159,7 @@ pub fn decode_parallel_with(
     match plaintext.decrypt_to(&mut released, threads, &mut || Ok(())) {
         Ok(_) => (None, released),
         Err(kapsel_codec::hazmat::parallel::CopyError::Input(e)) => {
-            (Some(outcome_of_io_error(&e)), released)
+            (Some(Outcome::of_io(&e)), released)
         }
         Err(e) => panic!("writing to a Vec failed: {e}"),
     }
