@@ -66,11 +66,10 @@ use zeroize::Zeroizing;
 use crate::aead::TAG_LEN;
 use crate::identity::IdentityError;
 use crate::payload::{
-    open_segment_chunks, ChunkCipher, PayloadError, StreamError, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE,
+    open_signed_segment, ChunkCipher, PayloadError, StreamError, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE,
 };
 use crate::segment::{
-    SegmentSigner, SegmentVerifier, SignatureError, FULL_SEGMENT_LEN, MIN_FINAL_SEGMENT_LEN,
-    SEGMENT_CHUNKS, SIGNATURE_LEN,
+    SegmentSigner, SegmentVerifier, SignatureError, FULL_SEGMENT_LEN, SEGMENT_CHUNKS, SIGNATURE_LEN,
 };
 
 /// Chunks per batch: 128 chunks is 2 MiB of plaintext. Every read and write
@@ -780,18 +779,13 @@ impl OpenJob {
             let start = s * FULL_SEGMENT_LEN;
             let len = (self.len - start).min(FULL_SEGMENT_LEN);
             let is_final = s == full;
-            if is_final && len < MIN_FINAL_SEGMENT_LEN {
-                return Some(Stop::Payload(PayloadError::Truncated));
-            }
-            let (body, signature) = self.buf[start..start + len].split_at_mut(len - SIGNATURE_LEN);
+            let unit = &mut self.buf[start..start + len];
             let index = first_segment + s as u64;
-            if let Err(e) = verifier.verify(index, is_final, body, signature) {
-                return Some(Stop::Signature(e));
-            }
-            pieces.clear();
-            let first_chunk = index * SEGMENT_CHUNKS as u64;
-            if let Err(e) = open_segment_chunks(cipher, first_chunk, body, is_final, &mut pieces) {
-                return Some(Stop::Payload(e));
+            match open_signed_segment(cipher, verifier, index, unit, is_final, &mut pieces) {
+                Ok(()) => {}
+                Err(StreamError::Signature(e)) => return Some(Stop::Signature(e)),
+                Err(StreamError::Payload(e)) => return Some(Stop::Payload(e)),
+                Err(StreamError::Io(_)) => unreachable!("opening in memory does no I/O"),
             }
             self.released
                 .extend(pieces.iter().map(|&(at, n)| (start + at, n)));

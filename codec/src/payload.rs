@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use crate::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
 use crate::segment::{
-    SegmentHasher, SegmentSigner, SegmentVerifier, SignatureError, FULL_SEGMENT_LEN,
+    BodyUnits, SegmentHasher, SegmentSigner, SegmentVerifier, SignatureError, FULL_SEGMENT_LEN,
     MIN_FINAL_SEGMENT_LEN, SEGMENT_CHUNKS, SIGNATURE_LEN,
 };
 pub use kapsel_format::CHUNK_SIZE;
@@ -494,11 +494,7 @@ impl<R: Read> PayloadReader<R> {
         cipher: ChunkCipher,
         verifier: Option<SegmentVerifier>,
     ) -> Self {
-        let unit = if verifier.is_some() {
-            FULL_SEGMENT_LEN
-        } else {
-            ENCRYPTED_CHUNK_SIZE
-        };
+        let unit = BodyUnits::new(verifier.is_some()).ciphertext_unit();
         PayloadReader {
             inner,
             cipher,
@@ -542,14 +538,16 @@ impl<R: Read> PayloadReader<R> {
     fn next_segment(&mut self, verifier: &SegmentVerifier) -> Result<(), StreamError> {
         let n = read_full(&mut self.inner, &mut self.buf)?;
         let is_final = n < FULL_SEGMENT_LEN;
-        if is_final && n < MIN_FINAL_SEGMENT_LEN {
-            return Err(PayloadError::Truncated.into());
-        }
-        let chunk_bytes = n - SIGNATURE_LEN;
         let segment = self.index / SEGMENT_CHUNKS as u64;
-        let (body, signature) = self.buf[..n].split_at_mut(chunk_bytes);
-        verifier.verify(segment, is_final, body, signature)?;
-        open_segment_chunks(&self.cipher, self.index, body, is_final, &mut self.pieces)?;
+        let unit = &mut self.buf[..n];
+        open_signed_segment(
+            &self.cipher,
+            verifier,
+            segment,
+            unit,
+            is_final,
+            &mut self.pieces,
+        )?;
         self.index += self.pieces.len() as u64;
         self.segments_verified += 1;
         if is_final {
@@ -597,21 +595,34 @@ impl<R: Read> PayloadReader<R> {
     }
 }
 
-/// Opens the chunks of one segment's chunk bytes in place, from chunk
-/// `first_index` on, and records their plaintext ranges in `pieces`. A
-/// non-final segment holds exactly [`SEGMENT_CHUNKS`] full chunks; a final
-/// one ends with a short chunk of at least a tag.
-pub(crate) fn open_segment_chunks(
+/// Verifies one signed segment and opens its chunks in place (SPEC.md
+/// section 6.5), the one implementation the sequential, parallel and
+/// seekable readers share. `unit` is segment `segment` as it is in the
+/// file: its chunk bytes, then its signature. The signature is checked
+/// before any chunk is opened. A non-final segment holds exactly
+/// [`SEGMENT_CHUNKS`] full chunks; a final one is at least
+/// [`MIN_FINAL_SEGMENT_LEN`] bytes and ends with a short chunk of at least a
+/// tag. Records each chunk's plaintext range within `unit` in `pieces`
+/// (cleared first); after a failure, only the chunks opened before it.
+pub(crate) fn open_signed_segment(
     cipher: &ChunkCipher,
-    first_index: u64,
-    body: &mut [u8],
+    verifier: &SegmentVerifier,
+    segment: u64,
+    unit: &mut [u8],
     is_final: bool,
     pieces: &mut Vec<(usize, usize)>,
-) -> Result<(), PayloadError> {
+) -> Result<(), StreamError> {
+    pieces.clear();
+    if unit.len() < MIN_FINAL_SEGMENT_LEN || (!is_final && unit.len() != FULL_SEGMENT_LEN) {
+        return Err(PayloadError::Truncated.into());
+    }
+    let (body, signature) = unit.split_at_mut(unit.len() - SIGNATURE_LEN);
+    verifier.verify(segment, is_final, body, signature)?;
     let rem = body.len() % ENCRYPTED_CHUNK_SIZE;
     if is_final && rem < TAG_LEN {
-        return Err(PayloadError::Truncated);
+        return Err(PayloadError::Truncated.into());
     }
+    let first_index = segment * SEGMENT_CHUNKS as u64;
     for (k, chunk) in body.chunks_mut(ENCRYPTED_CHUNK_SIZE).enumerate() {
         let start = k * ENCRYPTED_CHUNK_SIZE;
         let plain = cipher.open(first_index + k as u64, chunk)?.len();

@@ -88,7 +88,7 @@ use crate::aead::{KEY_LEN, TAG_LEN};
 use crate::decrypt::{claimed_sender, ClaimedSender};
 use crate::keys::Recipient;
 use crate::payload::{
-    open_segment_chunks, read_full, read_payload_prefix, ChunkCipher, PayloadError, StreamError,
+    open_signed_segment, read_full, read_payload_prefix, ChunkCipher, PayloadError, StreamError,
     CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, MAX_CHUNKS, PAYLOAD_HEADER_LEN,
 };
 use crate::segment::{
@@ -376,13 +376,13 @@ impl<R: Read + Seek> SeekablePayload<R> {
                 self.cipher.open(index, unit)?.len()
             }
             Some(verifier) => {
-                let (body, signature) = unit.split_at_mut(len - SIGNATURE_LEN);
-                verifier.verify(index, is_final, body, signature)?;
-                self.segments_verified.fetch_add(1, Ordering::Relaxed);
                 let mut pieces = Vec::with_capacity(SEGMENT_CHUNKS);
-                let first_chunk = index * SEGMENT_CHUNKS as u64;
                 let opened =
-                    open_segment_chunks(&self.cipher, first_chunk, body, is_final, &mut pieces);
+                    open_signed_segment(&self.cipher, verifier, index, unit, is_final, &mut pieces);
+                if !matches!(opened, Err(StreamError::Signature(_))) {
+                    self.segments_verified.fetch_add(1, Ordering::Relaxed);
+                }
+                // Chunks opened, and the one that failed to open.
                 self.decrypted.fetch_add(
                     pieces.len() as u64 + u64::from(opened.is_err()),
                     Ordering::Relaxed,
